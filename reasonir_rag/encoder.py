@@ -1,0 +1,408 @@
+"""The ReasonIR encoder: faithful prompts and pooling, fast length-sorted batching.
+
+Faithful to ReasonIR/GritLM: ``BOS + prefix + text`` through a bidirectional Llama; the mean runs over
+the text tokens only (the prefix attends but is not pooled); L2-normalised. The prefix and the text
+are tokenized separately and joined as ids, so the prefix is always the same tokens and truncation
+cuts the text, never the prefix.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from reasonir_rag import _models
+from reasonir_rag._deps import require
+from reasonir_rag.batching import token_budget_batches
+from reasonir_rag.cache import EmbeddingCache, cache_key
+from reasonir_rag.instructions import DEFAULT_INSTRUCTION, DOCUMENT_PREFIX, QUERY_TEMPLATE, resolve_task
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "reasonir/ReasonIR-8B"
+
+
+class InvalidInputError(ValueError, TypeError):
+    """Some inputs cannot be embedded; raised before any model work, naming every bad item."""
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """What defines the embeddings a model produces (the parts that must match between index and query)."""
+
+    name: str
+    preset: str
+    query_template: str  # "" when the model takes no query instruction
+    document_prefix: str
+    default_instruction: str
+    pool_prefix: bool  # True: the mean includes the prefix and special tokens (sentence-transformers)
+    max_length: int
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "reasonir": dict(
+        query_template=QUERY_TEMPLATE,
+        document_prefix=DOCUMENT_PREFIX,
+        default_instruction=DEFAULT_INSTRUCTION,
+        pool_prefix=False,
+        max_length=2048,
+    ),
+    "minilm": dict(query_template="", document_prefix="", default_instruction="", pool_prefix=True, max_length=256),
+}
+
+
+def _is_oom(exc: BaseException) -> bool:
+    torch = require("torch")
+    if isinstance(exc, torch.cuda.OutOfMemoryError):
+        return True
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+
+
+def _validated(texts: Sequence[str] | str | None, what: str) -> list[str]:
+    """The inputs as a list of non-empty strings, or one error naming every bad item."""
+    if texts is None:
+        raise InvalidInputError(f"{what} must be a list of strings, got None")
+    if isinstance(texts, str):
+        texts = [texts]
+    items = list(texts)
+    problems: list[str] = []
+    cleaned: list[str] = []
+    repaired = 0
+    for i, text in enumerate(items):
+        if not isinstance(text, str):
+            problems.append(f"#{i} is {type(text).__name__}, not str")
+        elif not text.strip():
+            problems.append(f"#{i} is empty or whitespace only")
+        else:
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:  # lone surrogates: replaced, as documented
+                text = text.encode("utf-8", "replace").decode("utf-8")
+                repaired += 1
+            cleaned.append(text)
+    if problems:
+        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+        raise InvalidInputError(f"{len(problems)} of {len(items)} {what} cannot be embedded: {shown}")
+    if repaired:
+        logger.warning("%d %s held invalid unicode (lone surrogates); replaced with '?'", repaired, what)
+    return cleaned
+
+
+class ReasonIREncoder:
+    """Embeds queries and documents the way ReasonIR does. Build it with :meth:`from_pretrained`."""
+
+    def __init__(
+        self,
+        backbones: list[_models.Backbone],
+        config: EncoderConfig,
+        *,
+        cache: EmbeddingCache | None = None,
+        batch_size: int = 64,
+        max_tokens_per_batch: int | None = None,
+        show_progress: bool | None = None,
+    ):
+        if not backbones:
+            raise ValueError("at least one loaded backbone is needed")
+        self.config = config
+        self._backbones = backbones
+        self.cache = cache
+        self.batch_size = batch_size
+        on_gpu = str(backbones[0].device).startswith("cuda")
+        self.max_tokens_per_batch = max_tokens_per_batch or (65536 if on_gpu else 8192)
+        self.show_progress = show_progress
+        self._budget_lock = threading.Lock()
+        tok = self.tokenizer
+        with_specials = tok("x", add_special_tokens=True)["input_ids"]
+        plain = tok("x", add_special_tokens=False)["input_ids"]
+        start = next(i for i in range(len(with_specials)) if with_specials[i : i + len(plain)] == plain)
+        self._head = with_specials[:start]  # BOS for Llama, [CLS] for BERT
+        self._tail = with_specials[start + len(plain) :]  # [SEP] for BERT
+        self._prefix_cache: dict[str, list[int]] = {}
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str | None = None,
+        *,
+        preset: str | None = None,
+        device: str | None = None,
+        dtype: Any = None,
+        max_length: int | None = None,
+        trust_remote_code: bool = False,
+        devices: Sequence[str] | None = None,
+        cache: EmbeddingCache | str | None = None,
+        batch_size: int = 64,
+        max_tokens_per_batch: int | None = None,
+        show_progress: bool | None = None,
+        revision: str | None = None,
+        use_safetensors: bool = True,
+    ) -> ReasonIREncoder:
+        """Load ReasonIR-8B (default), any ReasonIR-shaped Llama checkpoint, or the ``minilm`` preset.
+
+        ``devices=["cuda:0", "cuda:1"]`` loads one replica per device and spreads batches over them.
+        ``cache`` (a folder or an :class:`EmbeddingCache`) makes re-encoding unchanged text free.
+        """
+        if preset is None:
+            preset = "minilm" if name_or_path == "minilm" else "reasonir"
+        if preset not in PRESETS:
+            raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+        if preset == "minilm" and name_or_path in (None, "minilm"):
+            folder = _models.minilm_folder()
+            name = "sentence-transformers/all-MiniLM-L6-v2"
+        else:
+            name = name_or_path or DEFAULT_MODEL
+            folder = _models.resolve_local(name, revision=revision, use_safetensors=use_safetensors)
+        targets = list(devices) if devices else [_models.pick_device(device)]
+        backbones = []
+        for target in targets:
+            torch_dtype = _models.pick_dtype(dtype, target)
+            if preset == "minilm":
+                backbones.append(_models.load_bert(folder, device=target, dtype=torch_dtype,
+                                                   use_safetensors=use_safetensors))
+            else:
+                backbones.append(_models.load_llama(folder, device=target, dtype=torch_dtype,
+                                                    trust_remote_code=trust_remote_code,
+                                                    use_safetensors=use_safetensors))
+        settings = dict(PRESETS[preset])
+        if max_length is not None:
+            if max_length < 8:
+                raise ValueError(f"max_length must be >= 8, got {max_length}")
+            settings["max_length"] = max_length
+        config = EncoderConfig(name=name, preset=preset, **settings)
+        if isinstance(cache, str):
+            cache = EmbeddingCache(cache)
+        logger.info("loaded %s (%s) on %s, %d dims", name, preset, ", ".join(targets), backbones[0].dim)
+        return cls(backbones, config, cache=cache, batch_size=batch_size,
+                   max_tokens_per_batch=max_tokens_per_batch, show_progress=show_progress)
+
+    # ------------------------------------------------------------------ facts
+    @property
+    def tokenizer(self) -> Any:
+        return self._backbones[0].tokenizer
+
+    @property
+    def dim(self) -> int:
+        return self._backbones[0].dim
+
+    @property
+    def fingerprint(self) -> dict[str, Any]:
+        """What an index must agree on with the encoder that queries it."""
+        c = self.config
+        return {
+            "model": c.name,
+            "weights": self._backbones[0].weights_id,
+            "dim": self.dim,
+            "query_template": c.query_template,
+            "document_prefix": c.document_prefix,
+            "pooling": "mean-all-tokens" if c.pool_prefix else "mean-text-tokens",
+        }
+
+    @property
+    def _cache_namespace(self) -> str:
+        extra = {"max_length": self.config.max_length, "dtype": str(self._backbones[0].dtype)}
+        return json.dumps({**self.fingerprint, **extra}, sort_keys=True)
+
+    def query_prefix(self, *, instruction: str | None = None, task: str | None = None) -> str:
+        """The exact text placed before a query (empty for models without instructions)."""
+        if instruction is not None and task is not None:
+            raise ValueError("pass instruction= or task=, not both")
+        if task is not None:
+            instruction = resolve_task(task)
+        if not self.config.query_template:
+            return ""
+        return self.config.query_template.format(instruction=instruction or self.config.default_instruction)
+
+    @property
+    def document_prefix(self) -> str:
+        return self.config.document_prefix
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of ``text`` alone (no prefix, no special tokens)."""
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def text_budget(self, prefix: str = "") -> int:
+        """How many text tokens fit after ``prefix`` within ``max_length``."""
+        return self.config.max_length - len(self._head) - len(self._prefix_ids(prefix)) - len(self._tail)
+
+    # ------------------------------------------------------------------ encoding
+    def encode_queries(
+        self, texts: Sequence[str] | str, *, instruction: str | None = None, task: str | None = None,
+        show_progress: bool | None = None,
+    ) -> np.ndarray:
+        """Queries with ReasonIR's instruction prefix; ``task`` picks a BRIGHT task's instruction."""
+        prefix = self.query_prefix(instruction=instruction, task=task)
+        return self.encode(texts, prefix=prefix, show_progress=show_progress, what="queries")
+
+    def encode_documents(self, texts: Sequence[str] | str, *, show_progress: bool | None = None) -> np.ndarray:
+        """Documents with ReasonIR's document prefix."""
+        return self.encode(texts, prefix=self.config.document_prefix, show_progress=show_progress,
+                           what="documents")
+
+    def encode(
+        self, texts: Sequence[str] | str, *, prefix: str, show_progress: bool | None = None,
+        what: str = "texts",
+    ) -> np.ndarray:
+        """Embed ``prefix + text`` for each text: float32 ``(n, dim)``, L2-normalised, input order kept."""
+        items = _validated(texts, what)
+        out = np.zeros((len(items), self.dim), dtype=np.float32)
+        if not items:
+            return out
+        unique = list(dict.fromkeys(items))
+        position = {text: i for i, text in enumerate(unique)}
+        vectors = np.zeros((len(unique), self.dim), dtype=np.float32)
+        todo = list(range(len(unique)))
+        keys: list[str] = []
+        if self.cache is not None:
+            namespace = self._cache_namespace
+            keys = [cache_key(namespace, prefix, t) for t in unique]
+            hits = self.cache.get_many(keys)
+            for i, key in enumerate(keys):
+                if key in hits:
+                    vectors[i] = hits[key]
+            todo = [i for i, key in enumerate(keys) if key not in hits]
+            if hits:
+                logger.info("embedding cache: %d of %d %s already encoded", len(unique) - len(todo),
+                            len(unique), what)
+        if todo:
+            computed = self._encode_uncached([unique[i] for i in todo], prefix, show_progress, what)
+            vectors[todo] = computed
+            if self.cache is not None:
+                self.cache.put_many({keys[i]: computed[j] for j, i in enumerate(todo)})
+        for i, text in enumerate(items):
+            out[i] = vectors[position[text]]
+        return out
+
+    # ------------------------------------------------------------------ internals
+    def _prefix_ids(self, prefix: str) -> list[int]:
+        if prefix not in self._prefix_cache:
+            self._prefix_cache[prefix] = (
+                self.tokenizer(prefix, add_special_tokens=False)["input_ids"] if prefix else []
+            )
+        return self._prefix_cache[prefix]
+
+    def _rows(self, texts: list[str], prefix: str, what: str) -> tuple[list[list[int]], list[tuple[int, int]]]:
+        prefix_ids = self._prefix_ids(prefix)
+        budget = self.text_budget(prefix)
+        if budget < 1:
+            raise ValueError(f"the prefix alone takes {len(prefix_ids)} tokens; max_length "
+                             f"{self.config.max_length} leaves no room for text")
+        head = self._head + prefix_ids
+        text_ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
+        rows, ranges, cut = [], [], 0
+        for ids in text_ids:
+            if len(ids) > budget:
+                cut += 1
+                ids = ids[:budget]
+            row = head + ids + self._tail
+            rows.append(row)
+            ranges.append((0 if self.config.pool_prefix else len(head), len(row)))
+        if cut:
+            logger.warning("truncated %d of %d distinct %s to %d text tokens (max_length=%d)", cut, len(texts), what,
+                           budget, self.config.max_length)
+        return rows, ranges
+
+    def _encode_uncached(self, texts: list[str], prefix: str, show_progress: bool | None, what: str) -> np.ndarray:
+        rows, ranges = self._rows(texts, prefix, what)
+        batches = token_budget_batches([len(r) for r in rows], self.max_tokens_per_batch, self.batch_size)
+        out = np.zeros((len(rows), self.dim), dtype=np.float32)
+        show = show_progress if show_progress is not None else self.show_progress
+        if show is None:
+            show = len(rows) >= 512
+        tqdm = require("tqdm").tqdm
+        with tqdm(total=len(rows), desc=f"encoding {what}", unit=what[:3], disable=not show) as bar:
+            for batch, emb in self._run_all(batches, rows, ranges):
+                out[batch] = emb.numpy()
+                bar.update(len(batch))
+        return out
+
+    def _run_all(self, batches: list[list[int]], rows, ranges) -> Iterator[tuple[list[int], Any]]:
+        if len(self._backbones) == 1:
+            for batch in batches:
+                yield from self._run_with_backoff(self._backbones[0], batch, rows, ranges)
+            return
+        # Several devices: one worker thread per replica pulls batches from a shared queue.
+        work: queue.Queue = queue.Queue()
+        for batch in batches:
+            work.put(batch)
+        results: queue.Queue = queue.Queue()
+
+        def worker(backbone: _models.Backbone) -> None:
+            try:
+                while True:
+                    try:
+                        batch = work.get_nowait()
+                    except queue.Empty:
+                        return
+                    for item in self._run_with_backoff(backbone, batch, rows, ranges):
+                        results.put(item)
+            except BaseException as exc:  # surfaced in the caller's thread
+                results.put(exc)
+            finally:
+                results.put(None)
+
+        threads = [threading.Thread(target=worker, args=(b,), daemon=True) for b in self._backbones]
+        for t in threads:
+            t.start()
+        finished = 0
+        while finished < len(threads):
+            item = results.get()
+            if item is None:
+                finished += 1
+            elif isinstance(item, BaseException):
+                raise item
+            else:
+                yield item
+
+    def _run_with_backoff(self, backbone, batch, rows, ranges) -> Iterator[tuple[list[int], Any]]:
+        """Run a batch; on out-of-memory halve the token budget and retry smaller batches, dropping nothing."""
+        pending = [batch]
+        while pending:
+            current = pending.pop()
+            longest = max(len(rows[i]) for i in current)
+            if len(current) > 1 and len(current) * longest > self.max_tokens_per_batch:
+                pending.extend(reversed(self._split(current, rows)))
+                continue
+            try:
+                emb = _models.embed_batch(backbone, [rows[i] for i in current], [ranges[i] for i in current])
+            except Exception as exc:
+                if not _is_oom(exc):
+                    raise
+                if len(current) == 1:
+                    raise MemoryError(
+                        f"out of memory on one input of {len(rows[current[0]])} tokens on {backbone.device}; "
+                        "lower max_length or use a device with more memory"
+                    ) from exc
+                with self._budget_lock:
+                    self.max_tokens_per_batch = max(1, min(self.max_tokens_per_batch,
+                                                           len(current) * longest) // 2)
+                logger.warning("out of memory on %s with %d inputs; token budget now %d, retrying",
+                               backbone.device, len(current), self.max_tokens_per_batch)
+                torch = require("torch")
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+                pending.extend(reversed(self._split(current, rows)))
+                continue
+            yield current, emb
+
+    def _split(self, batch: list[int], rows) -> list[list[int]]:
+        parts = token_budget_batches([len(rows[i]) for i in batch], self.max_tokens_per_batch, self.batch_size)
+        if len(parts) == 1:  # budget still admits it whole: halve by count
+            half = len(batch) // 2
+            return [batch[:half], batch[half:]]
+        return [[batch[j] for j in part] for part in parts]
+
+    def __repr__(self) -> str:
+        c = self.config
+        devices = ", ".join(str(b.device) for b in self._backbones)
+        return f"ReasonIREncoder({c.name!r}, preset={c.preset!r}, dim={self.dim}, devices=[{devices}])"
+
+    def describe(self) -> dict[str, Any]:
+        return {**asdict(self.config), "dim": self.dim}

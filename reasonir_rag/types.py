@@ -1,0 +1,25 @@
+"""Plain result types shared by the core and the framework integrations."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Document:
+    """A text to index, with a stable id and source metadata."""
+
+    id: str
+    text: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ScoredDocument:
+    """A retrieved (or reranked) document; ``score`` is higher-is-better (cosine for retrieval)."""
+
+    id: str
+    text: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+    score: float = 0.0
