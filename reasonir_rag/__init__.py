@@ -30,7 +30,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from reasonir_rag.instructions import bright_instruction
     from reasonir_rag.store import ChromaStore, EncoderMismatchError
 
-__all__ = ["Document", "ScoredDocument", "__version__", *_LAZY]
+__all__ = [  # noqa: RUF022 - grouped by layer
+    "Document", "ScoredDocument", "__version__",
+    "ReasonIREncoder", "EncoderConfig", "EmbeddingCache", "ChromaStore", "EncoderMismatchError",
+    "chunk_text", "bright_instruction",
+]
 
 
 def __getattr__(name: str) -> Any:

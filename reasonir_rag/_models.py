@@ -174,7 +174,7 @@ def embed_batch(backbone: Backbone, rows: list[list[int]], pool_ranges: list[tup
     ids = torch.full((len(rows), longest), pad, dtype=torch.long)
     attention = torch.zeros((len(rows), longest), dtype=torch.long)
     pool = torch.zeros((len(rows), longest), dtype=torch.float32)
-    for r, (row, (start, end)) in enumerate(zip(rows, pool_ranges)):
+    for r, (row, (start, end)) in enumerate(zip(rows, pool_ranges, strict=True)):
         ids[r, : len(row)] = torch.tensor(row, dtype=torch.long)
         attention[r, : len(row)] = 1
         pool[r, start:end] = 1.0

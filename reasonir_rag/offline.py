@@ -89,7 +89,9 @@ def build_tiny_reasonir(out: str | Path, *, seed: int = 0, layout: str = "model"
     config = transformers.LlamaConfig(
         vocab_size=128256, hidden_size=hidden_size, intermediate_size=2 * hidden_size,
         num_hidden_layers=num_layers, num_attention_heads=4, num_key_value_heads=2,
-        max_position_embeddings=8192, rope_theta=500000.0, rms_norm_eps=1e-5,
+        max_position_embeddings=131072, rms_norm_eps=1e-5,
+        rope_parameters={"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0, "low_freq_factor": 1.0,
+                         "high_freq_factor": 4.0, "original_max_position_embeddings": 8192},  # Llama-3.1's
         bos_token_id=128000, eos_token_id=128009, pad_token_id=128004, tie_word_embeddings=False)
     model = transformers.LlamaModel(config).eval()
     with torch.no_grad():  # random init leaves some weights tiny; spread them for a livelier test model

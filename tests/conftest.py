@@ -1,0 +1,76 @@
+"""Shared fixtures: offline models built once per session (real tokenizers, tiny or small real weights)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import pytest
+
+# Nothing may reach a model hub; sockets are limited to loopback by pytest-socket (pyproject addopts).
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("REASONIR_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.fail(f"the shared data folder {SHARED_DATA} is missing (set REASONIR_SHARED_DATA)")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def offline_cache(tmp_path_factory) -> Path:
+    """Where converted offline models live; reused across runs when REASONIR_OFFLINE_CACHE is set."""
+    env = os.environ.get("REASONIR_OFFLINE_CACHE")
+    return Path(env) if env else tmp_path_factory.mktemp("offline-models")
+
+
+@pytest.fixture(scope="session")
+def tiny_reasonir_dir(tmp_path_factory) -> Path:
+    """A tiny random ReasonIR-shaped Llama (2 layers, 64 dims) with the real Llama-3.1 tokenizer."""
+    from reasonir_rag.offline import build_tiny_reasonir
+
+    return build_tiny_reasonir(tmp_path_factory.mktemp("tiny-reasonir"))
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder(tiny_reasonir_dir):
+    from reasonir_rag import ReasonIREncoder
+
+    return ReasonIREncoder.from_pretrained(str(tiny_reasonir_dir), device="cpu")
+
+
+@pytest.fixture(scope="session")
+def minilm_encoder():
+    from reasonir_rag import ReasonIREncoder
+
+    return ReasonIREncoder.from_pretrained(preset="minilm", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen_dir(tmp_path_factory) -> Path:
+    """A tiny random Qwen2 causal LM with the real Qwen2.5 tokenizer."""
+    from reasonir_rag.offline import build_tiny_qwen
+
+    return build_tiny_qwen(tmp_path_factory.mktemp("tiny-qwen"))
+
+
+@pytest.fixture(scope="session")
+def smollm2_dir(offline_cache) -> Path:
+    """SmolLM2-135M-Instruct (real weights) as an HF folder."""
+    from reasonir_rag.offline import smollm2_folder
+
+    return smollm2_folder(offline_cache)
+
+
+@pytest.fixture(autouse=True)
+def _quiet_http_logs():
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    yield
