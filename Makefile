@@ -9,7 +9,7 @@ PIP_QUIET := --quiet --disable-pip-version-check
 PROFILE ?= offline
 PYTEST_ARGS ?=
 
-.PHONY: venv demo test lint bench clean
+.PHONY: venv vllm-venv demo test lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,10 +26,16 @@ $(VENV)/.installed: pyproject.toml Makefile | $(BIN)/python
 
 venv: $(VENV)/.installed
 
+# vLLM for CPU in its own venv: the real OpenAI-compatible server the LLM tests talk to.
+vllm-venv: .venv-vllm/.installed
+
+.venv-vllm/.installed: scripts/setup_vllm.sh
+	bash scripts/setup_vllm.sh
+
 demo: venv
 	$(BIN)/reasonir-rag demo --profile $(PROFILE)
 
-test: venv
+test: venv vllm-venv
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -41,4 +47,4 @@ bench: venv
 	$(BIN)/python benchmarks/encode.py
 
 clean:
-	rm -rf $(VENV) .demo .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-vllm .demo .pytest_cache .ruff_cache

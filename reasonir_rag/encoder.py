@@ -8,6 +8,7 @@ cuts the text, never the prefix.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import queue
@@ -280,6 +281,15 @@ class ReasonIREncoder:
             out[i] = vectors[position[text]]
         return out
 
+    async def aencode_queries(self, texts: Sequence[str] | str, *, instruction: str | None = None,
+                              task: str | None = None) -> np.ndarray:
+        """:meth:`encode_queries` in a worker thread, so an event loop keeps serving while the model runs."""
+        return await asyncio.to_thread(self.encode_queries, texts, instruction=instruction, task=task)
+
+    async def aencode_documents(self, texts: Sequence[str] | str) -> np.ndarray:
+        """:meth:`encode_documents` in a worker thread."""
+        return await asyncio.to_thread(self.encode_documents, texts)
+
     # ------------------------------------------------------------------ internals
     def _prefix_ids(self, prefix: str) -> list[int]:
         if prefix not in self._prefix_cache:
@@ -406,3 +416,20 @@ class ReasonIREncoder:
 
     def describe(self) -> dict[str, Any]:
         return {**asdict(self.config), "dim": self.dim}
+
+
+_SHARED: dict[str, ReasonIREncoder] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_encoder(name_or_path: str | None = None, **kwargs: Any) -> ReasonIREncoder:
+    """One loaded encoder per distinct set of arguments in this process.
+
+    Framework adapters call this so that several embedding objects (or an unpickled copy) reuse the same
+    weights instead of loading 16 GB again.
+    """
+    key = json.dumps({"name_or_path": name_or_path, **kwargs}, sort_keys=True, default=str)
+    with _SHARED_LOCK:
+        if key not in _SHARED:
+            _SHARED[key] = ReasonIREncoder.from_pretrained(name_or_path, **kwargs)
+        return _SHARED[key]

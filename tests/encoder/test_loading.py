@@ -154,3 +154,23 @@ def test_import_is_light():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             env={**os.environ, "PYTHONPATH": os.getcwd()})
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_shared_encoder_loads_once_per_argument_set(tiny_reasonir_dir):
+    from reasonir_rag.encoder import shared_encoder
+
+    a = shared_encoder(str(tiny_reasonir_dir), device="cpu")
+    assert shared_encoder(str(tiny_reasonir_dir), device="cpu") is a
+    assert shared_encoder(str(tiny_reasonir_dir), device="cpu", max_length=64) is not a
+
+
+def test_async_encoding_matches_sync(tiny_encoder):
+    import asyncio
+
+    async def both():
+        return await asyncio.gather(tiny_encoder.aencode_queries(TEXTS, task="biology"),
+                                    tiny_encoder.aencode_documents(TEXTS))
+
+    queries, docs = asyncio.run(both())
+    np.testing.assert_allclose(queries, tiny_encoder.encode_queries(TEXTS, task="biology"), atol=1e-6)
+    np.testing.assert_allclose(docs, tiny_encoder.encode_documents(TEXTS), atol=1e-6)
