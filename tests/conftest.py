@@ -74,3 +74,21 @@ def smollm2_dir(offline_cache) -> Path:
 def _quiet_http_logs():
     logging.getLogger("httpx").setLevel(logging.WARNING)
     yield
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests that talk to the vLLM server run last, together: the server starts once, late, and its engine
+    does not compete for the 2 cores while the other tests run."""
+    items.sort(key=lambda item: "vllm_server" in getattr(item, "fixturenames", ()))
+
+
+@pytest.fixture(scope="session")
+def vllm_server(smollm2_dir, tmp_path_factory):
+    """A real vLLM OpenAI-compatible server serving SmolLM2 on 127.0.0.1: ``.base_url`` (…/v1) and ``.model``."""
+    from tests.servers import ServerFailed, vllm_cpu_server
+
+    try:
+        with vllm_cpu_server(smollm2_dir, tmp_path_factory.mktemp("vllm") / "server.log") as served:
+            yield served
+    except ServerFailed as exc:
+        pytest.fail(str(exc))

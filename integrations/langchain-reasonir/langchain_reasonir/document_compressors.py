@@ -1,0 +1,116 @@
+"""ReasonIR's LLM reranker as a LangChain ``BaseDocumentCompressor`` (for ``ContextualCompressionRetriever``).
+
+Prompts, scoring, truncation, the tie-break with the retriever score and the failure policy are the core
+:class:`~reasonir_rag.reranker.QwenReranker`'s; this class maps LangChain documents in and out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from langchain_core.callbacks import Callbacks
+from langchain_core.documents import BaseDocumentCompressor, Document
+from pydantic import ConfigDict, Field, field_validator
+from reasonir_rag.reranker import QwenReranker
+from reasonir_rag.types import Document as CoreDocument
+from reasonir_rag.types import ScoredDocument
+
+logger = logging.getLogger(__name__)
+
+RETRIEVAL_SCORE_KEY = "score"
+"""Metadata key holding the retriever's score (cosine), written by ReasonIRRetriever and read here."""
+RELEVANCE_SCORE_KEY = "relevance_score"
+"""Metadata key of the final reranker score (LangChain's convention for rerankers)."""
+
+
+class ReasonIRReranker(BaseDocumentCompressor):
+    """Rerank documents with ReasonIR's pointwise LLM reranker and keep the ``top_n`` best.
+
+    Returns copies whose metadata gains ``relevance_score`` (the final score: ``alpha * rerank/5 +
+    (1 - alpha) * retrieval score``), ``rerank_score`` (0-5) and ``retrieval_score``; the input's
+    ``metadata["score"]`` (set by :class:`~langchain_reasonir.ReasonIRRetriever`) is the retrieval score and
+    stays in place. Documents without a numeric ``metadata["score"]`` (e.g. from another vector store) take a
+    retrieval score of 0, so the LLM's score alone orders them.
+
+    ``reranker`` is a :class:`~reasonir_rag.reranker.QwenReranker`, an LLM backend, or a model spec for one.
+
+    Example:
+        .. code-block:: python
+
+            from langchain_classic.retrievers import ContextualCompressionRetriever
+            from langchain_reasonir import ReasonIRReranker
+
+            compressor = ReasonIRReranker(reranker="Qwen/Qwen2.5-7B-Instruct", top_n=5)
+            retriever = ContextualCompressionRetriever(base_compressor=compressor, base_retriever=base)
+    """
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    reranker: Any
+    """The core :class:`~reasonir_rag.reranker.QwenReranker`."""
+    top_n: int | None = Field(default=3, ge=1, strict=True)
+    """How many documents to keep (None: all, reordered)."""
+    task: str | None = None
+    """BRIGHT task whose reranking prompt to use (None: the reranker's own)."""
+
+    @field_validator("reranker", mode="before")
+    @classmethod
+    def _core_reranker(cls, value: Any) -> Any:
+        if isinstance(value, ReasonIRReranker):
+            return value.reranker
+        if callable(getattr(value, "rerank", None)):
+            return value
+        if isinstance(value, str) or callable(getattr(value, "next_token_logprobs", None)):
+            return QwenReranker(value)
+        raise TypeError(f"reranker must be a reasonir_rag QwenReranker, an LLM backend or a model spec, "
+                        f"got {type(value).__name__}")
+
+    def compress_documents(self, documents: Sequence[Document], query: str,
+                           callbacks: Callbacks | None = None) -> Sequence[Document]:
+        """The ``top_n`` most relevant documents, best first (copies with the scores in their metadata)."""
+        return self.rerank(documents, query, top_n=self.top_n)
+
+    async def acompress_documents(self, documents: Sequence[Document], query: str,
+                                  callbacks: Callbacks | None = None) -> Sequence[Document]:
+        return await asyncio.to_thread(self.rerank, documents, query, top_n=self.top_n)
+
+    def rerank(self, documents: Sequence[Document], query: str, *, top_n: int | None = None,
+               task: str | None = None) -> list[Document]:
+        """Rerank with an explicit ``top_n`` (None: keep all); ``task`` overrides the instance's."""
+        items: Any = documents  # None or a single string: the core names the problem
+        originals: list[Document | None] = []
+        if documents is not None and not isinstance(documents, (str, bytes)):
+            items = []
+            for i, doc in enumerate(documents):
+                original, item = _to_core(i, doc)
+                originals.append(original)
+                items.append(item)
+        ranked = self.reranker.rerank(query, items, top_n=top_n, task=task if task is not None else self.task)
+        out = []
+        for hit in ranked:
+            original = originals[int(hit.id)]
+            metadata = {**hit.metadata, RELEVANCE_SCORE_KEY: hit.score}
+            out.append(original.model_copy(update={"metadata": metadata}))  # type: ignore[union-attr]
+        return out
+
+
+def _to_core(i: int, doc: Any) -> tuple[Document | None, Any]:
+    """(the LangChain document to copy into the result, the core document with the input position as id)."""
+    if isinstance(doc, Document):
+        score = doc.metadata.get(RETRIEVAL_SCORE_KEY, 0.0)
+        if isinstance(score, bool) or not isinstance(score, (int, float)):  # NaN goes on: the core names it
+            if RETRIEVAL_SCORE_KEY in doc.metadata:
+                logger.debug("document #%d has a non-numeric metadata[%r]; its retrieval score is taken as 0",
+                             i, RETRIEVAL_SCORE_KEY)
+            score = 0.0
+        return doc, ScoredDocument(str(i), doc.page_content, dict(doc.metadata), float(score))
+    if isinstance(doc, str):
+        return Document(page_content=doc), ScoredDocument(str(i), doc, {}, 0.0)
+    if isinstance(doc, (CoreDocument, ScoredDocument)) and isinstance(doc.text, str):
+        score = doc.score if isinstance(doc, ScoredDocument) else 0.0
+        return (Document(id=doc.id, page_content=doc.text),
+                ScoredDocument(str(i), doc.text, dict(doc.metadata), score))
+    return None, doc  # not a document: the core names it (with every other bad item) before any LLM work

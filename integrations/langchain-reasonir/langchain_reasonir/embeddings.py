@@ -1,0 +1,145 @@
+"""ReasonIR embeddings as a LangChain ``Embeddings``: documents and queries get their own prefixes.
+
+Everything model-related (prompts, pooling, batching, truncation, input checks) is the core
+:class:`~reasonir_rag.encoder.ReasonIREncoder`'s; this class only translates numpy rows into lists of floats.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from typing import Any
+
+from langchain_core.embeddings import Embeddings
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from reasonir_rag.encoder import InvalidInputError, shared_encoder
+
+logger = logging.getLogger(__name__)
+
+_ENCODER_METHODS = ("encode_queries", "encode_documents", "aencode_queries", "aencode_documents", "query_prefix")
+
+
+class ReasonIREmbeddings(BaseModel, Embeddings):
+    """Embed with ReasonIR: ``embed_documents`` uses the document prefix, ``embed_query`` the query prefix
+    with an instruction (``task=`` picks a BRIGHT task's own instruction, which ReasonIR needs for its numbers).
+
+    Pass an already loaded ``encoder``, or let the class load one from ``model_name`` / ``preset`` / ``device``
+    / ``model_kwargs``; loaded encoders are shared per process (:func:`reasonir_rag.encoder.shared_encoder`), so
+    several instances, and unpickled copies, reuse the same weights.
+
+    Example:
+        .. code-block:: python
+
+            from langchain_chroma import Chroma
+            from langchain_reasonir import ReasonIREmbeddings
+
+            embeddings = ReasonIREmbeddings(preset="minilm")  # default: reasonir/ReasonIR-8B
+            store = Chroma("docs", embedding_function=embeddings)
+    """
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=(), arbitrary_types_allowed=True)
+
+    encoder: Any = Field(default=None, repr=False, exclude=True)
+    """A loaded :class:`~reasonir_rag.encoder.ReasonIREncoder` (or any object with its encode methods)."""
+    model_name: str | None = None
+    """Hub id or local folder; None: ReasonIR-8B (or all-MiniLM-L6-v2 with ``preset="minilm"``)."""
+    preset: str | None = None
+    """``"reasonir"`` or ``"minilm"`` (see ``ReasonIREncoder.from_pretrained``)."""
+    device: str | None = None
+    model_kwargs: dict[str, Any] = Field(default_factory=dict)
+    """More ``ReasonIREncoder.from_pretrained`` arguments (``dtype``, ``max_length``, ``batch_size``, ``cache``...)."""
+    encode_kwargs: dict[str, Any] = Field(default_factory=dict)
+    """Arguments for every encode call (``show_progress``); checked against the core's signature."""
+    query_instruction: str | None = None
+    """Default instruction for queries (None: the encoder's default)."""
+    task: str | None = None
+    """Default BRIGHT task for queries (e.g. ``"biology"``, ``"aops"``, ``"biology:long"``)."""
+
+    _loaded_here: bool = PrivateAttr(default=False)
+
+    @model_validator(mode="after")
+    def _load_encoder(self) -> ReasonIREmbeddings:
+        if self.encoder is not None:
+            if self.model_name is not None or self.preset is not None or self.device is not None or self.model_kwargs:
+                raise ValueError("pass either encoder= or model_name=/preset=/device=/model_kwargs=, not both")
+            missing = [m for m in _ENCODER_METHODS if not callable(getattr(self.encoder, m, None))]
+            if missing:
+                raise TypeError(f"encoder must be a ReasonIREncoder; {type(self.encoder).__name__} lacks "
+                                f"{', '.join(missing)}")
+        else:
+            self.encoder = self._shared()
+            self._loaded_here = True
+        for method in ("encode_queries", "encode_documents"):
+            allowed = set(inspect.signature(getattr(self.encoder, method)).parameters) - {"texts", "instruction",
+                                                                                          "task"}
+            unknown = sorted(set(self.encode_kwargs) - allowed)
+            if unknown:
+                raise ValueError(f"encode_kwargs {unknown} are not accepted by {method}(); it takes "
+                                 f"{sorted(allowed) or 'none'} (loading and batching settings such as batch_size "
+                                 "go in model_kwargs)")
+        # an unknown task, or task with instruction, fails now rather than at the first query
+        self.encoder.query_prefix(instruction=self.query_instruction, task=self.task)
+        return self
+
+    def _shared(self) -> Any:
+        return shared_encoder(self.model_name, preset=self.preset, device=self.device, **self.model_kwargs)
+
+    # ------------------------------------------------------------------ LangChain Embeddings
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        """Document vectors (document prefix), in input order."""
+        return self.encoder.encode_documents(_as_list(texts), **self.encode_kwargs).tolist()
+
+    def embed_query(self, text: str, *, task: str | None = None, instruction: str | None = None) -> list[float]:
+        """One query vector (query prefix); ``task`` / ``instruction`` override the instance's defaults."""
+        return self.encoder.encode_queries([_one(text)], **self._query_kwargs(task, instruction))[0].tolist()
+
+    async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
+        """:meth:`embed_documents` in a worker thread: the event loop keeps serving while the model runs."""
+        texts = _as_list(texts)
+        if self.encode_kwargs:  # the core's async helpers take no extra arguments
+            return (await asyncio.to_thread(self.encoder.encode_documents, texts, **self.encode_kwargs)).tolist()
+        return (await self.encoder.aencode_documents(texts)).tolist()
+
+    async def aembed_query(self, text: str, *, task: str | None = None,
+                           instruction: str | None = None) -> list[float]:
+        """:meth:`embed_query` in a worker thread."""
+        kwargs = self._query_kwargs(task, instruction)
+        if self.encode_kwargs:
+            return (await asyncio.to_thread(self.encoder.encode_queries, [_one(text)], **kwargs,
+                                     **self.encode_kwargs))[0].tolist()
+        return (await self.encoder.aencode_queries([_one(text)], **kwargs))[0].tolist()
+
+    def _query_kwargs(self, task: str | None, instruction: str | None) -> dict[str, Any]:
+        if task is None and instruction is None:
+            task, instruction = self.task, self.query_instruction
+        return {"task": task, "instruction": instruction}
+
+    # ------------------------------------------------------------------ pickling
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle the settings, not the weights: the copy reloads them through ``shared_encoder``."""
+        if not self._loaded_here:
+            raise TypeError("a ReasonIREmbeddings built from an encoder object cannot be pickled (the weights would "
+                            "be copied); build it with model_name=/preset=/device= instead")
+        state = super().__getstate__()
+        state["__dict__"] = {**state["__dict__"], "encoder": None}
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self.encoder = self._shared()
+        self._loaded_here = True
+
+
+def _one(text: Any) -> str:
+    if not isinstance(text, str):
+        raise InvalidInputError(f"embed_query takes one string, got {type(text).__name__}"
+                                + ("; use embed_documents for a list" if isinstance(text, (list, tuple)) else ""))
+    return text
+
+
+def _as_list(texts: Any) -> Any:
+    if isinstance(texts, str):
+        raise InvalidInputError("embed_documents takes a list of strings, got one str; use embed_query for a query "
+                                "or wrap it in a list")
+    return texts

@@ -1,0 +1,117 @@
+"""The core query rewriter as a LangChain Runnable (``str -> str``), composable as ``rewriter | retriever``.
+
+The prompt, the LLM call, the token budget, caching and the failure policy are the core
+:class:`~reasonir_rag.rewriter.QueryRewriter`'s; this class adds callbacks, batching through the core's single
+batched call, and async.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig, RunnableSerializable
+from pydantic import ConfigDict, field_validator
+from reasonir_rag.encoder import InvalidInputError
+from reasonir_rag.rewriter import QueryRewriter
+
+logger = logging.getLogger(__name__)
+
+
+class ReasonIRQueryRewriter(RunnableSerializable[str, str]):
+    """Rewrite a question into ReasonIR's long reasoning query (or a HyDE passage) before retrieval.
+
+    ``rewriter`` is a :class:`~reasonir_rag.rewriter.QueryRewriter`, or an LLM backend from
+    :mod:`reasonir_rag.llm` (then one is built with ReasonIR's defaults).
+
+    Example:
+        .. code-block:: python
+
+            from reasonir_rag.llm import OpenAICompatibleLLM
+            from langchain_reasonir import ReasonIRQueryRewriter, ReasonIRRetriever
+
+            rewriter = ReasonIRQueryRewriter(rewriter=OpenAICompatibleLLM("qwen", base_url="http://127.0.0.1:8000/v1"))
+            chain = rewriter | ReasonIRRetriever(store=store, k=5)
+
+    A HyDE rewriter (``style="hyde"``) writes a passage that wants the DOCUMENT prefix: give it to
+    ``ReasonIRRetriever(rewriter=...)``, which encodes it accordingly, rather than piping it into a retriever.
+    """
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    rewriter: Any
+    """The core :class:`~reasonir_rag.rewriter.QueryRewriter`."""
+
+    @field_validator("rewriter", mode="before")
+    @classmethod
+    def _core_rewriter(cls, value: Any) -> Any:
+        if isinstance(value, ReasonIRQueryRewriter):
+            return value.rewriter
+        if callable(getattr(value, "rewrite_queries", None)):
+            return value
+        if callable(getattr(value, "generate", None)):  # an LLM backend
+            return QueryRewriter(value)
+        raise TypeError(f"rewriter must be a reasonir_rag QueryRewriter or LLM backend, got {type(value).__name__}")
+
+    @property
+    def prefix_kind(self) -> str:
+        """``"query"`` (ReasonIR style: encode with the query prefix) or ``"document"`` (HyDE)."""
+        return str(self.rewriter.prefix_kind)
+
+    # ------------------------------------------------------------------ Runnable
+    def invoke(self, input: str, config: RunnableConfig | None = None, **kwargs: Any) -> str:
+        return self._call_with_config(self._rewrite, input, config, run_type="chain")
+
+    async def ainvoke(self, input: str, config: RunnableConfig | None = None, **kwargs: Any) -> str:
+        return await self._acall_with_config(self._arewrite, input, config, run_type="chain")
+
+    def batch(self, inputs: list[str], config: RunnableConfig | list[RunnableConfig] | None = None, *,
+              return_exceptions: bool = False, **kwargs: Any) -> list[str]:
+        """All inputs in one batched core call (one run per input in the callbacks)."""
+        def run(items: list[str]) -> list[Any]:
+            return self._rewrite_many(items, return_exceptions)
+
+        return self._batch_with_config(run, list(inputs), config, return_exceptions=return_exceptions,
+                                       run_type="chain")
+
+    async def abatch(self, inputs: list[str], config: RunnableConfig | list[RunnableConfig] | None = None, *,
+                     return_exceptions: bool = False, **kwargs: Any) -> list[str]:
+        async def run(items: list[str]) -> list[Any]:
+            return await asyncio.to_thread(self._rewrite_many, items, return_exceptions)
+
+        return await self._abatch_with_config(run, list(inputs), config, return_exceptions=return_exceptions,
+                                              run_type="chain")
+
+    # ------------------------------------------------------------------ internals
+    def _rewrite(self, query: str) -> str:
+        return self.rewriter.rewrite_query(query).text
+
+    async def _arewrite(self, query: str) -> str:
+        return await asyncio.to_thread(self._rewrite, query)
+
+    def _rewrite_many(self, queries: list[str], return_exceptions: bool) -> list[Any]:
+        """One core call for the batch; with ``return_exceptions`` a bad input fails alone, not the batch."""
+        try:
+            return [r.text for r in self.rewriter.rewrite_queries(queries)]
+        except InvalidInputError:
+            if not return_exceptions:
+                raise
+        suspect = {i for i, q in enumerate(queries) if not isinstance(q, str) or not q.strip()}
+        out: list[Any] = [None] * len(queries)
+        for i in suspect:  # the core names what is wrong (and checks before any LLM work)
+            try:
+                out[i] = self.rewriter.rewrite_query(queries[i]).text
+            except InvalidInputError as exc:
+                out[i] = exc
+        rest = [i for i in range(len(queries)) if i not in suspect]
+        if rest:
+            texts = [r.text for r in self.rewriter.rewrite_queries([queries[i] for i in rest])]
+            for i, text in zip(rest, texts, strict=True):
+                out[i] = text
+        logger.warning("rewriting: %d of %d inputs were invalid and returned as exceptions",
+                       sum(isinstance(o, Exception) for o in out), len(queries))
+        return out
+
+    def __repr__(self) -> str:
+        return f"ReasonIRQueryRewriter({self.rewriter!r})"

@@ -1,0 +1,229 @@
+"""Token-aware chunking with exact character offsets, so every chunk points back into its source.
+
+Chunks are windows of ``chunk_tokens`` tokens; consecutive windows share ``overlap`` tokens. A window
+ends at a token start (or the end of the text) and the next begins at a token start, so the chunks
+cover the whole text and ``text[chunk.start:chunk.end] == chunk.text`` always holds. Within the last
+~20% of a window the cut moves back to a paragraph, sentence or word boundary when one is there.
+
+Tokens come from the encoder's HF fast tokenizer when given (its offset mapping), else from tiktoken
+``cl100k_base`` read offline from llama-index-core's bundled cache, else from a regex word splitter
+(the documented fallback, logged once).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from reasonir_rag.types import Document
+
+logger = logging.getLogger(__name__)
+
+Spans = list[tuple[int, int]]
+_WORDS = re.compile(r"\w+|[^\w\s]")
+_CLOSERS = "\"'”’)]"
+_warned_regex = False
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A piece of a text: ``text == source[start:end]``; ``index`` counts chunks from 0."""
+
+    text: str
+    start: int
+    end: int
+    index: int
+
+
+def regex_spans(text: str) -> Spans:
+    """Words and single punctuation marks: the fallback when no real tokenizer is available."""
+    return [m.span() for m in _WORDS.finditer(text)]
+
+
+def _tiktoken_cache_dir() -> Path | None:
+    """llama-index-core ships cl100k_base; find it without importing llama_index.core (slow)."""
+    try:
+        spec = importlib.util.find_spec("llama_index.core")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        folder = Path(location) / "_static" / "tiktoken_cache"
+        if folder.is_dir():
+            return folder
+    return None
+
+
+@lru_cache(maxsize=4)
+def tiktoken_encoding(name: str = "cl100k_base") -> Any:
+    """A tiktoken encoding loaded offline (``TIKTOKEN_CACHE_DIR`` points at llama-index-core's copy)."""
+    try:
+        import tiktoken
+    except ImportError as exc:
+        raise ImportError("tiktoken is not installed: pip install tiktoken") from exc
+    folder = _tiktoken_cache_dir()
+    if folder is None or os.environ.get("TIKTOKEN_CACHE_DIR"):
+        return tiktoken.get_encoding(name)
+    os.environ["TIKTOKEN_CACHE_DIR"] = str(folder)
+    try:
+        return tiktoken.get_encoding(name)
+    finally:
+        os.environ.pop("TIKTOKEN_CACHE_DIR", None)
+
+
+def _tiktoken_spans(encoding: Any) -> Callable[[str], Spans]:
+    def spans(text: str) -> Spans:
+        tokens = encoding.encode_ordinary(text)
+        _, starts = encoding.decode_with_offsets(tokens)
+        ends = [*starts[1:], len(text)]
+        return list(zip(starts, ends, strict=True))
+
+    return spans
+
+
+def _hf_spans(tokenizer: Any) -> Callable[[str], Spans]:
+    if not getattr(tokenizer, "is_fast", False):
+        raise ValueError(
+            f"chunking needs a fast (Rust) HF tokenizer for character offsets; got {type(tokenizer).__name__}"
+        )
+
+    def spans(text: str) -> Spans:
+        encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+        return [(int(s), int(e)) for s, e in encoded["offset_mapping"]]
+
+    return spans
+
+
+def default_spans() -> Callable[[str], Spans]:
+    """tiktoken cl100k_base when it loads offline, else the regex splitter (logged once)."""
+    global _warned_regex
+    try:
+        return _tiktoken_spans(tiktoken_encoding("cl100k_base"))
+    except Exception as exc:  # any failure to load (missing package, no cached file offline)
+        if not _warned_regex:
+            logger.warning(
+                "tiktoken cl100k_base is unavailable (%s); chunking counts regex words instead "
+                "(install llama-index-core for its offline copy, or pass the encoder's tokenizer)",
+                exc,
+            )
+            _warned_regex = True
+        return regex_spans
+
+
+def token_spans_for(tokenizer: Any = None) -> Callable[[str], Spans]:
+    """Turn ``tokenizer`` into a function ``text -> [(char_start, char_end), ...]`` per token.
+
+    Accepts None (default), an HF fast tokenizer, a tiktoken ``Encoding``, a tiktoken encoding name such
+    as ``"cl100k_base"``, ``"regex"`` (force the fallback) or such a function itself.
+    """
+    if tokenizer is None:
+        return default_spans()
+    if isinstance(tokenizer, str):
+        return regex_spans if tokenizer == "regex" else _tiktoken_spans(tiktoken_encoding(tokenizer))
+    if hasattr(tokenizer, "encode_ordinary") and hasattr(tokenizer, "decode_with_offsets"):
+        return _tiktoken_spans(tokenizer)
+    if hasattr(tokenizer, "backend_tokenizer") or hasattr(tokenizer, "is_fast"):
+        return _hf_spans(tokenizer)
+    if callable(tokenizer):
+        return tokenizer
+    raise TypeError(
+        f"unsupported tokenizer {type(tokenizer).__name__}: pass an HF fast tokenizer, a tiktoken "
+        "Encoding, an encoding name, 'regex' or a function text -> token spans"
+    )
+
+
+def _boundary_rank(text: str, cut: int) -> int:
+    """How good a place char ``cut`` is to end a chunk: 3 paragraph, 2 sentence/line, 1 word, 0 mid-word."""
+    left, right = text[max(0, cut - 8) : cut], text[cut : cut + 8]
+    core = left.rstrip()
+    gap = left[len(core) :] + right[: len(right) - len(right.lstrip())]
+    if not gap:
+        return 0
+    if gap.count("\n") >= 2:
+        return 3
+    if "\n" in gap or core.rstrip(_CLOSERS).endswith((".", "!", "?")):
+        return 2
+    return 1
+
+
+def chunk_text(text: str, *, tokenizer: Any = None, chunk_tokens: int = 512, overlap: int = 64) -> list[Chunk]:
+    """Split ``text`` into overlapping token windows with exact character offsets.
+
+    Guarantees: chunks cover the whole text (the first starts at 0, the last ends at ``len(text)``, each
+    starts at or before the previous one's end); consecutive chunks share at most ``overlap`` tokens;
+    ``text[c.start:c.end] == c.text``. Empty or whitespace-only text gives ``[]``.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"chunk_text needs a str, got {type(text).__name__}")
+    if isinstance(chunk_tokens, bool) or not isinstance(chunk_tokens, int) or chunk_tokens < 1:
+        raise ValueError(f"chunk_tokens must be an int >= 1, got {chunk_tokens!r}")
+    if isinstance(overlap, bool) or not isinstance(overlap, int) or not 0 <= overlap < chunk_tokens:
+        raise ValueError(f"overlap must be an int with 0 <= overlap < chunk_tokens ({chunk_tokens}), got {overlap!r}")
+    if not text.strip():
+        return []
+    spans = token_spans_for(tokenizer)(text)
+    n = len(spans)
+    if n <= chunk_tokens:
+        return [Chunk(text, 0, len(text), 0)]
+    starts: list[int] = []
+    low = 0
+    for start, _ in spans:  # monotone, so a cut never moves backwards (byte-level BPE can repeat offsets)
+        low = max(low, min(start, len(text)))
+        starts.append(low)
+    slack = max(1, chunk_tokens // 5)
+    chunks: list[Chunk] = []
+    first = 0
+    while True:
+        last = min(first + chunk_tokens, n)  # window = tokens [first, last)
+        if last < n:
+            best, best_rank = last, _boundary_rank(text, starts[last])
+            for cut in range(last - 1, max(first + overlap + 1, last - slack) - 1, -1):
+                rank = _boundary_rank(text, starts[cut])
+                if rank > best_rank:
+                    best, best_rank = cut, rank
+                    if rank == 3:
+                        break
+            last = best
+        c_start = 0 if not chunks else starts[first]
+        c_end = len(text) if last >= n else starts[last]
+        if c_end > c_start:
+            chunks.append(Chunk(text[c_start:c_end], c_start, c_end, len(chunks)))
+        if last >= n:
+            return chunks
+        first = last - overlap
+
+
+def chunk_documents(
+    docs: Iterable[Document], *, tokenizer: Any = None, chunk_tokens: int = 512, overlap: int = 64
+) -> list[Document]:
+    """Chunk each document; chunk ``i`` of ``doc`` is ``Document(f"{doc.id}#{i}", ...)`` with the source
+    metadata plus ``source_id``, ``chunk_index``, ``char_start`` and ``char_end``."""
+    spans = token_spans_for(tokenizer)
+    out: list[Document] = []
+    empty: list[str] = []
+    for doc in docs:
+        if not isinstance(doc, Document):
+            raise TypeError(f"chunk_documents needs Document objects, got {type(doc).__name__}")
+        if not isinstance(doc.text, str) or not doc.text.strip():
+            empty.append(doc.id)
+            continue
+        for chunk in chunk_text(doc.text, tokenizer=spans, chunk_tokens=chunk_tokens, overlap=overlap):
+            meta = {
+                **doc.metadata,
+                "source_id": doc.id,
+                "chunk_index": chunk.index,
+                "char_start": chunk.start,
+                "char_end": chunk.end,
+            }
+            out.append(Document(f"{doc.id}#{chunk.index}", chunk.text, meta))
+    if empty:
+        logger.warning("skipped %d empty document(s) while chunking: %s", len(empty), ", ".join(empty[:10]))
+    return out

@@ -1,0 +1,352 @@
+"""reasonir-rag: index documents, search them, run the offline demo.
+
+Results go to stdout, logs to stderr (``-v`` for more). Expected failures (a missing collection or path,
+an encoder that does not match the index, bad input) print one line on stderr and exit with code 2;
+``-v`` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import textwrap
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from reasonir_rag import llm_cli
+
+logger = logging.getLogger("reasonir_rag.cli")
+
+MINILM_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+_KEY_FIELDS = ("title", "book", "chapter", "section", "source", "source_id")
+_INDEX_GROUP = 2048  # documents read per add(): bounded memory, and a killed run resumes at most this far back
+
+
+# ---------------------------------------------------------------------- shared helpers
+def _add_store_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--collection", required=True, help="Chroma collection name (3-512 chars of [a-zA-Z0-9._-])")
+    where = p.add_argument_group(
+        "where the index lives (default: embedded folder $REASONIR_CHROMA_PATH or ./reasonir-chroma)"
+    )
+    where.add_argument("--path", help="embedded Chroma folder")
+    where.add_argument("--host", help="Chroma server host (token from $CHROMA_AUTH_TOKEN)")
+    where.add_argument("--port", type=int, help="Chroma server port")
+    where.add_argument("--ssl", action="store_true", help="use https for the Chroma server")
+
+
+def _add_encoder_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--encoder",
+        default=None,
+        help="reasonir | minilm | a model id or folder (default: the encoder recorded in an existing "
+        "collection, else reasonir)",
+    )
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+    p.add_argument("--cache", default=None, help="embedding cache folder: re-encoding unchanged text is free")
+
+
+def _client_args(args: argparse.Namespace) -> dict[str, Any]:
+    if args.host is None and args.port is None:
+        return {"path": args.path}
+    if args.path is not None:
+        raise ValueError("give either --path (embedded) or --host/--port (server), not both")
+    return {"host": args.host, "port": args.port, "ssl": args.ssl}
+
+
+def _encoder_name(args: argparse.Namespace, *, must_exist: bool) -> str:
+    """The --encoder value, else the one recorded in the collection, else reasonir."""
+    from reasonir_rag.store import CollectionNotFoundError, stored_fingerprint
+
+    if args.encoder:
+        return args.encoder
+    try:
+        fingerprint = stored_fingerprint(args.collection, **_client_args(args))
+    except CollectionNotFoundError:
+        if must_exist:
+            raise
+        return "reasonir"
+    if not fingerprint:
+        return "reasonir"
+    model = str(fingerprint.get("model", "reasonir"))
+    name = "minilm" if model == MINILM_NAME else model
+    logger.info("using the encoder recorded in collection %r: %s", args.collection, name)
+    return name
+
+
+def _load_encoder(name: str, args: argparse.Namespace) -> Any:
+    from reasonir_rag.encoder import ReasonIREncoder
+
+    kwargs: dict[str, Any] = {"device": args.device, "cache": args.cache}
+    if getattr(args, "no_progress", False):
+        kwargs["show_progress"] = False
+    if name in ("reasonir", "minilm"):
+        return ReasonIREncoder.from_pretrained(preset=name, **kwargs)
+    return ReasonIREncoder.from_pretrained(name, **kwargs)
+
+
+def _check_local_path(args: argparse.Namespace) -> None:
+    """Searching must not create an empty database as a side effect of a typo."""
+    import os
+
+    if args.host is None and args.port is None:
+        path = Path(args.path or os.environ.get("REASONIR_CHROMA_PATH", "./reasonir-chroma")).expanduser()
+        if not path.is_dir():
+            raise FileNotFoundError(f"no Chroma database at {path} (index documents first, or pass --path)")
+
+
+def _key_metadata(meta: dict[str, Any]) -> str:
+    shown = [str(meta[k]) for k in _KEY_FIELDS if meta.get(k) not in (None, "")]
+    return " · ".join(shown[:3])
+
+
+def _snippet(text: str, width: int = 240) -> str:
+    return textwrap.shorten(" ".join(text.split()), width=width, placeholder=" …")
+
+
+# ---------------------------------------------------------------------- index
+def _batches(docs: Iterator[Any], size: int) -> Iterator[list[Any]]:
+    batch: list[Any] = []
+    for doc in docs:
+        batch.append(doc)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from reasonir_rag.chunking import chunk_documents
+    from reasonir_rag.loaders import LoadReport, load_documents
+    from reasonir_rag.store import ChromaStore
+
+    if (args.chunk_tokens is not None and args.chunk_tokens < 0) or args.chunk_overlap < 0:
+        raise ValueError("--chunk-tokens and --chunk-overlap must be >= 0")
+    report = LoadReport()
+    docs = load_documents(args.paths, text_field=args.text_field, id_field=args.id_field, report=report)
+    encoder = _load_encoder(_encoder_name(args, must_exist=False), args)
+    store = ChromaStore(args.collection, encoder=encoder, show_progress=False, **_client_args(args))
+    chunk_tokens, overlap = args.chunk_tokens, args.chunk_overlap
+    budget = encoder.text_budget(encoder.document_prefix)
+    if chunk_tokens is None:  # the default: 512, or what the encoder embeds when that is less (MiniLM: 254)
+        chunk_tokens = min(512, budget)
+    if chunk_tokens:
+        if chunk_tokens > budget:
+            logger.warning(
+                "--chunk-tokens %d exceeds what the encoder embeds (%d tokens); using %d", chunk_tokens, budget, budget
+            )
+            chunk_tokens = budget
+        if overlap >= chunk_tokens:
+            overlap = chunk_tokens // 8
+            logger.warning("--chunk-overlap must be below --chunk-tokens; using %d", overlap)
+    totals = {"chunks": 0, "added": 0, "unchanged": 0, "metadata_updated": 0, "invalid": 0}
+    from tqdm import tqdm
+
+    start = time.perf_counter()
+    with tqdm(desc=f"indexing into {args.collection}", unit="doc", disable=args.no_progress, file=sys.stderr) as bar:
+        for group in _batches(docs, _INDEX_GROUP):
+            pieces = (
+                chunk_documents(group, tokenizer=encoder.tokenizer, chunk_tokens=chunk_tokens, overlap=overlap)
+                if chunk_tokens
+                else group
+            )
+            store.add(pieces, show_progress=False)
+            stats = store.last_add
+            totals["chunks"] += len(pieces)
+            for key in ("added", "unchanged", "metadata_updated", "invalid"):
+                totals[key] += getattr(stats, key)
+            bar.update(len(group))
+    elapsed = time.perf_counter() - start
+    print(f"documents read:    {report.records} from {report.files} file(s)")
+    print(
+        f"bad records:       {report.bad_records}"
+        + (f" (first: {report.skipped[0][0]}: {report.skipped[0][1]})" if report.skipped else "")
+    )
+    print(f"chunks:            {totals['chunks']}" + ("" if chunk_tokens else " (chunking off)"))
+    print(f"added:             {totals['added']}")
+    print(
+        f"skipped unchanged: {totals['unchanged']}"
+        + (f" (+{totals['metadata_updated']} metadata-only updates)" if totals["metadata_updated"] else "")
+    )
+    print(f"skipped empty:     {totals['invalid']}")
+    print(f"collection:        {args.collection} ({store.count()} records) in {elapsed:.1f} s")
+    return 0
+
+
+# ---------------------------------------------------------------------- search
+def cmd_search(args: argparse.Namespace) -> int:
+    from reasonir_rag.store import ChromaStore
+
+    if args.k < 1:
+        raise ValueError(f"-k must be >= 1, got {args.k}")
+    if not args.query.strip():
+        raise ValueError("the question is empty")
+    _check_local_path(args)
+    encoder = _load_encoder(_encoder_name(args, must_exist=True), args)
+    store = ChromaStore(args.collection, encoder=encoder, create=False, **_client_args(args))
+    hits = store.search(args.query, k=args.k, task=args.task, instruction=args.instruction)
+    if args.json:  # one JSON line per query: what `reasonir-rag rerank` reads
+        results = [{"id": h.id, "score": h.score, "text": h.text, "metadata": h.metadata} for h in hits]
+        print(
+            json.dumps(
+                {"query": args.query, "collection": args.collection, "k": args.k, "results": results},
+                ensure_ascii=False,
+            )
+        )
+        return 0
+    if not hits:
+        print("no results (the collection is empty)")
+    for rank, hit in enumerate(hits, start=1):
+        meta = _key_metadata(hit.metadata)
+        print(f"{rank:>2}. {hit.score:.4f}  {hit.id}" + (f"  [{meta}]" if meta else ""))
+        print(f"    {_snippet(hit.text)}")
+    return 0
+
+
+# ---------------------------------------------------------------------- demo
+def cmd_demo(args: argparse.Namespace) -> int:
+    from reasonir_rag.demo import ATTRIBUTION, QUESTIONS, run_demo
+
+    encoder_log = logging.getLogger("reasonir_rag.encoder")
+    level = encoder_log.level
+    if not args.verbose:  # truncating passages to --max-length is the demo's documented choice, printed below
+        encoder_log.setLevel(logging.ERROR)
+    start = time.perf_counter()
+    try:
+        result = run_demo(
+            args.profile,
+            data_dir=args.data,
+            out_dir=args.out,
+            k=args.k,
+            device=args.device,
+            questions=args.question or QUESTIONS,
+            max_length=args.max_length,
+            show_progress=False if args.no_progress else None,
+        )
+    finally:
+        encoder_log.setLevel(level)
+    total = time.perf_counter() - start
+    add = result.add
+    print(f"reasonir-rag demo, profile {args.profile}")
+    print(f"encoder:    {result.encoder} (MiniLM, 384-d) as an offline stand-in for {result.stand_in_for}")
+    print(f"            passages embedded up to {result.max_length} tokens (longer ones truncated)")
+    print(f"passages:   {result.load.records} from {result.data_dir} ({result.load.bad_records} bad records)")
+    print(
+        f"index:      collection {result.collection} in {result.chroma_path}: {result.count} records; "
+        f"{add.added} encoded now, {add.unchanged} unchanged (reused)"
+    )
+    timings = ", ".join(f"{name} {secs:.1f} s" for name, secs in result.seconds.items())
+    print(f"time:       {total:.1f} s ({timings})")
+    for question, hits in result.answers:
+        print()
+        print(f"Q: {question}")
+        for rank, hit in enumerate(hits, start=1):
+            meta = hit.metadata
+            where = " › ".join(str(meta[k]) for k in ("book", "section") if meta.get(k))
+            print(f"  {rank}. {hit.score:.3f}  {where}  ({hit.id})")
+            print(f"     {_snippet(hit.text, 200)}")
+    print()
+    print(ATTRIBUTION)
+    return 0
+
+
+# ---------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    verbose_help = "more logging on stderr (-vv for debug); tracebacks on errors"
+    parser = argparse.ArgumentParser(prog="reasonir-rag", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="count", default=0, help=verbose_help)
+    common = argparse.ArgumentParser(add_help=False)  # -v after the subcommand too, without resetting it
+    common.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS, help=verbose_help)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("index", parents=[common], help="index .jsonl/.jsonl.gz/.txt/.md files or folders")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    _add_store_args(p)
+    _add_encoder_args(p)
+    p.add_argument(
+        "--chunk-tokens",
+        type=int,
+        default=None,
+        help="tokens per chunk, 0: no chunking (default 512, or less if the encoder embeds less)",
+    )
+    p.add_argument("--chunk-overlap", type=int, default=64, help="tokens shared by consecutive chunks (default 64)")
+    p.add_argument("--text-field", default="text", help="JSONL field with the text (default: text)")
+    p.add_argument("--id-field", default=None, help="JSONL field with the id (default: id or _id)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("search", parents=[common], help="search a collection")
+    p.add_argument("query", help="the question")
+    _add_store_args(p)
+    _add_encoder_args(p)
+    p.add_argument("--task", default=None, help="BRIGHT task whose instruction to use (e.g. biology, aops:long)")
+    p.add_argument("--instruction", default=None, help="a custom query instruction")
+    p.add_argument("-k", type=int, default=10, help="how many results (default 10)")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="one JSON line: {query, collection, k, results: [{id, score, text, metadata}]}",
+    )
+    p.set_defaults(func=cmd_search, no_progress=True)
+
+    p = sub.add_parser("demo", parents=[common], help="index OpenStax passages and answer sample questions")
+    p.add_argument(
+        "--profile", default="offline", choices=["offline"], help="offline: MiniLM stand-in for ReasonIR-8B on CPU"
+    )
+    p.add_argument("--data", default=None, help="folder of OpenStax *.jsonl (default: $REASONIR_DATA/openstax)")
+    p.add_argument("--out", default=".demo", help="where the demo index lives (default: .demo)")
+    p.add_argument("--question", action="append", help="ask this instead of the sample questions (repeatable)")
+    p.add_argument("-k", type=int, default=3, help="passages per question (default 3)")
+    p.add_argument("--device", default=None, help="default: cpu")
+    p.add_argument(
+        "--max-length",
+        type=int,
+        default=128,
+        help="tokens embedded per passage (default 128, MiniLM's training length; 256 = whole passages, slower)",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_demo)
+
+    # ------------------------------------------------------------------ more subcommands
+    # `rewrite` and `rerank` live in reasonir_rag/llm_cli.py; register(sub) adds subparsers that
+    # set_defaults(func=handler), handler(args) -> exit code. Further command modules register here too.
+    llm_cli.register(sub)
+    return parser
+
+
+def _setup_logging(verbose: int) -> dict[str, int]:
+    """Logs go to stderr; returns the logger levels it changed, so that main() can put them back."""
+    level = logging.WARNING if verbose <= 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(stream=sys.stderr, level=level, format="%(levelname)s %(name)s: %(message)s")
+    wanted = {"reasonir_rag": level, **{name: max(level, logging.WARNING) for name in ("httpx", "chromadb", "urllib3")}}
+    saved = {name: logging.getLogger(name).level for name in wanted}
+    for name, value in wanted.items():
+        logging.getLogger(name).setLevel(value)
+    return saved
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    saved = _setup_logging(args.verbose)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("reasonir-rag: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, TypeError, LookupError, OSError, ImportError) as exc:
+        if args.verbose:
+            logger.exception("%s failed", args.command)
+        print(f"reasonir-rag {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    finally:  # main() may run inside a host program (or a test session): leave its logging as it was
+        for name, value in saved.items():
+            logging.getLogger(name).setLevel(value)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,169 @@
+"""`reasonir-rag eval mmlu|gpqa|retrieval`: the evaluator from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger("reasonir_rag.cli")
+
+
+def register(subparsers: Any) -> None:
+    from reasonir_rag import cli as main_cli
+    from reasonir_rag.eval.runner import ALL_CONDITIONS
+
+    parser = subparsers.add_parser("eval", help="measure RAG gains (mmlu, gpqa) or retrieval quality")
+    kinds = parser.add_subparsers(dest="benchmark", required=True)
+    for name in ("mmlu", "gpqa"):
+        p = kinds.add_parser(name, help=f"{name.upper()}: closed-book against RAG variants on one reader")
+        main_cli._add_store_args(p)
+        main_cli._add_encoder_args(p)
+        p.add_argument("--data", help="MMLU folder or hub id (default cais/mmlu from the hub); GPQA dataset.zip"
+                       if name == "mmlu" else "the official GPQA dataset.zip", required=name == "gpqa")
+        if name == "gpqa":
+            p.add_argument("--subset", default="diamond", choices=["main", "diamond", "extended"])
+        else:
+            p.add_argument("--split", default="test")
+        p.add_argument("--retriever", default="dense", choices=["dense", "bm25"],
+                       help="dense: the collection's encoder; bm25: bm25s over the collection's documents")
+        p.add_argument("--reader", required=True, help="openai:MODEL (with --base-url) or hf:PATH_OR_ID")
+        p.add_argument("--rewriter", help="LLM spec for the query rewriter (default: the reader)")
+        p.add_argument("--reranker", help="LLM spec for the reranker (default: the reader)")
+        p.add_argument("--base-url", help="OpenAI-compatible server URL (else $OPENAI_BASE_URL)")
+        p.add_argument("--conditions", default=",".join(ALL_CONDITIONS),
+                       help=f"comma-separated, from {', '.join(ALL_CONDITIONS)}")
+        p.add_argument("--subjects", help="comma-separated subjects (MMLU) or domains (GPQA)")
+        p.add_argument("--sample", type=int, help="questions overall (seeded)")
+        p.add_argument("--per-subject", type=int, help="questions per subject (seeded)")
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--top-k", type=int, help="passages shown to the reader (default MMLU 3, GPQA 5)")
+        p.add_argument("--candidates", type=int, default=100, help="retrieved for the reranker")
+        p.add_argument("--task", help="BRIGHT task instruction for the retriever's queries")
+        p.add_argument("--max-tokens", type=int, help="reader's generation budget")
+        p.add_argument("--rewrite-tokens", type=int, default=512, help="rewriter's generation budget")
+        p.add_argument("--temperature", type=float, help="reader temperature (default: ReasonIR's)")
+        p.add_argument("--concurrency", type=int, default=4, help="reader prompts in flight")
+        p.add_argument("--out", default="eval-out", help="folder for the report and the journal")
+        p.add_argument("--journal", help="resumable journal file (default OUT/journal.sqlite)")
+        p.add_argument("--no-progress", action="store_true")
+        p.set_defaults(func=cmd_eval_reader)
+    p = kinds.add_parser("retrieval", help="nDCG@10, recall@10/100 and MRR on a BEIR or BRIGHT collection")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--beir", help="BEIR folder (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv)")
+    source.add_argument("--bright", help="BRIGHT folder (needs --task)")
+    p.add_argument("--split", default="test")
+    p.add_argument("--task", help="BRIGHT task (its instruction is applied); with --beir, whose instruction to use")
+    p.add_argument("--instruction", help="query instruction for --beir (default: the encoder's generic one)")
+    p.add_argument("--long-documents", action="store_true", help="BRIGHT's long-document setting")
+    p.add_argument("--reasoning", help="BRIGHT reasoning queries, e.g. gpt4")
+    p.add_argument("--retriever", default="dense", choices=["dense", "bm25"])
+    p.add_argument("--encoder", default="reasonir", help="reasonir | minilm | a model id or folder")
+    p.add_argument("--device", default=None)
+    p.add_argument("--cache", default=None, help="embedding cache folder")
+    p.add_argument("--queries", type=int, help="evaluate a seeded sample of this many queries")
+    p.add_argument("--other-docs", type=int, default=None, help="with --queries: non-relevant docs kept")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="print the scores as JSON")
+    p.set_defaults(func=cmd_eval_retrieval)
+
+
+def _llm(spec: str | None, fallback: Any, args: argparse.Namespace) -> Any:
+    from reasonir_rag.llm import load_llm
+
+    if spec is None:
+        return fallback
+    return load_llm(spec, base_url=args.base_url, device=args.device)
+
+
+def _retriever(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
+    """The dense ChromaStore (or BM25 over its documents) and the corpus fingerprint for the run record."""
+    from reasonir_rag import cli as main_cli
+    from reasonir_rag.eval.report import corpus_fingerprint
+    from reasonir_rag.store import ChromaStore
+
+    encoder = main_cli._load_encoder(main_cli._encoder_name(args, must_exist=True), args)
+    store = ChromaStore(args.collection, encoder=encoder, **main_cli._client_args(args))
+    documents = list(store.iter_documents())
+    corpus = {"collection": args.collection, **corpus_fingerprint(documents)}
+    if args.retriever == "bm25":
+        from reasonir_rag.eval.bm25 import BM25Retriever
+
+        return BM25Retriever(documents), corpus
+    return store, corpus
+
+
+def cmd_eval_reader(args: argparse.Namespace) -> int:
+    from reasonir_rag.eval.datasets import load_gpqa, load_mmlu
+    from reasonir_rag.eval.journal import Journal
+    from reasonir_rag.eval.report import render_markdown
+    from reasonir_rag.eval.runner import CLOSED_BOOK, CONDITIONS, EvalSettings, RAGEvaluator
+    from reasonir_rag.reranker import QwenReranker
+    from reasonir_rag.rewriter import QueryRewriter
+
+    conditions = tuple(c.strip() for c in args.conditions.split(",") if c.strip())
+    subjects = [s.strip() for s in args.subjects.split(",")] if args.subjects else None
+    select = {"subjects": subjects, "sample": args.sample, "per_subject": args.per_subject, "seed": args.seed}
+    if args.benchmark == "gpqa":
+        dataset = load_gpqa(args.data, args.subset, **select)
+    else:
+        dataset = load_mmlu(args.data, split=args.split, **select)
+    settings = EvalSettings(conditions=conditions, top_k=args.top_k, candidates=args.candidates, task=args.task,
+                            max_tokens=args.max_tokens, temperature=args.temperature, seed=args.seed,
+                            concurrency=args.concurrency, show_progress=not args.no_progress)
+    reader = _llm(args.reader, None, args)
+    retriever, corpus = (None, None)
+    if any(c != CLOSED_BOOK for c in conditions):
+        retriever, corpus = _retriever(args)
+    rewriter = reranker = None
+    if any(CONDITIONS.get(c, (False, False))[0] for c in conditions):
+        encoder = getattr(retriever, "encoder", None)
+        rewriter = QueryRewriter(_llm(args.rewriter, reader, args), max_tokens=args.rewrite_tokens,
+                                 encoder=encoder, task=args.task)
+    if any(CONDITIONS.get(c, (False, False))[1] for c in conditions):
+        reranker = QwenReranker(_llm(args.reranker, reader, args), task=args.task)
+    out = Path(args.out)
+    journal = Journal(args.journal or out / "journal.sqlite")
+    evaluator = RAGEvaluator(reader=reader, journal=journal, retriever=retriever, rewriter=rewriter,
+                             reranker=reranker, settings=settings)
+    report = evaluator.report(dataset, args.benchmark, corpus=corpus, out_dir=out)
+    print(render_markdown(report))
+    print(f"\nreport: {', '.join(report['files'].values())}")
+    return 0
+
+
+def cmd_eval_retrieval(args: argparse.Namespace) -> int:
+    from reasonir_rag.encoder import ReasonIREncoder
+    from reasonir_rag.eval.ir_data import load_beir, load_bright, subsample
+    from reasonir_rag.eval.retrieval import evaluate_retrieval
+
+    if args.bright and not args.task:
+        raise ValueError("--bright needs --task (one of BRIGHT's 12 tasks)")
+    collection = (load_beir(args.beir, args.split) if args.beir else
+                  load_bright(args.bright, args.task, long_documents=args.long_documents, reasoning=args.reasoning))
+    if args.queries:
+        collection = subsample(collection, n_queries=args.queries, n_other_docs=args.other_docs or 1000,
+                               seed=args.seed)
+    if args.retriever == "bm25":
+        from reasonir_rag.eval.bm25 import BM25Retriever
+
+        retriever: Any = BM25Retriever(list(collection.corpus.values()))
+    else:
+        name = None if args.encoder == "reasonir" else args.encoder
+        retriever = ReasonIREncoder.from_pretrained(name, device=args.device, cache=args.cache)
+    instruction = args.instruction
+    if args.beir and args.task and instruction is None:
+        from reasonir_rag.instructions import resolve_task
+
+        instruction = resolve_task(args.task)
+    result = evaluate_retrieval(collection, retriever, instruction=instruction)
+    scores = result.scores
+    if args.json:
+        print(json.dumps({"collection": collection.describe(), "metrics": scores.mean}, indent=2))
+    else:
+        print(f"{collection.name}: {len(scores.per_query)} queries")
+        for metric, value in scores.mean.items():
+            print(f"  {metric:<14}{value:.4f}")
+    return 0

@@ -1,0 +1,291 @@
+"""The RAG evaluation runner: closed-book against RAG variants, on one reader, resumable.
+
+Each condition is a pipeline over the same questions: optional rewrite -> retrieval -> optional rerank
+-> reader. Every stage's result goes to the :class:`~reasonir_rag.eval.journal.Journal` as it arrives,
+keyed by what determines it, so a killed run resumes without repeating or losing a recorded call, and
+stages shared by several conditions (the retrieval of the plain question, say) run once. Each journal
+entry keeps the tokens and seconds it cost, so the report's cost columns stay right after a resume.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from reasonir_rag._deps import require
+from reasonir_rag.eval.datasets import Dataset, Question
+from reasonir_rag.eval.extract import extract_choice
+from reasonir_rag.eval.journal import Journal
+from reasonir_rag.eval.prompts import build_messages, prompt_hash, spec_for
+from reasonir_rag.eval.report import ConditionResult, QuestionOutcome, build_report, run_record
+from reasonir_rag.llm.base import LLMError
+from reasonir_rag.types import ScoredDocument
+
+logger = logging.getLogger(__name__)
+
+# condition name -> (rewrite, rerank); every condition but closed-book retrieves
+CONDITIONS: dict[str, tuple[bool, bool]] = {
+    "rag": (False, False),
+    "rag+rewrite": (True, False),
+    "rag+rerank": (False, True),
+    "rag+rewrite+rerank": (True, True),
+}
+CLOSED_BOOK = "closed-book"
+ALL_CONDITIONS = (CLOSED_BOOK, *CONDITIONS)
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """What a run varies besides its models. ``None`` takes the dataset prompt's own default."""
+
+    conditions: tuple[str, ...] = ALL_CONDITIONS
+    top_k: int | None = None  # passages shown to the reader (MMLU 3, GPQA 5)
+    candidates: int = 100  # retrieved for the reranker to choose from
+    task: str | None = None  # BRIGHT task instruction for the retriever's queries
+    instruction: str | None = None
+    max_tokens: int | None = None  # reader's generation budget
+    temperature: float | None = None
+    seed: int = 0
+    concurrency: int = 4  # reader prompts in flight at once (one journal commit each as they return)
+    max_passage_tokens: int | None = None
+    show_progress: bool = True
+
+    def __post_init__(self) -> None:
+        unknown = [c for c in self.conditions if c not in ALL_CONDITIONS]
+        if unknown or not self.conditions:
+            raise ValueError(f"unknown conditions {unknown}; choose from {list(ALL_CONDITIONS)}")
+        if self.candidates < 1 or self.concurrency < 1 or (self.top_k is not None and self.top_k < 1):
+            raise ValueError("candidates, concurrency and top_k must be >= 1")
+
+
+@dataclass
+class _Cost:
+    tokens: dict[str, float] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def add(self, stage: str, entry: dict[str, Any]) -> None:
+        self.tokens[stage] = self.tokens.get(stage, 0.0) + float(entry.get("tokens", 0))
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + float(entry.get("seconds", 0.0))
+
+
+def _describe(obj: Any) -> str:
+    fingerprint = getattr(obj, "fingerprint", None)
+    if isinstance(fingerprint, dict):
+        return repr(sorted(fingerprint.items()))
+    return repr(obj)
+
+
+def _messages_tokens(llm: Any, prompt: Any) -> int:
+    text = prompt if isinstance(prompt, str) else "\n".join(m["content"] for m in prompt)
+    return llm.count_tokens(text)
+
+
+class RAGEvaluator:
+    """Runs the conditions of a reader comparison and builds the report (see the module docstring)."""
+
+    def __init__(self, *, reader: Any, journal: Journal, retriever: Any = None, rewriter: Any = None,
+                 reranker: Any = None, settings: EvalSettings | None = None):
+        self.reader, self.journal = reader, journal
+        self.retriever, self.rewriter, self.reranker = retriever, rewriter, reranker
+        self.settings = settings or EvalSettings()
+        wanted = self.settings.conditions
+        needs = {"retriever": any(c != CLOSED_BOOK for c in wanted),
+                 "rewriter": any(CONDITIONS.get(c, (False, False))[0] for c in wanted),
+                 "reranker": any(CONDITIONS.get(c, (False, False))[1] for c in wanted)}
+        missing = [name for name, needed in needs.items() if needed and getattr(self, name) is None]
+        if missing:
+            raise ValueError(f"conditions {list(wanted)} need a {' and a '.join(missing)}")
+
+    # ------------------------------------------------------------------ public
+    def run(self, dataset: Dataset, name: str = "mmlu") -> list[ConditionResult]:
+        """Every condition's outcomes and costs over ``dataset`` (``name``: ``mmlu`` or ``gpqa``)."""
+        spec = spec_for(name)
+        questions = list(dataset)
+        if not questions:
+            raise ValueError("the dataset selection holds no question")
+        top_k = self.settings.top_k or spec.top_k
+        results = []
+        for condition in self.settings.conditions:
+            logger.info("condition %s: %d questions", condition, len(questions))
+            cost = _Cost()
+            passages = self._passages(condition, questions, top_k, cost)
+            outcomes = self._read(name, spec, questions, passages, cost, condition)
+            settings = {"top_k": top_k if condition != CLOSED_BOOK else 0,
+                        "candidates": self.settings.candidates if CONDITIONS.get(condition, (0, 0))[1] else None}
+            results.append(ConditionResult(condition, outcomes, cost.tokens, cost.seconds, settings))
+        return results
+
+    def report(self, dataset: Dataset, name: str = "mmlu", *, corpus: dict[str, Any] | None = None,
+               out_dir: Any = None) -> dict[str, Any]:
+        """Run, then build (and with ``out_dir`` write) the report with everything needed to reproduce it."""
+        results = self.run(dataset, name)
+        info = run_record(dataset=dataset, prompt=spec_for(name), reader=self.reader, retriever=self.retriever,
+                          rewriter=self.rewriter, reranker=self.reranker, corpus=corpus,
+                          seeds={"eval": self.settings.seed}, settings=asdict(self.settings))
+        report = build_report(results, baseline=CLOSED_BOOK, run_info=info, seed=self.settings.seed)
+        if out_dir is not None:
+            from reasonir_rag.eval.report import write_report
+
+            report["files"] = {k: str(v) for k, v in write_report(report, out_dir).items()}
+        return report
+
+    # ------------------------------------------------------------------ stages
+    def _passages(self, condition: str, questions: list[Question], top_k: int,
+                  cost: _Cost) -> list[list[ScoredDocument] | None]:
+        if condition == CLOSED_BOOK:
+            return [None] * len(questions)
+        rewrite, rerank = CONDITIONS[condition]
+        queries = [(q.question, "query") for q in questions]
+        if rewrite:
+            rewritten = self._rewrites([q.question for q in questions], cost)
+            queries = [(r["text"], r["prefix_kind"]) for r in rewritten]
+        k = self.settings.candidates if any(CONDITIONS.get(c, (0, 0))[1] for c in self.settings.conditions) \
+            else top_k
+        retrieved = self._retrievals(queries, k, cost)
+        if not rerank:
+            return [docs[:top_k] for docs in retrieved]
+        return self._reranks([q.question for q in questions], retrieved, top_k, cost)
+
+    def _rewrites(self, texts: list[str], cost: _Cost) -> list[dict[str, Any]]:
+        who = _describe(self.rewriter)
+
+        def compute(todo: list[str]) -> list[dict[str, Any]]:
+            start = time.perf_counter()
+            rewrites = self.rewriter.rewrite_queries(todo)
+            each = (time.perf_counter() - start) / len(todo)
+            llm = self.rewriter.llm
+            return [{"text": r.text, "prefix_kind": r.prefix_kind, "error": r.error, "seconds": each,
+                     "tokens": _messages_tokens(llm, self.rewriter.prompt(q)) + llm.count_tokens(r.generated)}
+                    for q, r in zip(todo, rewrites, strict=True)]
+
+        keys = [Journal.key("rewrite", rewriter=who, query=t) for t in texts]
+        entries = self._journaled("rewrite", keys, texts, compute, batch=self.settings.concurrency)
+        for entry in entries:
+            cost.add("rewriter", entry)
+        return entries
+
+    def _retrievals(self, queries: list[tuple[str, str]], k: int, cost: _Cost) -> list[list[ScoredDocument]]:
+        s, who = self.settings, _describe(self.retriever)
+
+        def compute(todo: list[tuple[str, str]]) -> list[dict[str, Any]]:
+            start = time.perf_counter()
+            hits = self._search(todo, k)
+            each = (time.perf_counter() - start) / len(todo)
+            return [{"docs": [asdict(d) for d in docs], "seconds": each, "tokens": self._query_tokens(text, kind)}
+                    for (text, kind), docs in zip(todo, hits, strict=True)]
+
+        keys = [Journal.key("retrieval", retriever=who, query=text, prefix=kind, k=k, task=s.task,
+                            instruction=s.instruction) for text, kind in queries]
+        entries = self._journaled("retrieval", keys, queries, compute, batch=64)
+        for entry in entries:
+            cost.add("encoder", entry)
+        return [[ScoredDocument(**d) for d in entry["docs"]] for entry in entries]
+
+    def _search(self, queries: list[tuple[str, str]], k: int) -> list[list[ScoredDocument]]:
+        """Query-prefix texts through ``search_many``; HyDE passages embedded with the DOCUMENT prefix."""
+        s = self.settings
+        out: list[list[ScoredDocument]] = [[] for _ in queries]
+        plain = [i for i, (_, kind) in enumerate(queries) if kind == "query"]
+        if plain:
+            found = self.retriever.search_many([queries[i][0] for i in plain], k, task=s.task,
+                                               instruction=s.instruction)
+            for i, docs in zip(plain, found, strict=True):
+                out[i] = docs
+        for i, (text, kind) in enumerate(queries):
+            if kind == "document":
+                encoder = getattr(self.retriever, "encoder", None)
+                if encoder is None:  # a lexical retriever has no prefixes: search the passage as text
+                    out[i] = self.retriever.search(text, k)
+                else:
+                    out[i] = self.retriever.search_by_vector(encoder.encode_documents([text])[0], k)
+        return out
+
+    def _query_tokens(self, text: str, kind: str) -> int:
+        encoder = getattr(self.retriever, "encoder", None)
+        if encoder is None:
+            return len(text.split())
+        prefix = encoder.document_prefix if kind == "document" else encoder.query_prefix(
+            instruction=self.settings.instruction, task=self.settings.task)
+        return min(encoder.count_tokens(prefix + text), encoder.config.max_length)
+
+    def _reranks(self, questions: list[str], retrieved: list[list[ScoredDocument]], top_k: int,
+                 cost: _Cost) -> list[list[ScoredDocument]]:
+        who, task = _describe(self.reranker), self.settings.task
+
+        def compute(todo: list[tuple[str, list[ScoredDocument]]]) -> list[dict[str, Any]]:
+            out = []
+            for question, docs in todo:
+                start = time.perf_counter()
+                ranked = self.reranker.rerank(question, docs, top_n=top_k, task=task) if docs else []
+                prompts = self.reranker.prompts(question, [d.text for d in docs], task=task) if docs else []
+                out.append({"docs": [asdict(d) for d in ranked], "seconds": time.perf_counter() - start,
+                            "tokens": sum(_messages_tokens(self.reranker.llm, p) for p in prompts)})
+            return out
+
+        items = list(zip(questions, retrieved, strict=True))
+        keys = [Journal.key("rerank", reranker=who, query=q, candidates=[d.id for d in docs], top_k=top_k,
+                            task=task) for q, docs in items]
+        entries = self._journaled("rerank", keys, items, compute, batch=1)
+        for entry in entries:
+            cost.add("reranker", entry)
+        return [[ScoredDocument(**d) for d in entry["docs"]] for entry in entries]
+
+    def _read(self, name: str, spec: Any, questions: list[Question], passages: list[Any], cost: _Cost,
+              condition: str) -> list[QuestionOutcome]:
+        s, llm = self.settings, self.reader
+        generation = {**spec.generation}
+        if s.max_tokens is not None:
+            generation["max_tokens"] = s.max_tokens
+        if s.temperature is not None:
+            generation["temperature"] = s.temperature
+        truncate = llm.truncate if s.max_passage_tokens else None
+        prompts = [build_messages(name, q, p, max_passage_tokens=s.max_passage_tokens, truncate=truncate)
+                   for q, p in zip(questions, passages, strict=True)]
+
+        def compute(todo: list[Any]) -> list[Any]:
+            start = time.perf_counter()
+            texts = llm.generate(todo, seed=s.seed, return_exceptions=True, **generation)
+            each = (time.perf_counter() - start) / len(todo)
+            return [t if isinstance(t, BaseException) else
+                    {"text": t, "seconds": each, "tokens": _messages_tokens(llm, p) + llm.count_tokens(t)}
+                    for p, t in zip(todo, texts, strict=True)]
+
+        who = getattr(llm, "model_name", repr(llm))
+        keys = [Journal.key("reader", reader=who, prompt=prompt_hash(p), generation=generation, seed=s.seed)
+                for p in prompts]
+        entries = self._journaled(f"reader ({condition})", keys, prompts, compute, batch=s.concurrency)
+        outcomes = []
+        for q, entry in zip(questions, entries, strict=True):
+            cost.add("reader", entry)
+            found = extract_choice(entry["text"], style=spec.extract_style, n_choices=len(q.choices),
+                                   choices=q.choices)
+            outcomes.append(QuestionOutcome.from_extraction(q, found))
+        return outcomes
+
+    # ------------------------------------------------------------------ journal plumbing
+    def _journaled(self, stage: str, keys: list[str], items: Sequence[Any],
+                   compute: Callable[[list[Any]], list[Any]], *, batch: int) -> list[dict[str, Any]]:
+        """Values for ``keys``: journaled ones read back, the rest computed ``batch`` at a time and committed
+        one by one as each batch returns. Failed items are not recorded; the run stops after the others."""
+        found = self.journal.get_many(keys)
+        todo = [i for i, key in enumerate(keys) if key not in found]
+        failures: list[str] = []
+        if todo:
+            tqdm = require("tqdm").tqdm
+            with tqdm(total=len(todo), desc=stage, disable=not self.settings.show_progress) as bar:
+                for start in range(0, len(todo), batch):
+                    chunk = todo[start : start + batch]
+                    for i, value in zip(chunk, compute([items[i] for i in chunk]), strict=True):
+                        if isinstance(value, BaseException):
+                            failures.append(f"{type(value).__name__}: {value}")
+                        else:
+                            self.journal.put(keys[i], value, kind=stage.split(" ")[0])
+                            found[keys[i]] = value
+                    bar.update(len(chunk))
+        if failures:
+            raise LLMError(f"{len(failures)} of {len(todo)} {stage} calls failed (the rest are saved in "
+                           f"{self.journal.path}; rerun to resume): {failures[0]}")
+        return [found[key] for key in keys]

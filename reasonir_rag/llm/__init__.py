@@ -1,0 +1,33 @@
+"""LLM backends behind one small protocol: local transformers and any OpenAI-compatible server.
+
+``import reasonir_rag.llm`` is light: torch, transformers and openai load when a backend is built.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from reasonir_rag.llm.base import LLM, LLMError, Message, Prompt
+from reasonir_rag.llm.openai_backend import OpenAICompatibleLLM
+from reasonir_rag.llm.transformers_backend import TransformersLLM
+
+__all__ = ["LLM", "LLMError", "Message", "OpenAICompatibleLLM", "Prompt", "TransformersLLM", "load_llm"]
+
+
+def load_llm(spec: str, *, base_url: str | None = None, api_key: str | None = None, device: str | None = None,
+             dtype: Any = None, tokenizer: Any = None) -> LLM:
+    """A backend from a short spec: ``openai:MODEL`` (a served model), ``hf:PATH_OR_ID`` (local transformers).
+
+    A bare name goes to the server when ``base_url`` (or ``OPENAI_BASE_URL``) is set, else to transformers.
+    """
+    if not spec or not isinstance(spec, str):
+        raise ValueError("an LLM spec is needed, e.g. 'openai:Qwen/Qwen2.5-7B-Instruct' or 'hf:PATH_OR_HUB_ID'")
+    kind, sep, name = spec.partition(":")
+    if not sep or kind not in ("openai", "hf", "transformers"):
+        kind, name = ("openai" if (base_url or os.environ.get("OPENAI_BASE_URL")) else "hf"), spec
+    if not name:
+        raise ValueError(f"LLM spec {spec!r} names no model")
+    if kind == "openai":
+        return OpenAICompatibleLLM(name, base_url=base_url, api_key=api_key, tokenizer=tokenizer)
+    return TransformersLLM(name, device=device, dtype=dtype)

@@ -1,0 +1,252 @@
+"""Any OpenAI-compatible server (vLLM, SGLang, llama.cpp, a hosted API) as an :class:`~reasonir_rag.llm.base.LLM`.
+
+Requests run in a bounded thread pool; 429, 5xx, timeouts and connection errors are retried with exponential
+backoff (honouring ``Retry-After``), then an :class:`LLMError` names the URL and the attempts. The API key is
+only handed to the ``openai`` client: it is never logged, never in a repr and never in an error message.
+
+Scoring the next token: a rendered string goes to ``/v1/completions`` (``max_tokens=1``, ``logprobs=k``); a
+message list ending in an assistant prefix goes to ``/v1/chat/completions`` with vLLM's
+``continue_final_message``. Only the server's top-k log-probs come back, so a candidate outside them is missing
+from the result; callers renormalise over what is present (see :mod:`reasonir_rag.reranker`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from reasonir_rag._deps import require
+from reasonir_rag.llm.base import (
+    LLMError,
+    Prompt,
+    estimate_tokens,
+    is_continuation,
+    logsumexp,
+    validate_prompts,
+)
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+
+
+class OpenAICompatibleLLM:
+    """A model behind an OpenAI-compatible HTTP API.
+
+    ``tokenizer`` (a local folder, a hub id available offline, or a tokenizer object) is optional: with it
+    token counts are exact and chat prompts are rendered locally and scored through ``/v1/completions``
+    exactly like :class:`~reasonir_rag.llm.TransformersLLM` would; without it counts are a conservative
+    estimate (3 bytes per token) and scoring uses the chat endpoint.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        *,
+        max_concurrency: int = 8,
+        max_retries: int = 4,
+        timeout: float = 120.0,
+        backoff: float = 0.5,
+        max_backoff: float = 20.0,
+        top_logprobs: int = 20,
+        tokenizer: Any = None,
+        extra_body: dict[str, Any] | None = None,
+    ):
+        openai = require("openai")
+        if not model:
+            raise ValueError("model must name the served model (e.g. the --served-model-name of a vLLM server)")
+        if max_concurrency < 1 or max_retries < 0:
+            raise ValueError("max_concurrency must be >= 1 and max_retries >= 0")
+        self.model_name = model
+        self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+        key = api_key or os.environ.get("OPENAI_API_KEY")
+        if not key:
+            logger.debug("no API key given or in OPENAI_API_KEY; sending a placeholder (fine for local servers)")
+        # retries are ours (with logging and a clear final error), so the client's own are off
+        self._client = openai.OpenAI(base_url=self.base_url, api_key=key or "EMPTY", max_retries=0, timeout=timeout)
+        self._openai = openai
+        self.max_concurrency = max_concurrency
+        self.max_retries = max_retries
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.top_logprobs = top_logprobs
+        self.extra_body = dict(extra_body or {})
+        self.tokenizer = _load_tokenizer(tokenizer)
+        self._completion_extra = dict(self.extra_body)
+        if self.tokenizer is not None and _adds_special_tokens(self.tokenizer):
+            # rendered chat prompts already carry BOS; vLLM would add a second one
+            self._completion_extra.setdefault("add_special_tokens", False)
+
+    def __repr__(self) -> str:
+        return f"OpenAICompatibleLLM(model={self.model_name!r}, base_url={self.base_url!r})"
+
+    # ------------------------------------------------------------------ text helpers
+    def render_chat(self, messages, *, add_generation_prompt: bool = True,
+                    continue_final_message: bool = False) -> str:
+        if self.tokenizer is None or not getattr(self.tokenizer, "chat_template", None):
+            raise NotImplementedError(f"{self!r} has no local tokenizer with a chat template; pass tokenizer=...")
+        return self.tokenizer.apply_chat_template(
+            list(messages), tokenize=False, add_generation_prompt=add_generation_prompt and not continue_final_message,
+            continue_final_message=continue_final_message)
+
+    def tokenize(self, text: str) -> list[int] | None:
+        if self.tokenizer is None:
+            return None
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def count_tokens(self, text: str) -> int:
+        ids = self.tokenize(text)
+        return estimate_tokens(text) if ids is None else len(ids)
+
+    def truncate(self, text: str, max_tokens: int) -> str:
+        """The start of ``text`` within ``max_tokens`` (exact with a tokenizer, else by the 3-byte estimate)."""
+        if max_tokens <= 0:
+            return ""
+        if self.tokenizer is None:
+            data = text.encode("utf-8")
+            return text if len(data) <= 3 * max_tokens else data[: 3 * max_tokens].decode("utf-8", "ignore")
+        enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        if len(enc["input_ids"]) <= max_tokens:
+            return text
+        return text[: enc["offset_mapping"][max_tokens - 1][1]]
+
+    # ------------------------------------------------------------------ requests
+    def generate(
+        self, prompts: Sequence[Prompt], *, max_tokens: int = 256, temperature: float = 0.0, top_p: float = 1.0,
+        seed: int | None = None, stop: Sequence[str] | None = None, return_exceptions: bool = False,
+    ) -> list[Any]:
+        """Chat prompts through ``/v1/chat/completions``, strings through ``/v1/completions``."""
+        items = validate_prompts(prompts, "generate")
+        params: dict[str, Any] = dict(model=self.model_name, max_tokens=max_tokens, temperature=temperature,
+                                      top_p=top_p)
+        if seed is not None:
+            params["seed"] = seed
+        if stop:
+            params["stop"] = list(stop)
+
+        def one(prompt: str | list[dict[str, str]]) -> str:
+            if isinstance(prompt, str):
+                r = self._call("completion", lambda: self._client.completions.create(
+                    prompt=prompt, extra_body=self._completion_extra or None, **params))
+                return r.choices[0].text or ""
+            r = self._call("chat completion", lambda: self._client.chat.completions.create(
+                messages=prompt, extra_body=self._chat_extra(prompt) or None, **params))
+            return r.choices[0].message.content or ""
+
+        return self._map(one, items, return_exceptions)
+
+    def next_token_logprobs(
+        self, prompts: Sequence[Prompt], candidates: Sequence[str], *, shared_prefix: str = "",
+        return_exceptions: bool = False,
+    ) -> list[Any]:
+        """Top-k log-probs of the next token, folded onto ``candidates`` (matching ignores surrounding spaces)."""
+        items = validate_prompts(prompts, "next_token_logprobs")
+        if shared_prefix and any(not isinstance(p, str) for p in items):
+            raise ValueError("shared_prefix works with string prompts only")
+        wanted = {c.strip() or c: c for c in candidates}
+        params = dict(model=self.model_name, max_tokens=1, temperature=0.0)
+
+        def one(prompt: str | list[dict[str, str]]) -> dict[str, float]:
+            if isinstance(prompt, list) and getattr(self.tokenizer, "chat_template", None):
+                prompt = self.render_chat(prompt, continue_final_message=is_continuation(prompt))
+            if isinstance(prompt, str):
+                r = self._call("completion", lambda: self._client.completions.create(
+                    prompt=shared_prefix + prompt, logprobs=self.top_logprobs,
+                    extra_body=self._completion_extra or None, **params))
+                lp = r.choices[0].logprobs
+                top = (lp.top_logprobs or [{}])[0] if lp is not None else {}
+                pairs = list((top or {}).items())
+            else:
+                r = self._call("chat completion", lambda: self._client.chat.completions.create(
+                    messages=prompt, logprobs=True, top_logprobs=self.top_logprobs,
+                    extra_body=self._chat_extra(prompt) or None, **params))
+                content = r.choices[0].logprobs.content if r.choices[0].logprobs else None
+                pairs = [(t.token, t.logprob) for t in content[0].top_logprobs] if content else []
+            found: dict[str, list[float]] = {}
+            for token, logprob in pairs:
+                key = token.strip() or token
+                if key in wanted:
+                    found.setdefault(wanted[key], []).append(float(logprob))
+            return {c: logsumexp(v) for c, v in found.items()}
+
+        return self._map(one, items, return_exceptions)
+
+    # ------------------------------------------------------------------ internals
+    def _chat_extra(self, messages: list[dict[str, str]]) -> dict[str, Any]:
+        extra = dict(self.extra_body)
+        if is_continuation(messages):
+            extra.update(continue_final_message=True, add_generation_prompt=False)
+        return extra
+
+    def _map(self, fn: Callable[[Any], Any], items: list[Any], return_exceptions: bool) -> list[Any]:
+        """``fn`` over ``items`` on at most ``max_concurrency`` threads; results in input order."""
+        if not items:
+            return []
+        with ThreadPoolExecutor(max_workers=min(self.max_concurrency, len(items))) as pool:
+            futures = [pool.submit(fn, item) for item in items]
+            results: list[Any] = []
+            for f in futures:
+                exc = f.exception()
+                results.append(exc if exc is not None else f.result())
+        errors = [r for r in results if isinstance(r, Exception)]
+        if errors and not return_exceptions:
+            raise errors[0]
+        return results
+
+    def _call(self, what: str, request: Callable[[], Any]) -> Any:
+        """Run ``request``, retrying what a retry can fix; raise :class:`LLMError` naming URL and attempts."""
+        openai = self._openai
+        attempts = self.max_retries + 1
+        last: Exception | None = None
+        for attempt in range(1, attempts + 1):
+            retry_after = None
+            try:
+                return request()
+            except openai.APIStatusError as exc:
+                if exc.status_code != 429 and exc.status_code < 500:
+                    raise LLMError(f"{what} request to {self.base_url} (model {self.model_name!r}) was rejected "
+                                   f"with HTTP {exc.status_code}: {self._redact(exc)}") from exc
+                last, retry_after = exc, _retry_after(exc)
+            except openai.APIConnectionError as exc:  # includes APITimeoutError
+                last = exc
+            if attempt == attempts:
+                break
+            delay = min(self.max_backoff, self.backoff * 2 ** (attempt - 1)) * (1 + 0.1 * random.random())
+            if retry_after is not None:
+                delay = min(self.max_backoff, max(delay, retry_after))
+            logger.warning("%s request to %s failed (%s, attempt %d of %d); retrying in %.1fs", what, self.base_url,
+                           type(last).__name__, attempt, attempts, delay)
+            time.sleep(delay)
+        raise LLMError(f"{what} request to {self.base_url} (model {self.model_name!r}) failed after {attempts} "
+                       f"attempts: {type(last).__name__}: {self._redact(last)}") from last
+
+    def _redact(self, exc: BaseException | None) -> str:
+        text = str(exc)
+        key = self._client.api_key
+        return text.replace(key, "***") if key and key != "EMPTY" else text
+
+
+def _retry_after(exc: Any) -> float | None:
+    try:
+        value = exc.response.headers.get("retry-after")
+        return float(value) if value is not None else None
+    except (AttributeError, TypeError, ValueError):
+        return None
+
+
+def _load_tokenizer(tokenizer: Any) -> Any:
+    if tokenizer is None or not isinstance(tokenizer, (str, os.PathLike)):
+        return tokenizer
+    transformers = require("transformers")
+    return transformers.AutoTokenizer.from_pretrained(str(tokenizer))
+
+
+def _adds_special_tokens(tokenizer: Any) -> bool:
+    return len(tokenizer("x")["input_ids"]) != len(tokenizer("x", add_special_tokens=False)["input_ids"])

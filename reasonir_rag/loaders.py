@@ -1,0 +1,176 @@
+"""Read documents from JSONL (optionally gzipped), text and Markdown files, or folders of them.
+
+Bad input never stops a load: a broken JSONL line or a record without text is logged with its file and
+line, counted in the :class:`LoadReport` and skipped. Invalid UTF-8 is decoded with U+FFFD replacement
+characters and a warning naming the file (documented behaviour: the rest of the text is still useful).
+Folders are read recursively in sorted order; hidden files and folders (names starting with '.') and
+files with other extensions are ignored there. A file with an unsupported extension named explicitly
+is an error.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from reasonir_rag.types import Document
+
+logger = logging.getLogger(__name__)
+
+SUFFIXES = (".jsonl.gz", ".jsonl", ".txt", ".md")
+_ID_FIELDS = ("id", "_id")
+
+
+@dataclass
+class LoadReport:
+    """What a load read and what it skipped (``skipped``: ``(where, reason)`` with ``where`` = file[:line])."""
+
+    files: int = 0
+    records: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    replaced_utf8: list[str] = field(default_factory=list)
+
+    @property
+    def bad_records(self) -> int:
+        return len(self.skipped)
+
+    def summary(self) -> str:
+        return (
+            f"{self.files} file(s), {self.records} document(s), {self.bad_records} skipped, "
+            f"{len(self.replaced_utf8)} with invalid UTF-8 replaced"
+        )
+
+
+def _suffix(path: Path) -> str | None:
+    name = path.name.lower()
+    return next((s for s in SUFFIXES if name.endswith(s)), None)
+
+
+def _resolve(paths: str | Path | Iterable[str | Path]) -> list[tuple[Path, str]]:
+    """Each file to read with its document-id prefix (path relative to the folder given, else its name)."""
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    found: list[tuple[Path, str]] = []
+    for raw in paths:
+        path = Path(raw).expanduser()
+        if path.is_dir():
+            for file in sorted(path.rglob("*")):
+                rel = file.relative_to(path)
+                if file.is_file() and _suffix(file) and not any(p.startswith(".") for p in rel.parts):
+                    found.append((file, rel.as_posix()))
+        elif path.is_file():
+            if _suffix(path) is None:
+                raise ValueError(f"unsupported file type: {path} (supported: {', '.join(SUFFIXES)})")
+            found.append((path, path.name))
+        else:
+            raise FileNotFoundError(f"no such file or folder: {path}")
+    return found
+
+
+def _decode(data: bytes, where: str, report: LoadReport) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        file = where.rsplit(":", 1)[0] if where[-1:].isdigit() else where
+        seen = any(w == file or w.startswith(file + ":") for w in report.replaced_utf8[-1:])
+        log = logger.debug if seen else logger.warning  # one warning per file; every line is in the report
+        log("%s: invalid UTF-8 (%s); decoded with replacement characters", where, exc.reason)
+        report.replaced_utf8.append(where)
+        return data.decode("utf-8", errors="replace")
+
+
+def _skip(report: LoadReport, where: str, reason: str) -> None:
+    logger.error("%s: %s; skipped", where, reason)
+    report.skipped.append((where, reason))
+
+
+def _record_id(record: dict[str, Any], id_field: str | None) -> Any:
+    for name in (id_field, *_ID_FIELDS) if id_field else _ID_FIELDS:
+        value = record.get(name)
+        if value is not None and str(value).strip():
+            return str(value)
+    return None
+
+
+def _jsonl(stream: BinaryIO, rel: str, text_field: str, id_field: str | None, report: LoadReport) -> Iterator[Document]:
+    for line_no, raw in enumerate(stream, start=1):
+        where = f"{rel}:{line_no}"
+        if line_no == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]
+        if not raw.strip():
+            continue
+        try:
+            record = json.loads(_decode(raw, where, report))
+        except json.JSONDecodeError as exc:
+            _skip(report, where, f"invalid JSON ({exc.msg} at column {exc.colno})")
+            continue
+        if not isinstance(record, dict):
+            _skip(report, where, f"expected a JSON object, got {type(record).__name__}")
+            continue
+        text = record.get(text_field)
+        if not isinstance(text, str):
+            got = "missing" if text is None else f"a {type(text).__name__}, not a string"
+            _skip(report, where, f"text field {text_field!r} is {got}")
+            continue
+        if not text.strip():
+            _skip(report, where, f"text field {text_field!r} is empty")
+            continue
+        doc_id = _record_id(record, id_field) or where
+        skip = {text_field, *((id_field,) if id_field else ()), *_ID_FIELDS}
+        metadata = {k: v for k, v in record.items() if k not in skip}
+        metadata.setdefault("source", rel)
+        report.records += 1
+        yield Document(doc_id, text, metadata)
+
+
+def _read_file(path: Path, rel: str, text_field: str, id_field: str | None, report: LoadReport) -> Iterator[Document]:
+    suffix = _suffix(path)
+    if suffix in (".txt", ".md"):
+        text = _decode(path.read_bytes(), rel, report)
+        if text.startswith("\ufeff"):
+            text = text[1:]
+        if not text.strip():
+            _skip(report, rel, "empty file")
+            return
+        report.records += 1
+        yield Document(rel, text, {"source": rel, "format": suffix[1:]})
+        return
+    opener = gzip.open if suffix == ".jsonl.gz" else open
+    with opener(path, "rb") as stream:
+        yield from _jsonl(stream, rel, text_field, id_field, report)
+
+
+def load_documents(
+    paths: str | Path | Iterable[str | Path],
+    *,
+    text_field: str = "text",
+    id_field: str | None = None,
+    report: LoadReport | None = None,
+) -> Iterator[Document]:
+    """Documents from files and folders (``.jsonl``, ``.jsonl.gz``, ``.txt``, ``.md``), lazily.
+
+    JSONL: the text comes from ``text_field``; the id from ``id_field``, ``id`` or ``_id``, else
+    ``"{relpath}:{line}"``; every other field (``title`` too) goes into the metadata, plus ``source``.
+    Text and Markdown files are one document each, id = path relative to the folder given (or the file
+    name). Paths are checked now (missing path or unsupported extension raise at once); pass a
+    :class:`LoadReport` to see what was read and skipped.
+    """
+    files = _resolve(paths)
+    report = report if report is not None else LoadReport()
+    return _iterate(files, text_field, id_field, report)
+
+
+def _iterate(
+    files: list[tuple[Path, str]], text_field: str, id_field: str | None, report: LoadReport
+) -> Iterator[Document]:
+    for path, rel in files:
+        report.files += 1
+        try:
+            yield from _read_file(path, rel, text_field, id_field, report)
+        except (OSError, EOFError) as exc:  # unreadable or truncated (gzip) file: keep the others
+            _skip(report, rel, f"could not read the file ({exc})")

@@ -1,0 +1,334 @@
+"""ReasonIR's pointwise LLM reranker: a 0-5 relevance score per (query, document), tie-broken by the retriever.
+
+Prompts are ReasonIR's own (:mod:`reasonir_rag.llm.prompts`). ``mode="logits"`` (default) puts the answer
+prefix ``"Relevance score: "`` right after the prompt and reads the log-probs of "0".."5" at the next position
+in ONE forward pass; the score is their expected value after renormalising over the digits (deterministic and
+far cheaper than generating). ``mode="generate"`` reproduces ReasonIR's script: sample 32 tokens
+(temperature 0.6, top-p 0.9) and parse the number after the last "Relevance score:".
+
+Final score = ``alpha * rerank/5 + (1 - alpha) * retrieval score`` (ReasonIR's tie-break, alpha 0.5).
+
+``template="raw"`` (default) sends the prompt as plain text, as ReasonIR's script did (``LLM.generate`` on the
+formatted prompt, no chat template); ``template="chat"`` wraps it in the model's chat template as a user turn
+with the answer prefix as the start of the assistant turn (through a server without a local tokenizer: the chat
+endpoint with ``continue_final_message``).
+
+Failure policy (``on_failure``), per document, never shifting other documents' scores:
+- ``"zero"`` (default): rerank score 0 (what ReasonIR's script gives an answer without a score), logged, and
+  the reason kept in ``metadata["rerank_error"]``;
+- ``"raise"``: raise :class:`RerankError` naming the document.
+A failure is: the backend failed for that document (after its retries), no digit among a server's top
+log-probs, or (generate mode) no score could be parsed from the answer. Empty documents score 0 without a call.
+Generate mode keeps the model's answer in ``metadata["rerank_output"]``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any, Literal
+
+from reasonir_rag.encoder import InvalidInputError
+from reasonir_rag.llm import LLM, load_llm
+from reasonir_rag.llm.prompts import ANSWER_PREFIX, RERANK_DELIMITERS, rerank_prompt
+from reasonir_rag.types import Document, ScoredDocument
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_RERANKER = "Qwen/Qwen2.5-7B-Instruct"
+DIGITS = tuple(str(d) for d in range(6))
+_SENTINEL = "\x00REASONIR_RAG_DOCUMENT\x00"
+# tokens kept free under max_prompt_tokens: one for the answer, a few for merges where the pieces are joined
+_SEAM_MARGIN = 5
+_CHAT_MARKER = re.compile(r"<\|[^<>|\s]{1,64}\|>")
+_SCORE = re.compile(r"relevance score:\s*\**\s*([0-5](?:\.\d+)?)", re.IGNORECASE)
+_BARE_SCORE = re.compile(r"^\W*([0-5](?:\.\d+)?)\W*$")
+
+
+class RerankError(RuntimeError):
+    """A document could not be scored and ``on_failure="raise"``."""
+
+
+def parse_score(text: str) -> float | None:
+    """The 0-5 score in a generated answer: the number after the LAST "Relevance score:" (as ReasonIR reads it),
+    else a bare number that is the whole answer (e.g. ``"4."``); None when neither is there."""
+    found = _SCORE.findall(text or "")
+    if found:
+        return float(found[-1])
+    bare = _BARE_SCORE.match((text or "").strip())
+    return float(bare.group(1)) if bare else None
+
+
+def expected_score(logprobs: dict[str, float], digits: Sequence[str] = DIGITS) -> tuple[float, float] | None:
+    """(expected 0-5 score, probability mass the digits had) from the digits' log-probs, renormalised over the
+    digits present; None when no digit is present."""
+    present = [(int(d.strip()), logprobs[d]) for d in digits if d in logprobs and logprobs[d] > -math.inf]
+    if not present:
+        return None
+    top = max(lp for _, lp in present)
+    weights = [(v, math.exp(lp - top)) for v, lp in present]
+    total = sum(w for _, w in weights)
+    return sum(v * w for v, w in weights) / total, total * math.exp(top)
+
+
+class QwenReranker:
+    """Rerank retrieved documents with an instruction-tuned LLM (Qwen2.5-7B-Instruct by default).
+
+    ``llm_or_model``: an :class:`~reasonir_rag.llm.LLM` backend, or a spec for :func:`~reasonir_rag.llm.load_llm`
+    (a hub id or folder runs locally with transformers; ``openai:NAME`` uses a server). ``max_doc_tokens`` caps
+    each document; ``max_prompt_tokens`` (a served model's context length) caps the whole prompt, cutting the
+    document first and a very long query only when nothing else fits. ``temperature``, ``top_p``,
+    ``max_new_tokens`` and ``seed`` apply to ``mode="generate"`` (ReasonIR: 0.6, 0.9, 32).
+    """
+
+    def __init__(
+        self,
+        llm_or_model: LLM | str = DEFAULT_RERANKER,
+        *,
+        alpha: float = 0.5,
+        top_n: int | None = None,
+        max_doc_tokens: int = 2048,
+        max_prompt_tokens: int | None = None,
+        mode: Literal["logits", "generate"] = "logits",
+        task: str | None = None,
+        template: Literal["raw", "chat"] = "raw",
+        on_failure: Literal["zero", "raise"] = "zero",
+        temperature: float = 0.6,
+        top_p: float = 0.9,
+        max_new_tokens: int = 32,
+        seed: int | None = 0,
+        device: str | None = None,
+        dtype: Any = None,
+    ):
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"alpha must be within [0, 1], got {alpha}")
+        if mode not in ("logits", "generate"):
+            raise ValueError(f"mode must be 'logits' or 'generate', got {mode!r}")
+        if template not in ("chat", "raw"):
+            raise ValueError(f"template must be 'chat' or 'raw', got {template!r}")
+        if on_failure not in ("zero", "raise"):
+            raise ValueError(f"on_failure must be 'zero' or 'raise', got {on_failure!r}")
+        if max_doc_tokens < 1 or (max_prompt_tokens is not None and max_prompt_tokens < 64):
+            raise ValueError("max_doc_tokens must be >= 1 and max_prompt_tokens >= 64")
+        self.llm: LLM = load_llm(llm_or_model, device=device, dtype=dtype) if isinstance(llm_or_model, str) \
+            else llm_or_model
+        self.alpha, self.top_n, self.mode, self.task = alpha, top_n, mode, task
+        self.template, self.on_failure = template, on_failure
+        self.max_doc_tokens, self.max_prompt_tokens = max_doc_tokens, max_prompt_tokens
+        self.temperature, self.top_p, self.max_new_tokens, self.seed = temperature, top_p, max_new_tokens, seed
+        self.answer_prefix, self.digits = self._digit_layout()
+        self._specials = _special_tokens(self.llm)
+
+    def __repr__(self) -> str:
+        return f"QwenReranker({self.llm!r}, mode={self.mode!r}, alpha={self.alpha})"
+
+    # ------------------------------------------------------------------ public
+    def rerank(
+        self, query: str, docs: Sequence[ScoredDocument | Document | str], top_n: int | None = None,
+        task: str | None = None,
+    ) -> list[ScoredDocument]:
+        """Documents sorted by the final score, best first (copies; ``metadata`` gains ``rerank_score`` 0-5 and
+        ``retrieval_score``, plus ``rerank_digit_mass`` in logits mode, ``rerank_truncated`` for cut documents
+        and ``rerank_error`` for failures). Ties keep the input order. Plain strings get ids "0", "1", ... and
+        retrieval score 0."""
+        items = _as_scored(docs)
+        scores, notes = self._scores(query, [d.text for d in items], task)
+        out = []
+        for doc, score, note in zip(items, scores, notes, strict=True):
+            meta = {**doc.metadata, "rerank_score": score, "retrieval_score": doc.score, **note}
+            final = self.alpha * score / 5.0 + (1.0 - self.alpha) * doc.score
+            out.append(replace(doc, metadata=meta, score=final))
+        order = sorted(range(len(out)), key=lambda i: -out[i].score)
+        n = top_n if top_n is not None else self.top_n
+        return [out[i] for i in order][: n if n is not None else len(out)]
+
+    def score(self, query: str, texts: Sequence[str], task: str | None = None) -> list[float]:
+        """The 0-5 rerank score of each text, in order (failures per ``on_failure``)."""
+        return self._scores(query, list(texts), task)[0]
+
+    def prompts(self, query: str, texts: Sequence[str], task: str | None = None) -> list[Any]:
+        """Exactly what would be sent for each text: a full prompt string, or chat messages for servers that
+        render the chat template themselves (documents already neutralised and truncated)."""
+        if query is None or not isinstance(query, str) or not query.strip():
+            raise InvalidInputError(f"the rerank query must be a non-empty string, got {query!r:.60}")
+        notes: list[dict[str, Any]] = [{} for _ in texts]
+        built, shared = self._prompts(query, list(texts), task, notes, list(range(len(texts))))
+        return [shared + p if isinstance(p, str) else p for p in built]
+
+    # ------------------------------------------------------------------ scoring
+    def _scores(self, query: str, texts: list[str], task: str | None) -> tuple[list[float], list[dict[str, Any]]]:
+        if query is None or not isinstance(query, str) or not query.strip():
+            raise InvalidInputError(f"the rerank query must be a non-empty string, got {query!r:.60}")
+        notes: list[dict[str, Any]] = [{} for _ in texts]
+        scores = [0.0] * len(texts)
+        todo = [i for i, t in enumerate(texts) if t.strip()]
+        for i in sorted(set(range(len(texts))) - set(todo)):
+            self._fail(notes, i, "empty document")
+        if not todo:
+            return scores, notes
+        prompts, shared = self._prompts(query, [texts[i] for i in todo], task, notes, todo)
+        if self.mode == "logits":
+            results = self.llm.next_token_logprobs(prompts, self.digits, shared_prefix=shared, return_exceptions=True)
+        else:
+            results = self.llm.generate(prompts, max_tokens=self.max_new_tokens, temperature=self.temperature,
+                                        top_p=self.top_p, seed=self.seed, return_exceptions=True)
+        for i, result in zip(todo, results, strict=True):
+            if isinstance(result, BaseException):
+                self._fail(notes, i, f"{type(result).__name__}: {result}")
+            elif self.mode == "logits":
+                got = expected_score(result, self.digits)
+                if got is None:
+                    self._fail(notes, i, "no score digit among the returned log-probs")
+                else:
+                    scores[i], notes[i]["rerank_digit_mass"] = got
+            else:
+                notes[i]["rerank_output"] = result
+                parsed = parse_score(result)
+                if parsed is None:
+                    self._fail(notes, i, f"no score in the answer {result[:80]!r}")
+                else:
+                    scores[i] = parsed
+        failed = sum("rerank_error" in n for n in notes)
+        if failed:
+            logger.warning("reranking: %d of %d documents could not be scored; they get 0 (see rerank_error)",
+                           failed, len(texts))
+        return scores, notes
+
+    def _fail(self, notes: list[dict[str, Any]], i: int, why: str) -> None:
+        if self.on_failure == "raise":
+            raise RerankError(f"document #{i} could not be scored: {why}")
+        notes[i]["rerank_error"] = why
+
+    def _prompts(self, query: str, docs: list[str], task: str | None, notes, todo) -> tuple[list[Any], str]:
+        """One prompt per document and the prefix they share. Only documents are ever truncated."""
+        template = rerank_prompt(task if task is not None else self.task)
+        query = self._neutralise(query).replace("\x00", "")
+        head, tail, messages = self._frame(template, query)
+        fixed = self.llm.count_tokens(head) + self.llm.count_tokens(tail)
+        budget = self.max_doc_tokens
+        if self.max_prompt_tokens is not None:
+            room = self.max_prompt_tokens - fixed - _SEAM_MARGIN
+            if room < 32:  # the query leaves (almost) no room: cut the query, never the instructions
+                q_tokens = self.llm.count_tokens(query)
+                keep = q_tokens - (32 - room)
+                if keep < 1:
+                    raise ValueError(f"the reranker prompt without query and document already takes {fixed - q_tokens}"
+                                     f" tokens; max_prompt_tokens={self.max_prompt_tokens} is too small")
+                logger.warning("the rerank query (%d tokens) is cut to %d to leave room for documents", q_tokens, keep)
+                query = self.llm.truncate(query, keep)
+                head, tail, messages = self._frame(template, query)
+                room = self.max_prompt_tokens - self.llm.count_tokens(head) - self.llm.count_tokens(tail) - _SEAM_MARGIN
+            budget = min(budget, max(1, room))
+        cut = 0
+        bodies = []
+        for j, doc in enumerate(docs):
+            doc = self._neutralise(doc)
+            short = self.llm.truncate(doc, budget)
+            if len(short) < len(doc):
+                cut += 1
+                notes[todo[j]]["rerank_truncated"] = True
+            bodies.append(short)
+        if cut:
+            logger.info("reranking: %d of %d documents cut to %d tokens", cut, len(docs), budget)
+        if messages is not None:
+            return [_fill(messages, body) for body in bodies], ""
+        lead = head[len(head.rstrip(" ")):]  # a space before the document belongs to the document's tokens
+        return [lead + body + tail for body in bodies], head[: len(head) - len(lead)]
+
+    def _frame(self, template: str, query: str) -> tuple[str, str, list[dict[str, str]] | None]:
+        """Split the full prompt around the document: (head, tail, None), or (…, messages) for servers that
+        render chat themselves."""
+        user = template.format(query, _SENTINEL)
+        with_prefix = self.mode == "logits"
+        if self.template == "raw":
+            text = user + (self.answer_prefix if with_prefix else "")
+        else:
+            messages = [{"role": "user", "content": user}]
+            if with_prefix:
+                messages.append({"role": "assistant", "content": self.answer_prefix})
+            try:
+                text = self.llm.render_chat(messages, add_generation_prompt=not with_prefix,
+                                            continue_final_message=with_prefix)
+            except NotImplementedError:
+                before, after = user.split(_SENTINEL)
+                return before, after + (self.answer_prefix if with_prefix else ""), messages
+        if text.count(_SENTINEL) != 1:
+            raise ValueError("the chat template altered the document placeholder; use template='raw'")
+        head, tail = text.split(_SENTINEL)
+        return head, tail, None
+
+    def _digit_layout(self) -> tuple[str, tuple[str, ...]]:
+        """Where the digit token starts: ``"Relevance score: " + "4"`` (Qwen2.5, Llama 3, SmolLM2 split the space
+        off) or ``"Relevance score:" + " 4"`` (tokenizers with space-digit tokens)."""
+        tok = self.llm.tokenize
+        spaced = ANSWER_PREFIX + " "
+        if tok("4") is None:
+            return spaced, DIGITS
+        if all(len(tok(d)) == 1 for d in DIGITS) and tok(spaced + "4") == tok(spaced) + tok("4"):
+            return spaced, DIGITS
+        joined = tuple(" " + d for d in DIGITS)
+        if all(len(tok(d)) == 1 for d in joined) and tok(ANSWER_PREFIX + " 4") == tok(ANSWER_PREFIX) + tok(" 4"):
+            return ANSWER_PREFIX, joined
+        if self.mode == "logits":
+            raise ValueError(f"{self.llm!r}: the score digits are not single tokens after {ANSWER_PREFIX!r}; "
+                             "use mode='generate'")
+        return spaced, DIGITS
+
+    def _neutralise(self, text: str) -> str:
+        """User text cannot close the prompt's own blocks or open chat turns: ``<end_document>`` becomes
+        ``[end_document]`` and ``<|im_end|>``-style markers become ``[|im_end|]``."""
+        for d in RERANK_DELIMITERS:
+            text = re.sub(re.escape(d), "[" + d[1:-1] + "]", text, flags=re.IGNORECASE)
+        text = _CHAT_MARKER.sub(lambda m: "[" + m.group(0)[1:-1] + "]", text)
+        for special in self._specials:
+            if special in text:
+                text = text.replace(special, special[0] + " " + special[1:])
+        return text
+
+
+def _fill(messages: list[dict[str, str]], body: str) -> list[dict[str, str]]:
+    return [{**m, "content": m["content"].replace(_SENTINEL, body)} for m in messages]
+
+
+def _special_tokens(llm: Any) -> list[str]:
+    tok = getattr(llm, "tokenizer", None)
+    if tok is None:
+        return []
+    found = set(getattr(tok, "all_special_tokens", []) or [])
+    for added in (getattr(tok, "added_tokens_decoder", None) or {}).values():
+        if getattr(added, "special", False):
+            found.add(str(added))
+    return sorted((s for s in found if len(s) > 1), key=len, reverse=True)
+
+
+def _as_scored(docs: Any) -> list[ScoredDocument]:
+    """Documents as ScoredDocument copies, or one error naming every bad item."""
+    if docs is None or isinstance(docs, (str, bytes)):
+        raise InvalidInputError(f"docs must be a list of ScoredDocument, Document or str, got {type(docs).__name__}")
+    out: list[ScoredDocument] = []
+    problems: list[str] = []
+    for i, d in enumerate(docs):
+        if isinstance(d, ScoredDocument):
+            if not isinstance(d.text, str):
+                problems.append(f"#{i} ({d.id}) has text of type {type(d.text).__name__}")
+                continue
+            score = d.score
+            if not isinstance(score, (int, float)) or isinstance(score, bool) or not math.isfinite(score):
+                problems.append(f"#{i} ({d.id}) has a non-finite or non-numeric score {score!r}")
+                continue
+            out.append(d)
+        elif isinstance(d, Document):
+            if not isinstance(d.text, str):
+                problems.append(f"#{i} ({d.id}) has text of type {type(d.text).__name__}")
+                continue
+            out.append(ScoredDocument(d.id, d.text, dict(d.metadata), 0.0))
+        elif isinstance(d, str):
+            out.append(ScoredDocument(str(i), d, {}, 0.0))
+        else:
+            problems.append(f"#{i} is {type(d).__name__}")
+    if problems:
+        raise InvalidInputError(f"{len(problems)} document(s) cannot be reranked: " + "; ".join(problems[:5]))
+    return out

@@ -1,0 +1,488 @@
+"""A Chroma collection tied to one encoder: idempotent, resumable ingest and cosine search.
+
+Chroma never embeds anything here: collections are opened with ``embedding_function=None`` (chromadb
+1.5 then stores no embedding-function config and never instantiates its ONNX default) and every
+call passes explicit embeddings. The collection metadata records the encoder's fingerprint, so an
+index is never queried with vectors from another model, prefix or pooling.
+
+``add`` is idempotent: each record stores a hash of its text; before a batch is encoded its ids are
+looked up, and unchanged texts are skipped (a re-run costs no model time, a killed ingest resumes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from reasonir_rag._deps import require
+from reasonir_rag.types import Document, ScoredDocument
+
+logger = logging.getLogger(__name__)
+
+FINGERPRINT_KEY = "reasonir_fingerprint"
+HASH_KEY = "reasonir_text_sha256"
+_INTERNAL_KEYS = frozenset({HASH_KEY})
+DEFAULT_BATCH_SIZE = 1000
+_INT64 = 2**63
+
+
+class EncoderMismatchError(ValueError):
+    """The collection was indexed with another encoder (weights, dim, prefixes or pooling differ)."""
+
+
+class CollectionNotFoundError(LookupError):
+    """The collection does not exist (raised when opening with ``create=False``)."""
+
+
+@dataclass
+class AddStats:
+    """What the last :meth:`ChromaStore.add` did."""
+
+    received: int = 0
+    added: int = 0  # encoded and written (new or changed text)
+    unchanged: int = 0  # already indexed with the same text: no model time spent
+    metadata_updated: int = 0  # same text, new metadata: rewritten without encoding
+    invalid: int = 0  # empty, whitespace-only or non-string texts, skipped
+    duplicates: int = 0  # repeated ids within the call (the last one wins)
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def content_id(text: str) -> str:
+    """The default id of a text: its sha256, first 32 hex digits (stable across runs and machines)."""
+    return text_hash(text)[:32]
+
+
+class _MetadataCleaner:
+    """Chroma takes str/int/float/bool values only: drop None, JSON-encode containers, log each kind once."""
+
+    def __init__(self) -> None:
+        self._logged: set[str] = set()
+
+    def _once(self, kind: str, message: str, *args: Any) -> None:
+        if kind not in self._logged:
+            self._logged.add(kind)
+            logger.info(message, *args)
+
+    def __call__(self, metadata: Mapping[str, Any] | None) -> dict[str, Any]:
+        if metadata is None:
+            return {}
+        if not isinstance(metadata, Mapping):
+            raise TypeError(f"metadata must be a dict, got {type(metadata).__name__}")
+        clean: dict[str, Any] = {}
+        for key, value in metadata.items():
+            key = str(key)
+            if key in _INTERNAL_KEYS or key.startswith("#"):
+                self._once("reserved", "metadata key %r is reserved and was dropped", key)
+                continue
+            if value is None:
+                self._once("none", "metadata values that are None are dropped (Chroma cannot store None)")
+                continue
+            if isinstance(value, float) and not math.isfinite(value):
+                self._once("nan", "non-finite float metadata values are stored as strings")
+                value = str(value)
+            elif isinstance(value, int) and not isinstance(value, bool) and not -_INT64 <= value < _INT64:
+                self._once("bigint", "integers beyond 64 bits are stored as strings")
+                value = str(value)
+            elif isinstance(value, (list, tuple, dict)):
+                self._once("json", "list/dict metadata values are stored as JSON strings (Chroma takes scalars)")
+                value = json.dumps(value, ensure_ascii=False, default=str)
+            elif not isinstance(value, (str, int, float, bool)):
+                self._once("str", "metadata values of type %s are stored as str()", type(value).__name__)
+                value = str(value)
+            clean[key] = value
+        return clean
+
+
+def _repair_unicode(text: str) -> str:
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:  # lone surrogates: Chroma cannot store them; same repair as the encoder
+        return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def _check_k(k: Any) -> int:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k must be an int >= 1, got {k!r}")
+    return int(k)
+
+
+def _public(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
+    return {k: v for k, v in (metadata or {}).items() if k not in _INTERNAL_KEYS}
+
+
+def make_client(
+    *,
+    path: str | Path | None = None,
+    host: str | None = None,
+    port: int | None = None,
+    ssl: bool = False,
+    auth_token: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> tuple[Any, str]:
+    """A Chroma client and where it points: a server when ``host``/``port`` is given, else a folder."""
+    chromadb = require("chromadb")
+    settings = chromadb.config.Settings(anonymized_telemetry=False)
+    if host is None and port is None:
+        folder = Path(path if path is not None else os.environ.get("REASONIR_CHROMA_PATH", "./reasonir-chroma"))
+        where = str(folder.expanduser())
+        return chromadb.PersistentClient(path=where, settings=settings), where
+    token = auth_token if auth_token is not None else os.environ.get("CHROMA_AUTH_TOKEN")
+    all_headers = dict(headers or {})
+    if token:
+        all_headers["Authorization"] = f"Bearer {token}"
+    host = host or "localhost"
+    port = int(port or 8000)
+    where = f"{'https' if ssl else 'http'}://{host}:{port}"
+    try:
+        client = chromadb.HttpClient(host=host, port=port, ssl=ssl, headers=all_headers or None, settings=settings)
+    except Exception as exc:  # the message never includes the headers (the token stays private)
+        raise ConnectionError(f"could not reach the Chroma server at {where}: {exc}") from exc
+    return client, where
+
+
+def stored_fingerprint(collection: str, **client_args: Any) -> dict[str, Any] | None:
+    """The encoder fingerprint recorded in ``collection`` (None when it has none); ``client_args`` as
+    for :func:`make_client`. Raises :class:`CollectionNotFoundError` when the collection is missing."""
+    client, where = make_client(**client_args)
+    errors = require("chromadb.errors")
+    try:
+        col = client.get_collection(collection, embedding_function=None)
+    except errors.NotFoundError as exc:
+        raise CollectionNotFoundError(f"collection {collection!r} does not exist at {where}") from exc
+    except errors.ChromaError as exc:
+        raise ValueError(f"cannot open collection {collection!r} at {where}: {exc}") from exc
+    raw = (col.metadata or {}).get(FINGERPRINT_KEY)
+    return json.loads(raw) if raw else None
+
+
+class ChromaStore:
+    """A Chroma collection searched with a :class:`~reasonir_rag.encoder.ReasonIREncoder`.
+
+    Embedded (a folder, default ``$REASONIR_CHROMA_PATH`` or ``./reasonir-chroma``) unless ``host`` or
+    ``port`` is given, then a Chroma server through ``HttpClient``; ``auth_token`` (default
+    ``$CHROMA_AUTH_TOKEN``) is sent as ``Authorization: Bearer``. ``create=False`` raises
+    :class:`CollectionNotFoundError` instead of creating a missing collection.
+    """
+
+    def __init__(
+        self,
+        collection: str,
+        *,
+        encoder: Any,
+        path: str | Path | None = None,
+        host: str | None = None,
+        port: int | None = None,
+        ssl: bool = False,
+        auth_token: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        batch_size: int | None = None,
+        show_progress: bool | None = None,
+        create: bool = True,
+    ):
+        if not isinstance(collection, str) or not collection:
+            raise ValueError(f"collection must be a non-empty name, got {collection!r}")
+        if batch_size is not None and (isinstance(batch_size, bool) or batch_size < 1):
+            raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
+        self._encoder = encoder
+        self._name = collection
+        self.show_progress = show_progress
+        self._client, self._where = make_client(
+            path=path, host=host, port=port, ssl=ssl, auth_token=auth_token, headers=headers
+        )
+        max_batch = int(self._client.get_max_batch_size())
+        self._batch_size = max(1, min(batch_size or DEFAULT_BATCH_SIZE, max_batch))
+        self._clean_meta = _MetadataCleaner()
+        self.last_add = AddStats()
+        self._collection = self._open(create)
+
+    # ------------------------------------------------------------------ opening
+    def _open(self, create: bool) -> Any:
+        errors = require("chromadb.errors")
+        fingerprint = self._encoder.fingerprint
+        try:
+            if create:
+                col = self._client.get_or_create_collection(
+                    self._name,
+                    embedding_function=None,
+                    configuration={"hnsw": {"space": "cosine"}},
+                    metadata={FINGERPRINT_KEY: json.dumps(fingerprint, sort_keys=True)},
+                )
+            else:
+                col = self._client.get_collection(self._name, embedding_function=None)
+        except errors.NotFoundError as exc:
+            raise CollectionNotFoundError(
+                f"collection {self._name!r} does not exist at {self._where}; index documents into it first "
+                "(reasonir-rag index ... --collection NAME)"
+            ) from exc
+        except errors.ChromaError as exc:
+            raise ValueError(f"cannot open collection {self._name!r} at {self._where}: {exc}") from exc
+        self._check(col, fingerprint)
+        return col
+
+    def _check(self, col: Any, fingerprint: dict[str, Any]) -> None:
+        stored_json = (col.metadata or {}).get(FINGERPRINT_KEY)
+        if stored_json is None:
+            if col.count() == 0:  # an empty collection made elsewhere: adopt it
+                col.modify(metadata={**(col.metadata or {}), FINGERPRINT_KEY: json.dumps(fingerprint, sort_keys=True)})
+            else:
+                raise EncoderMismatchError(
+                    f"collection {self._name!r} holds {col.count()} records but no reasonir-rag encoder fingerprint, "
+                    "so its vectors may come from any model; index into another collection name"
+                )
+        else:
+            stored = json.loads(stored_json)
+            current = json.loads(json.dumps(fingerprint))
+            if stored != current:
+                differ = sorted(k for k in set(stored) | set(current) if stored.get(k) != current.get(k))
+                raise EncoderMismatchError(
+                    f"collection {self._name!r} was indexed with encoder {stored} but this encoder is {current} "
+                    f"(they differ in: {', '.join(differ)}). Search it with the encoder it was built with, or "
+                    f"index with this encoder into another collection name (e.g. '{self._name}-{current.get('dim')}d')"
+                )
+        config = getattr(col, "configuration", None) or {}
+        for index in ("hnsw", "spann"):
+            space = (config.get(index) or {}).get("space")
+            if space and space != "cosine":
+                raise ValueError(
+                    f"collection {self._name!r} uses {space!r} distance; reasonir-rag needs cosine "
+                    "(scores are 1 - distance): use another collection name"
+                )
+
+    # ------------------------------------------------------------------ facts
+    @property
+    def encoder(self) -> Any:
+        return self._encoder
+
+    @property
+    def collection_name(self) -> str:
+        return self._name
+
+    @property
+    def client(self) -> Any:
+        return self._client
+
+    @property
+    def batch_size(self) -> int:
+        return self._batch_size
+
+    def count(self) -> int:
+        return int(self._collection.count())
+
+    def __repr__(self) -> str:
+        return f"ChromaStore({self._name!r}, at={self._where!r}, encoder={self._encoder!r})"
+
+    # ------------------------------------------------------------------ writing
+    def add(
+        self,
+        texts_or_documents: Sequence[str | Document] | str | Document,
+        ids: Sequence[str] | None = None,
+        metadatas: Sequence[Mapping[str, Any] | None] | None = None,
+        *,
+        show_progress: bool | None = None,
+    ) -> list[str]:
+        """Index texts or :class:`Document` s; return the ids now in the index, in input order.
+
+        Ids: ``ids``, else each Document's id, else :func:`content_id` of the text. Unchanged texts are
+        skipped without encoding; empty, whitespace-only and non-string texts are skipped with a warning
+        naming them (the rest is indexed). Repeated ids within one call: the last one wins.
+        :attr:`last_add` tells what happened.
+        """
+        if texts_or_documents is None:
+            raise TypeError("add() needs a list of strings or Documents, got None")
+        items = [texts_or_documents] if isinstance(texts_or_documents, (str, Document)) else list(texts_or_documents)
+        for what, seq in (("ids", ids), ("metadatas", metadatas)):
+            if seq is not None and (isinstance(seq, str) or len(seq) != len(items)):
+                got = "a string" if isinstance(seq, str) else f"{len(seq)}"
+                raise ValueError(f"{what} must be a list as long as the texts ({len(items)}), got {got}")
+        stats = AddStats(received=len(items))
+        self.last_add = stats
+        records: dict[str, tuple[str, dict[str, Any]]] = {}
+        invalid: list[str] = []
+        first_seen: dict[str, None] = {}
+        for i, item in enumerate(items):
+            text, meta, doc_id = item, {}, None
+            if isinstance(item, Document):
+                text, meta, doc_id = item.text, dict(item.metadata), item.id or None  # "" -> content id
+            if ids is not None:
+                doc_id = ids[i]
+            if metadatas is not None and metadatas[i] is not None:
+                meta = {**meta, **metadatas[i]}
+            if doc_id is not None and (not isinstance(doc_id, str) or not doc_id):
+                raise ValueError(f"id #{i} must be a non-empty string, got {doc_id!r}")
+            if not isinstance(text, str) or not text.strip():
+                what = "empty" if isinstance(text, str) else type(text).__name__
+                invalid.append(f"{doc_id} ({what})" if doc_id else f"#{i} ({what})")
+                continue
+            text = _repair_unicode(text)
+            doc_id = doc_id or content_id(text)
+            first_seen.setdefault(doc_id)
+            if doc_id in records:
+                stats.duplicates += 1
+            records[doc_id] = (text, self._clean_meta(meta))
+        if invalid:
+            stats.invalid = len(invalid)
+            shown = ", ".join(invalid[:10]) + (f" and {len(invalid) - 10} more" if len(invalid) > 10 else "")
+            logger.warning("skipped %d empty or non-string text(s): %s", len(invalid), shown)
+        if stats.duplicates:
+            logger.warning("%d repeated id(s) in one add(); the last occurrence of each was kept", stats.duplicates)
+        order = list(records)
+        show = self.show_progress if show_progress is None else show_progress
+        show = len(order) >= 2000 if show is None else show
+        tqdm = require("tqdm").tqdm
+        with tqdm(total=len(order), desc=f"indexing into {self._name}", unit="doc", disable=not show) as bar:
+            for start in range(0, len(order), self._batch_size):
+                batch = order[start : start + self._batch_size]
+                self._add_batch(batch, records, stats)
+                bar.update(len(batch))
+        logger.info(
+            "add to %r: %d new or changed, %d unchanged, %d metadata-only, %d invalid, %d duplicates",
+            self._name,
+            stats.added,
+            stats.unchanged,
+            stats.metadata_updated,
+            stats.invalid,
+            stats.duplicates,
+        )
+        return [i for i in first_seen if i in records]
+
+    def _add_batch(self, batch: list[str], records: dict[str, tuple[str, dict[str, Any]]], stats: AddStats) -> None:
+        existing = self._collection.get(ids=batch, include=["metadatas"])
+        stored = {i: m or {} for i, m in zip(existing["ids"], existing["metadatas"] or [], strict=False)}
+        encode: list[str] = []
+        meta_only: list[str] = []
+        for doc_id in batch:
+            text, meta = records[doc_id]
+            old = stored.get(doc_id)
+            if old is None or old.get(HASH_KEY) != text_hash(text):
+                encode.append(doc_id)
+            elif _public(old) != meta:
+                meta_only.append(doc_id)
+            else:
+                stats.unchanged += 1
+        if encode:
+            texts = [records[i][0] for i in encode]
+            vectors = self._encoder.encode_documents(texts, show_progress=False)
+            self._upsert(encode, vectors, records)
+            stats.added += len(encode)
+        if meta_only:
+            got = self._collection.get(ids=meta_only, include=["embeddings"])
+            by_id = dict(zip(got["ids"], got["embeddings"], strict=True))
+            self._upsert(meta_only, np.asarray([by_id[i] for i in meta_only], dtype=np.float32), records)
+            stats.metadata_updated += len(meta_only)
+
+    def _upsert(self, ids: list[str], vectors: np.ndarray, records: dict[str, tuple[str, dict[str, Any]]]) -> None:
+        texts = [records[i][0] for i in ids]
+        metas = [{**records[i][1], HASH_KEY: text_hash(records[i][0])} for i in ids]
+        self._collection.upsert(
+            ids=ids, embeddings=np.asarray(vectors, dtype=np.float32), documents=texts, metadatas=metas
+        )
+
+    def delete(self, ids: Sequence[str]) -> None:
+        """Remove these ids (missing ones are ignored)."""
+        if isinstance(ids, str):
+            ids = [ids]
+        ids = list(ids)
+        for start in range(0, len(ids), self._batch_size):
+            self._collection.delete(ids=ids[start : start + self._batch_size])
+
+    def get(self, ids: Sequence[str]) -> list[Document]:
+        """The stored documents for ``ids``, in that order; missing ids are left out."""
+        if isinstance(ids, str):
+            ids = [ids]
+        ids = list(ids)
+        found: dict[str, Document] = {}
+        for start in range(0, len(ids), self._batch_size):
+            got = self._collection.get(ids=ids[start : start + self._batch_size], include=["documents", "metadatas"])
+            for doc_id, text, meta in zip(got["ids"], got["documents"], got["metadatas"], strict=True):
+                found[doc_id] = Document(doc_id, text, _public(meta))
+        return [found[i] for i in dict.fromkeys(ids) if i in found]
+
+    # ------------------------------------------------------------------ searching
+    def search(
+        self,
+        query: str,
+        k: int = 10,
+        *,
+        task: str | None = None,
+        instruction: str | None = None,
+        where: Mapping[str, Any] | None = None,
+    ) -> list[ScoredDocument]:
+        """The ``k`` nearest documents to ``query`` (encoded with the query prefix), best first.
+
+        ``score`` is the cosine similarity. ``task`` picks a BRIGHT task's instruction. ``where`` is a
+        Chroma metadata filter. An empty collection gives ``[]``; ``k`` above the count gives fewer.
+        """
+        if not isinstance(query, str):
+            raise TypeError(
+                f"search() takes one query string, got {type(query).__name__}; use search_many() for several"
+            )
+        return self.search_many([query], k, task=task, instruction=instruction, where=where)[0]
+
+    def search_many(
+        self,
+        queries: Sequence[str],
+        k: int = 10,
+        *,
+        task: str | None = None,
+        instruction: str | None = None,
+        where: Mapping[str, Any] | None = None,
+    ) -> list[list[ScoredDocument]]:
+        """:meth:`search` for several queries: one encoder call and one Chroma query for all."""
+        k = _check_k(k)
+        if queries is None or isinstance(queries, str):
+            raise TypeError("search_many() takes a list of query strings")
+        queries = list(queries)
+        if not queries:
+            return []
+        vectors = self._encoder.encode_queries(queries, instruction=instruction, task=task)
+        return self._query(vectors, k, where)
+
+    def search_by_vector(
+        self,
+        vector: Sequence[float] | np.ndarray,
+        k: int = 10,
+        where: Mapping[str, Any] | None = None,
+    ) -> list[ScoredDocument]:
+        """Nearest documents to an already-encoded query vector (made with this store's encoder)."""
+        k = _check_k(k)
+        vec = np.asarray(vector, dtype=np.float32)
+        if vec.ndim != 1 or vec.shape[0] != self._encoder.dim:
+            raise ValueError(f"expected one vector of {self._encoder.dim} dims, got shape {vec.shape}")
+        if not np.isfinite(vec).all():
+            raise ValueError("the query vector holds NaN or infinite values")
+        return self._query(vec[None, :], k, where)[0]
+
+    def _query(self, vectors: np.ndarray, k: int, where: Mapping[str, Any] | None) -> list[list[ScoredDocument]]:
+        count = self.count()
+        if count == 0:
+            return [[] for _ in range(len(vectors))]
+        got = self._collection.query(
+            query_embeddings=np.asarray(vectors, dtype=np.float32),
+            n_results=min(k, count),
+            where=dict(where) if where else None,
+            include=["documents", "metadatas", "distances"],
+        )
+        results: list[list[ScoredDocument]] = []
+        for q in range(len(vectors)):
+            hits = [
+                ScoredDocument(doc_id, text, _public(meta), float(1.0 - dist))
+                for doc_id, text, meta, dist in zip(
+                    got["ids"][q], got["documents"][q], got["metadatas"][q], got["distances"][q], strict=True
+                )
+            ]
+            hits.sort(key=lambda h: h.score, reverse=True)
+            results.append(hits)
+        return results
