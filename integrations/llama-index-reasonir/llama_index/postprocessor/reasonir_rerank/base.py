@@ -1,0 +1,131 @@
+"""ReasonIR's pointwise Qwen reranker as a LlamaIndex node postprocessor.
+
+Scoring (one forward pass per node for the 0-5 relevance digit, tie-broken with the retrieval score), prompts and
+failure handling are the core's :class:`~reasonir_rag.reranker.QwenReranker`; this class translates nodes and
+emits LlamaIndex's rerank events (``ReRankStartEvent`` / ``ReRankEndEvent`` and the ``RERANKING`` callback).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from llama_index.core.bridge.pydantic import Field, PrivateAttr
+from llama_index.core.callbacks import CallbackManager, CBEventType, EventPayload
+from llama_index.core.instrumentation import get_dispatcher
+from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
+from llama_index.core.postprocessor.types import BaseNodePostprocessor
+from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
+from reasonir_rag.llm import LLM
+from reasonir_rag.reranker import DEFAULT_RERANKER, QwenReranker
+from reasonir_rag.types import ScoredDocument
+
+logger = logging.getLogger(__name__)
+dispatcher = get_dispatcher(__name__)
+
+# what the reranker adds to node.metadata; kept out of the text the LLM and the embedder see
+_NOTES = ("rerank_score", "rerank_error", "rerank_truncated", "rerank_digit_mass", "retrieval_score")
+
+
+class QwenRerank(BaseNodePostprocessor):
+    """Rerank nodes with an instruction-tuned LLM's 0-5 relevance score (ReasonIR's reranker).
+
+    ``llm``: a reasonir-rag LLM backend (``OpenAICompatibleLLM`` for a vLLM server, ``TransformersLLM``) or a spec
+    string (``"openai:MODEL"``, ``"hf:PATH"``; default Qwen2.5-7B-Instruct); or pass a ready ``reranker=``.
+    The node score becomes ``alpha * rerank/5 + (1 - alpha) * retrieval score`` (a node without a score counts
+    as 0). ``node.metadata`` gains ``rerank_score`` (0-5; and ``rerank_error`` when a node could not be scored),
+    plus ``retrieval_score`` with ``keep_retrieval_score``. ``top_n=None`` keeps every node.
+    """
+
+    model: str = Field(description="The reranking LLM.")
+    top_n: int | None = Field(default=None, description="Nodes to keep after reranking (None: all).", ge=1)
+    keep_retrieval_score: bool = Field(default=False, description="Keep the retrieval score in node.metadata.")
+    task: str | None = Field(default=None, description="BRIGHT task whose rerank prompt to use.")
+    metadata_mode: MetadataMode = Field(default=MetadataMode.EMBED, description="What node text the LLM reads.")
+
+    _reranker: QwenReranker = PrivateAttr()
+
+    def __init__(
+        self,
+        llm: LLM | str | None = None,
+        *,
+        reranker: QwenReranker | None = None,
+        top_n: int | None = None,
+        keep_retrieval_score: bool = False,
+        task: str | None = None,
+        metadata_mode: MetadataMode = MetadataMode.EMBED,
+        callback_manager: CallbackManager | None = None,
+        **reranker_kwargs: Any,
+    ) -> None:
+        if reranker is not None:
+            if llm is not None or reranker_kwargs:
+                raise ValueError("pass either reranker= or llm= with QwenReranker arguments, not both")
+            if not isinstance(reranker, QwenReranker):
+                raise TypeError(f"reranker must be a reasonir_rag QwenReranker, got {type(reranker).__name__}")
+        else:
+            _check_llm(llm)
+            reranker = QwenReranker(llm if llm is not None else DEFAULT_RERANKER, task=task, **reranker_kwargs)
+        super().__init__(model=reranker.llm.model_name, top_n=top_n, keep_retrieval_score=keep_retrieval_score,
+                         task=task, metadata_mode=metadata_mode,
+                         callback_manager=callback_manager or CallbackManager([]))
+        self._reranker = reranker
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "QwenRerank"
+
+    @property
+    def reranker(self) -> QwenReranker:
+        return self._reranker
+
+    def _postprocess_nodes(
+        self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None,
+    ) -> list[NodeWithScore]:
+        if query_bundle is None:
+            raise ValueError("QwenRerank needs the query: call postprocess_nodes(nodes, query_str=...) "
+                             "or use it inside a query engine")
+        top_n = self.top_n if self.top_n is not None else len(nodes)
+        dispatcher.event(ReRankStartEvent(query=query_bundle, nodes=nodes, top_n=top_n, model_name=self.model))
+        if not nodes:
+            dispatcher.event(ReRankEndEvent(nodes=[]))
+            return []
+        with self.callback_manager.event(
+            CBEventType.RERANKING,
+            payload={EventPayload.NODES: nodes, EventPayload.MODEL_NAME: self.model,
+                     EventPayload.QUERY_STR: query_bundle.query_str, EventPayload.TOP_K: top_n},
+        ) as event:
+            docs = [ScoredDocument(str(i), n.node.get_content(metadata_mode=self.metadata_mode), {}, _score(n))
+                    for i, n in enumerate(nodes)]
+            ranked = self._reranker.rerank(query_bundle.query_str, docs, top_n=top_n, task=self.task)
+            out = [self._translate(nodes[int(doc.id)], doc) for doc in ranked]
+            event.on_end(payload={EventPayload.NODES: out})
+        dispatcher.event(ReRankEndEvent(nodes=out))
+        return out
+
+    def _translate(self, source: NodeWithScore, ranked: ScoredDocument) -> NodeWithScore:
+        node = source.node
+        notes = {k: v for k, v in ranked.metadata.items() if k in _NOTES and k != "retrieval_score"}
+        if self.keep_retrieval_score:
+            notes["retrieval_score"] = source.score
+        node.metadata.update(notes)
+        for keys in (node.excluded_llm_metadata_keys, node.excluded_embed_metadata_keys):
+            keys.extend(k for k in notes if k not in keys)
+        return NodeWithScore(node=node, score=ranked.score)
+
+
+def _check_llm(llm: Any) -> None:
+    if llm is None or isinstance(llm, (str, LLM)):
+        return
+    raise TypeError(f"QwenRerank reads next-token log-probs, so it needs a reasonir-rag LLM backend, not "
+                    f"{type(llm).__name__}: e.g. reasonir_rag.llm.OpenAICompatibleLLM(model, base_url=...) for a vLLM "
+                    "server, TransformersLLM(path) locally, or a spec string 'openai:MODEL' / 'hf:PATH'")
+
+
+def _score(node: NodeWithScore) -> Any:
+    """The retrieval score the tie-break uses: 0 for a node without one; NaN or junk reach the core's clear error."""
+    if node.score is None:
+        return 0.0
+    try:
+        return float(node.score)  # numpy scalars too
+    except (TypeError, ValueError):
+        return node.score

@@ -1,0 +1,112 @@
+"""Fixtures for the LlamaIndex integration: OpenStax passages, real Chroma, tiny and real LLMs, the vLLM server."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+# (file, module) -> the first 10 passages of each: 40 passages on four unrelated topics
+SAMPLE_MODULES = (
+    ("microbiology.jsonl", "Staining Microscopic Specimens"),
+    ("anatomy-physiology.jsonl", "Homeostasis"),
+    ("chemistry-bundle.jsonl", "Measurement Uncertainty, Accuracy, and Precision"),
+    ("university-physics-bundle.jsonl", "Scalars and Vectors"),
+)
+GRAM_QUESTION = "Which steps of the Gram stain tell gram-positive from gram-negative bacteria?"
+GRAM_PASSAGE = "microbiology/m58788/9"
+
+
+@pytest.fixture(scope="session")
+def openstax_sample(shared_data) -> list[dict[str, Any]]:
+    """40 OpenStax passages (id, book, section, text) from four modules."""
+    rows: list[dict[str, Any]] = []
+    for name, module in SAMPLE_MODULES:
+        with open(shared_data / "openstax" / name, encoding="utf-8") as f:
+            picked = [r for r in map(json.loads, f) if r["module"] == module][:10]
+        assert len(picked) == 10, f"{name}: module {module!r} changed"
+        rows += [{"id": r["id"], "book": r["book"], "section": r["section"], "text": r["text"]} for r in picked]
+    return rows
+
+
+@pytest.fixture(scope="session")
+def chroma_client(tmp_path_factory):
+    """A real embedded Chroma (never its default embedding function: collections are made with None)."""
+    import chromadb
+
+    return chromadb.PersistentClient(path=str(tmp_path_factory.mktemp("li-chroma")),
+                                     settings=chromadb.config.Settings(anonymized_telemetry=False))
+
+
+def new_collection(client: Any, name: str) -> Any:
+    return client.create_collection(name, embedding_function=None, configuration={"hnsw": {"space": "cosine"}})
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen_llm(tiny_qwen_dir):
+    """The tiny random Qwen2 (real Qwen2.5 tokenizer) as a local backend: exact, deterministic reranker parity."""
+    from reasonir_rag.llm import TransformersLLM
+
+    return TransformersLLM(str(tiny_qwen_dir), device="cpu")
+
+
+# ---------------------------------------------------------------------------------------------- the vLLM server
+@pytest.fixture(scope="session")
+def served_llm(vllm_server) -> Any:
+    """The session's real vLLM server (SmolLM2): ``.base_url`` (…/v1) and ``.model``."""
+    return vllm_server
+
+
+@pytest.fixture(scope="session")
+def server_llm(served_llm, smollm2_dir):
+    """The core's OpenAI-compatible backend on the server (rewriter and reranker), with SmolLM2's tokenizer."""
+    from reasonir_rag.llm import OpenAICompatibleLLM
+
+    return OpenAICompatibleLLM(served_llm.model, base_url=served_llm.base_url, tokenizer=str(smollm2_dir),
+                               max_retries=1, timeout=120)
+
+
+@pytest.fixture(scope="session")
+def reader_llm(served_llm):
+    """LlamaIndex's own OpenAILike LLM on the same server (the response synthesizer)."""
+    from llama_index.llms.openai_like import OpenAILike
+
+    return OpenAILike(model=served_llm.model, api_base=served_llm.base_url, api_key="EMPTY", is_chat_model=True,
+                      context_window=2048, max_tokens=48, temperature=0.0, timeout=120)
+
+
+# ---------------------------------------------------------------------------------------------- LlamaIndex events
+class Recorder:
+    """Every instrumentation event LlamaIndex dispatches while installed."""
+
+    def __init__(self) -> None:
+        self.events: list[Any] = []
+
+    def of(self, kind: type) -> list[Any]:
+        return [e for e in self.events if isinstance(e, kind)]
+
+
+@pytest.fixture
+def events() -> Iterator[Recorder]:
+    from llama_index.core.instrumentation import get_dispatcher
+    from llama_index.core.instrumentation.event_handlers import BaseEventHandler
+
+    recorder = Recorder()
+
+    class Handler(BaseEventHandler):
+        @classmethod
+        def class_name(cls) -> str:
+            return "TestRecorder"
+
+        def handle(self, event: Any, **kwargs: Any) -> None:
+            recorder.events.append(event)
+
+    root = get_dispatcher()
+    handler = Handler()
+    root.add_event_handler(handler)
+    try:
+        yield recorder
+    finally:
+        root.event_handlers.remove(handler)

@@ -1,0 +1,139 @@
+"""QwenRerank: the core reranker behind LlamaIndex's postprocessor interface, with its rerank events.
+
+Parity runs on the tiny random Qwen2 with the real Qwen2.5 tokenizer (deterministic, local); the real server is in
+test_query_engine.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from llama_index.core.callbacks import CallbackManager, CBEventType, LlamaDebugHandler
+from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
+from llama_index.core.postprocessor.types import BaseNodePostprocessor
+from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle, TextNode
+from llama_index.postprocessor.reasonir_rerank import QwenRerank
+
+from reasonir_rag.encoder import InvalidInputError
+from reasonir_rag.reranker import QwenReranker
+from reasonir_rag.types import ScoredDocument
+
+from .conftest import GRAM_QUESTION
+
+
+def _nodes(openstax_sample, n=5):
+    return [NodeWithScore(node=TextNode(id_=r["id"], text=r["text"], metadata={"section": r["section"]}),
+                          score=0.9 - 0.1 * i) for i, r in enumerate(openstax_sample[:n])]
+
+
+@pytest.fixture(scope="module")
+def core(tiny_qwen_llm):
+    return QwenReranker(tiny_qwen_llm, max_doc_tokens=256)
+
+
+def test_scores_and_order_are_the_core_rerankers(core, openstax_sample):
+    rerank = QwenRerank(reranker=core, top_n=3)
+    assert isinstance(rerank, BaseNodePostprocessor) and rerank.model == core.llm.model_name
+    nodes = _nodes(openstax_sample)
+    texts = [n.node.get_content(metadata_mode=MetadataMode.EMBED) for n in nodes]
+    expected = core.rerank(GRAM_QUESTION, [ScoredDocument(str(i), t, {}, n.score)
+                                           for i, (t, n) in enumerate(zip(texts, nodes, strict=True))], top_n=3)
+    got = rerank.postprocess_nodes(nodes, query_str=GRAM_QUESTION)
+    assert [g.node.node_id for g in got] == [nodes[int(e.id)].node.node_id for e in expected]
+    assert [g.score for g in got] == pytest.approx([e.score for e in expected], abs=1e-6)
+    for g, e in zip(got, expected, strict=True):
+        assert g.node.metadata["rerank_score"] == pytest.approx(e.metadata["rerank_score"], abs=1e-6)
+        assert "rerank_score" not in g.node.get_content(metadata_mode=MetadataMode.LLM)
+        assert "retrieval_score" not in g.node.metadata
+
+
+def test_keep_retrieval_score_and_top_n(core, openstax_sample):
+    nodes = _nodes(openstax_sample)
+    original = {n.node.node_id: n.score for n in nodes}
+    got = QwenRerank(reranker=core, keep_retrieval_score=True).postprocess_nodes(nodes, query_str=GRAM_QUESTION)
+    assert len(got) == 5  # top_n=None keeps every node
+    assert [g.score for g in got] == sorted((g.score for g in got), reverse=True)
+    for g in got:
+        assert g.node.metadata["retrieval_score"] == original[g.node.node_id]
+        assert g.score == pytest.approx(0.5 * g.node.metadata["rerank_score"] / 5 + 0.5 * original[g.node.node_id])
+        assert "retrieval_score" not in g.node.get_content(metadata_mode=MetadataMode.LLM)
+    assert len(QwenRerank(reranker=core, top_n=2).postprocess_nodes(_nodes(openstax_sample),
+                                                                     query_str=GRAM_QUESTION)) == 2
+
+
+def test_emits_llamaindex_rerank_events_and_callbacks(core, openstax_sample, events):
+    debug = LlamaDebugHandler()
+    rerank = QwenRerank(reranker=core, top_n=2, callback_manager=CallbackManager([debug]))
+    nodes = _nodes(openstax_sample, 4)
+    got = rerank.postprocess_nodes(nodes, query_bundle=QueryBundle(GRAM_QUESTION))
+    (start,), (end,) = events.of(ReRankStartEvent), events.of(ReRankEndEvent)
+    assert start.top_n == 2 and start.model_name == core.llm.model_name and start.query.query_str == GRAM_QUESTION
+    assert [n.node.node_id for n in start.nodes] == [n.node.node_id for n in nodes]
+    assert [n.node.node_id for n in end.nodes] == [n.node.node_id for n in got]
+    pairs = debug.get_event_pairs(CBEventType.RERANKING)
+    assert len(pairs) == 1 and pairs[0][1].payload["nodes"] == got
+
+
+def test_async_matches_sync(core, openstax_sample):
+    rerank = QwenRerank(reranker=core, top_n=3)
+    sync = rerank.postprocess_nodes(_nodes(openstax_sample), query_str=GRAM_QUESTION)
+    got = asyncio.run(rerank.apostprocess_nodes(_nodes(openstax_sample), query_str=GRAM_QUESTION))
+    assert [(g.node.node_id, g.score) for g in got] == [(s.node.node_id, s.score) for s in sync]
+
+
+def test_built_from_an_llm_with_reranker_arguments(tiny_qwen_llm, openstax_sample):
+    rerank = QwenRerank(tiny_qwen_llm, top_n=2, alpha=1.0, max_doc_tokens=128)
+    assert rerank.reranker.alpha == 1.0 and rerank.reranker.max_doc_tokens == 128
+    got = rerank.postprocess_nodes(_nodes(openstax_sample), query_str=GRAM_QUESTION)
+    assert all(g.score == pytest.approx(g.node.metadata["rerank_score"] / 5) for g in got)
+
+
+# ------------------------------------------------------------------ bad input: the core's policy, through LlamaIndex
+def test_an_empty_node_scores_zero_and_the_rest_are_ranked(core, openstax_sample, caplog):
+    nodes = [*_nodes(openstax_sample, 3), NodeWithScore(node=TextNode(id_="blank", text="   "), score=0.95)]
+    got = QwenRerank(reranker=core).postprocess_nodes(nodes, query_str=GRAM_QUESTION)
+    blank = next(g for g in got if g.node.node_id == "blank")
+    assert blank.node.metadata["rerank_score"] == 0.0 and blank.node.metadata["rerank_error"] == "empty document"
+    assert blank.score == pytest.approx(0.5 * 0.95)
+    assert len(got) == 4 and all("rerank_error" not in g.node.metadata for g in got if g is not blank)
+
+
+def test_nodes_without_a_score_count_as_zero(core, openstax_sample):
+    nodes = [NodeWithScore(node=n.node, score=None) for n in _nodes(openstax_sample, 3)]
+    got = QwenRerank(reranker=core, keep_retrieval_score=True).postprocess_nodes(nodes, query_str=GRAM_QUESTION)
+    for g in got:
+        assert g.node.metadata["retrieval_score"] is None
+        assert g.score == pytest.approx(0.5 * g.node.metadata["rerank_score"] / 5)
+
+
+def test_bad_queries_and_scores_are_named(core, openstax_sample):
+    rerank = QwenRerank(reranker=core)
+    with pytest.raises(ValueError, match="needs the query"):
+        rerank.postprocess_nodes(_nodes(openstax_sample, 2))
+    with pytest.raises(InvalidInputError, match="non-empty string"):
+        rerank.postprocess_nodes(_nodes(openstax_sample, 2), query_str="  ")
+    nodes = _nodes(openstax_sample, 3)
+    nodes[1].score = float("nan")
+    with pytest.raises(InvalidInputError, match="#1"):
+        rerank.postprocess_nodes(nodes, query_str=GRAM_QUESTION)
+    assert rerank.postprocess_nodes([], query_str=GRAM_QUESTION) == []
+
+
+def test_bad_construction(core, tiny_qwen_llm):
+    with pytest.raises(ValueError, match="not both"):
+        QwenRerank(tiny_qwen_llm, reranker=core)
+    with pytest.raises(TypeError, match="QwenReranker"):
+        QwenRerank(reranker="Qwen/Qwen2.5-7B-Instruct")
+    with pytest.raises(ValueError):
+        QwenRerank(reranker=core, top_n=0)
+    with pytest.raises(ValueError, match="alpha"):
+        QwenRerank(tiny_qwen_llm, alpha=2.0)
+
+
+def test_a_llamaindex_llm_is_refused_with_a_hint():
+    from llama_index.llms.openai_like import OpenAILike
+
+    reader = OpenAILike(model="smollm2", api_base="http://127.0.0.1:9/v1", api_key="EMPTY")
+    with pytest.raises(TypeError, match=r"reasonir-rag LLM backend.*OpenAICompatibleLLM"):
+        QwenRerank(reader)

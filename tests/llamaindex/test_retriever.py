@@ -1,0 +1,102 @@
+"""ReasonIRRetriever over a reasonir-rag ChromaStore (real embedded Chroma)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+from llama_index.core.base.base_retriever import BaseRetriever
+from llama_index.core.schema import QueryBundle
+from llama_index.retrievers.reasonir import ReasonIRRetriever
+
+from reasonir_rag.encoder import InvalidInputError
+from reasonir_rag.store import ChromaStore
+from reasonir_rag.types import Document
+
+from .conftest import GRAM_PASSAGE, GRAM_QUESTION
+
+
+def _documents(rows):
+    return [Document(r["id"], r["text"], {"book": r["book"], "section": r["section"]}) for r in rows]
+
+
+@pytest.fixture(scope="module")
+def minilm_store(minilm_encoder, openstax_sample, tmp_path_factory):
+    store = ChromaStore("li-retriever", encoder=minilm_encoder, path=tmp_path_factory.mktemp("li-store"))
+    store.add(_documents(openstax_sample))
+    return store
+
+
+def test_nodes_are_the_store_hits(minilm_store):
+    retriever = ReasonIRRetriever(minilm_store, similarity_top_k=4)
+    assert isinstance(retriever, BaseRetriever)
+    nodes = retriever.retrieve(GRAM_QUESTION)
+    hits = minilm_store.search(GRAM_QUESTION, k=4)
+    assert len(nodes) == 4 and GRAM_PASSAGE in [n.node.node_id for n in nodes]
+    for node, hit in zip(nodes, hits, strict=True):
+        assert (node.node.node_id, node.node.get_content(), node.node.metadata) == (hit.id, hit.text, hit.metadata)
+        assert node.score == pytest.approx(hit.score)
+
+
+def test_metadata_filter(minilm_store):
+    nodes = ReasonIRRetriever(minilm_store, similarity_top_k=5, where={"book": "Anatomy and Physiology 2e"}).retrieve(
+        GRAM_QUESTION)
+    assert len(nodes) == 5 and {n.node.metadata["book"] for n in nodes} == {"Anatomy and Physiology 2e"}
+
+
+def test_a_bundle_with_an_embedding_is_searched_by_that_vector(minilm_store, minilm_encoder):
+    vector = minilm_encoder.encode_queries([GRAM_QUESTION])[0]
+    retriever = ReasonIRRetriever(minilm_store, similarity_top_k=3)
+    by_vector = retriever.retrieve(QueryBundle(query_str="unrelated words about tax law", embedding=vector.tolist()))
+    by_text = retriever.retrieve(GRAM_QUESTION)
+    assert [n.node.node_id for n in by_vector] == [n.node.node_id for n in by_text]
+
+
+def test_several_embedding_strings_are_averaged_as_llamaindex_does(minilm_store, minilm_encoder):
+    strs = [GRAM_QUESTION, "crystal violet and safranin staining of bacterial cell walls"]
+    nodes = ReasonIRRetriever(minilm_store, similarity_top_k=3).retrieve(
+        QueryBundle(query_str=GRAM_QUESTION, custom_embedding_strs=strs))
+    expected = minilm_store.search_by_vector(minilm_encoder.encode_queries(strs).mean(axis=0), k=3)
+    assert [n.node.node_id for n in nodes] == [h.id for h in expected]
+
+
+def test_async_matches_sync(minilm_store):
+    retriever = ReasonIRRetriever(minilm_store, similarity_top_k=5)
+    sync = retriever.retrieve(GRAM_QUESTION)
+    got = asyncio.run(retriever.aretrieve(GRAM_QUESTION))
+    assert [n.node.node_id for n in got] == [n.node.node_id for n in sync]
+
+
+def test_the_task_prefix_reaches_the_search(tiny_encoder, openstax_sample, tmp_path):
+    store = ChromaStore("li-tiny-task", encoder=tiny_encoder, path=tmp_path)
+    store.add(_documents(openstax_sample[:10]))
+    nodes = ReasonIRRetriever(store, similarity_top_k=10, task="biology").retrieve(GRAM_QUESTION)
+    query = tiny_encoder.encode([GRAM_QUESTION], prefix=tiny_encoder.query_prefix(task="biology"))[0]
+    docs = {d.id: v for d, v in zip(_documents(openstax_sample[:10]), tiny_encoder.encode(
+        [r["text"] for r in openstax_sample[:10]], prefix=tiny_encoder.document_prefix), strict=True)}
+    for node in nodes:
+        assert node.score == pytest.approx(float(query @ docs[node.node.node_id]), abs=1e-4)
+    generic = ReasonIRRetriever(store, similarity_top_k=10).retrieve(GRAM_QUESTION)
+    assert not np.allclose(sorted(n.score for n in nodes), sorted(n.score for n in generic), atol=1e-4)
+
+
+def test_bad_input(minilm_store):
+    retriever = ReasonIRRetriever(minilm_store)
+    with pytest.raises(InvalidInputError, match="#0 is empty"):
+        retriever.retrieve("")
+    with pytest.raises(InvalidInputError, match="#0 is empty or whitespace"):
+        asyncio.run(retriever.aretrieve("  \n"))
+    with pytest.raises(ValueError, match="expected one vector of 384 dims"):
+        retriever.retrieve(QueryBundle(query_str="q", embedding=[0.1] * 12))
+    for k in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="similarity_top_k"):
+            ReasonIRRetriever(minilm_store, similarity_top_k=k)
+    with pytest.raises(TypeError, match="ChromaStore"):
+        ReasonIRRetriever("a collection name")
+
+
+def test_unknown_task_fails_at_construction(tiny_encoder, tmp_path):
+    store = ChromaStore("li-tiny-bad-task", encoder=tiny_encoder, path=tmp_path)
+    with pytest.raises(ValueError, match=r"unknown BRIGHT task 'chemistry'"):
+        ReasonIRRetriever(store, task="chemistry")
