@@ -16,6 +16,18 @@ from reasonir_rag.eval.runner import ALL_CONDITIONS, EvalSettings, RAGEvaluator
 SUBJECTS = ["high_school_biology", "high_school_chemistry", "high_school_physics"]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread():
+    """SmolLM2 generation on a 2-core box: with two OpenMP threads and any other busy process (the vLLM
+    engine, a parallel build) every small op waits; one thread was several times faster in that case."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def openstax_store(tmp_path_factory, minilm_encoder, shared_data):
     from reasonir_rag.store import ChromaStore
@@ -60,20 +72,8 @@ class RefusingReader:
         return text
 
 
-def test_five_conditions_report_is_complete_and_resumes_from_the_journal(
-        tmp_path, openstax_store, smollm2, questions, minilm_encoder):
-    from reasonir_rag.reranker import QwenReranker
-    from reasonir_rag.rewriter import QueryRewriter
-
-    rewriter = QueryRewriter(smollm2, max_tokens=24, encoder=minilm_encoder)
-    reranker = QwenReranker(smollm2, max_doc_tokens=128)
-    settings = EvalSettings(candidates=4, max_tokens=24, show_progress=False)
-    journal = Journal(tmp_path / "journal.sqlite")
-    evaluator = RAGEvaluator(reader=smollm2, journal=journal, retriever=openstax_store, rewriter=rewriter,
-                             reranker=reranker, settings=settings)
-    report = evaluator.report(questions, "mmlu", corpus={"documents": openstax_store.count()},
-                              out_dir=tmp_path / "out")
-
+def _check_report(report, questions, store):
+    """Complete and consistent: every condition, every question, the right cost stages, the run record."""
     rows = {row["name"]: row for row in report["conditions"]}
     assert list(rows) == list(ALL_CONDITIONS)
     for name, row in rows.items():
@@ -97,8 +97,25 @@ def test_five_conditions_report_is_complete_and_resumes_from_the_journal(
     reader_tokens = {name: row["cost"]["tokens_per_question"]["reader"] for name, row in rows.items()}
     assert reader_tokens["rag"] > reader_tokens["closed-book"]
     run = report["run"]
-    assert run["prompt"]["template_hash"] and run["reader"] and run["corpus"]["documents"] == openstax_store.count()
+    assert run["prompt"]["template_hash"] and run["reader"] and run["corpus"]["documents"] == store.count()
     assert run["dataset"]["selection"]["subjects"] == sorted(SUBJECTS)
+
+
+def test_five_conditions_report_is_complete_and_resumes_from_the_journal(
+        tmp_path, openstax_store, smollm2, questions, minilm_encoder):
+    from reasonir_rag.reranker import QwenReranker
+    from reasonir_rag.rewriter import QueryRewriter
+
+    rewriter = QueryRewriter(smollm2, max_tokens=24, encoder=minilm_encoder)
+    reranker = QwenReranker(smollm2, max_doc_tokens=128)
+    settings = EvalSettings(candidates=4, max_tokens=24, show_progress=False)
+    journal = Journal(tmp_path / "journal.sqlite")
+    evaluator = RAGEvaluator(reader=smollm2, journal=journal, retriever=openstax_store, rewriter=rewriter,
+                             reranker=reranker, settings=settings)
+    report = evaluator.report(questions, "mmlu", corpus={"documents": openstax_store.count()},
+                              out_dir=tmp_path / "out")
+
+    _check_report(report, questions, openstax_store)
     for kind in ("json", "md", "png"):
         assert (tmp_path / "out" / f"report.{kind}").stat().st_size > 0
 
@@ -117,3 +134,21 @@ def test_conditions_need_their_parts(tmp_path, smollm2):
                      settings=EvalSettings(conditions=("closed-book", "rag+rewrite")))
     with pytest.raises(ValueError, match="unknown conditions"):
         EvalSettings(conditions=("open-book",))
+
+
+def test_five_conditions_through_the_vllm_server(tmp_path, openstax_store, vllm_server, smollm2_dir, questions,
+                                                 minilm_encoder):
+    """The same run with SmolLM2 served by the real local vLLM server as rewriter, reranker and reader."""
+    from reasonir_rag.llm import OpenAICompatibleLLM
+    from reasonir_rag.reranker import QwenReranker
+    from reasonir_rag.rewriter import QueryRewriter
+
+    served = OpenAICompatibleLLM(vllm_server.model, base_url=vllm_server.base_url, tokenizer=str(smollm2_dir))
+    evaluator = RAGEvaluator(
+        reader=served, journal=Journal(tmp_path / "journal.sqlite"), retriever=openstax_store,
+        rewriter=QueryRewriter(served, max_tokens=24, encoder=minilm_encoder),
+        reranker=QwenReranker(served, max_doc_tokens=128),
+        settings=EvalSettings(candidates=4, max_tokens=24, show_progress=False, concurrency=4))
+    report = evaluator.report(questions, "mmlu", corpus={"documents": openstax_store.count()})
+    _check_report(report, questions, openstax_store)
+    assert vllm_server.model in json.dumps(report["run"]["reader"])
