@@ -19,6 +19,9 @@ _LAZY = {
     "EmbeddingCache": "reasonir_rag.cache",
     "ChromaStore": "reasonir_rag.store",
     "EncoderMismatchError": "reasonir_rag.store",
+    "CollectionNotFoundError": "reasonir_rag.store",
+    "chunk_documents": "reasonir_rag.chunking",
+    "load_documents": "reasonir_rag.loaders",
     "chunk_text": "reasonir_rag.chunking",
     "bright_instruction": "reasonir_rag.instructions",
     "QueryRewriter": "reasonir_rag.rewriter",
@@ -40,7 +43,7 @@ _LAZY = {
 
 if TYPE_CHECKING:  # pragma: no cover
     from reasonir_rag.cache import EmbeddingCache
-    from reasonir_rag.chunking import chunk_text
+    from reasonir_rag.chunking import chunk_documents, chunk_text
     from reasonir_rag.encoder import EncoderConfig, ReasonIREncoder
     from reasonir_rag.eval.bm25 import BM25Retriever
     from reasonir_rag.eval.datasets import Question, load_gpqa, load_mmlu
@@ -50,13 +53,15 @@ if TYPE_CHECKING:  # pragma: no cover
     from reasonir_rag.eval.runner import EvalSettings, RAGEvaluator
     from reasonir_rag.instructions import bright_instruction
     from reasonir_rag.llm import OpenAICompatibleLLM, TransformersLLM, load_llm
+    from reasonir_rag.loaders import load_documents
     from reasonir_rag.reranker import QwenReranker
     from reasonir_rag.rewriter import QueryRewriter, Rewrite
-    from reasonir_rag.store import ChromaStore, EncoderMismatchError
+    from reasonir_rag.store import ChromaStore, CollectionNotFoundError, EncoderMismatchError
 
 __all__ = [  # noqa: RUF022 - grouped by layer
     "Document", "ScoredDocument", "__version__",
     "ReasonIREncoder", "EncoderConfig", "EmbeddingCache", "ChromaStore", "EncoderMismatchError",
+    "CollectionNotFoundError", "chunk_documents", "load_documents",
     "chunk_text", "bright_instruction",
     "QueryRewriter", "Rewrite", "QwenReranker", "TransformersLLM", "OpenAICompatibleLLM", "load_llm",
     "RAGEvaluator", "EvalSettings",

@@ -1,4 +1,4 @@
-"""reasonir-rag: index documents, search them, run the offline demo.
+"""reasonir-rag: ReasonIR retrieval from the command line (index, search, demo; rewrite, rerank, eval).
 
 Results go to stdout, logs to stderr (``-v`` for more). Expected failures (a missing collection or path,
 an encoder that does not match the index, bad input) print one line on stderr and exit with code 2;
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from reasonir_rag import llm_cli
+from reasonir_rag.eval import cli as eval_cli
 
 logger = logging.getLogger("reasonir_rag.cli")
 
@@ -98,8 +99,8 @@ def _check_local_path(args: argparse.Namespace) -> None:
             raise FileNotFoundError(f"no Chroma database at {path} (index documents first, or pass --path)")
 
 
-def _key_metadata(meta: dict[str, Any]) -> str:
-    shown = [str(meta[k]) for k in _KEY_FIELDS if meta.get(k) not in (None, "")]
+def _key_metadata(meta: dict[str, Any], doc_id: str = "") -> str:
+    shown = [str(meta[k]) for k in _KEY_FIELDS if meta.get(k) not in (None, "", doc_id)]
     return " · ".join(shown[:3])
 
 
@@ -201,7 +202,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     if not hits:
         print("no results (the collection is empty)")
     for rank, hit in enumerate(hits, start=1):
-        meta = _key_metadata(hit.metadata)
+        meta = _key_metadata(hit.metadata, hit.id)
         print(f"{rank:>2}. {hit.score:.4f}  {hit.id}" + (f"  [{meta}]" if meta else ""))
         print(f"    {_snippet(hit.text)}")
     return 0
@@ -312,9 +313,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     # ------------------------------------------------------------------ more subcommands
-    # `rewrite` and `rerank` live in reasonir_rag/llm_cli.py; register(sub) adds subparsers that
-    # set_defaults(func=handler), handler(args) -> exit code. Further command modules register here too.
-    llm_cli.register(sub)
+    # Each command module's register(sub) adds subparsers that set_defaults(func=handler), where
+    # handler(args) -> exit code; expected errors raise ValueError/LookupError/OSError (exit 2, see main).
+    llm_cli.register(sub)  # rewrite, rerank (reasonir_rag/llm_cli.py)
+    eval_cli.register(sub)  # eval mmlu|gpqa|retrieval (reasonir_rag/eval/cli.py)
     return parser
 
 

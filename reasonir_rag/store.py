@@ -16,7 +16,7 @@ import json
 import logging
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -409,6 +409,19 @@ class ChromaStore:
             for doc_id, text, meta in zip(got["ids"], got["documents"], got["metadatas"], strict=True):
                 found[doc_id] = Document(doc_id, text, _public(meta))
         return [found[i] for i in dict.fromkeys(ids) if i in found]
+
+    def iter_documents(self, page_size: int = 5000) -> Iterator[Document]:
+        """Every stored document, page by page (for BM25 over the same corpus, exports, fingerprints)."""
+        if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1:
+            raise ValueError(f"page_size must be an int >= 1, got {page_size!r}")
+        offset = 0
+        while True:
+            got = self._collection.get(include=["documents", "metadatas"], limit=page_size, offset=offset)
+            for doc_id, text, meta in zip(got["ids"], got["documents"], got["metadatas"], strict=True):
+                yield Document(doc_id, text, _public(meta))
+            if len(got["ids"]) < page_size:
+                return
+            offset += page_size
 
     # ------------------------------------------------------------------ searching
     def search(

@@ -86,29 +86,13 @@ def _retriever(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
 
     encoder = main_cli._load_encoder(main_cli._encoder_name(args, must_exist=True), args)
     store = ChromaStore(args.collection, encoder=encoder, **main_cli._client_args(args))
-    documents = _all_documents(store)
+    documents = list(store.iter_documents())
     corpus = {"collection": args.collection, **corpus_fingerprint(documents)}
     if args.retriever == "bm25":
         from reasonir_rag.eval.bm25 import BM25Retriever
 
         return BM25Retriever(documents), corpus
     return store, corpus
-
-
-def _all_documents(store: Any, page: int = 5000) -> list[Any]:
-    """Every document of the store's collection, read page by page (for BM25 and the corpus fingerprint)."""
-    from reasonir_rag.store import _public
-    from reasonir_rag.types import Document
-
-    collection = store.client.get_collection(store.collection_name)
-    documents, offset = [], 0
-    while True:
-        got = collection.get(include=["documents", "metadatas"], limit=page, offset=offset)
-        for doc_id, text, meta in zip(got["ids"], got["documents"], got["metadatas"], strict=True):
-            documents.append(Document(doc_id, text, _public(meta)))
-        if len(got["ids"]) < page:
-            return documents
-        offset += page
 
 
 def cmd_eval_reader(args: argparse.Namespace) -> int:

@@ -1,0 +1,265 @@
+"""ChromaStore on a real embedded Chroma: persistence, idempotent upserts, fingerprints, prefixes, bad input."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from reasonir_rag.store import ChromaStore, CollectionNotFoundError, EncoderMismatchError, content_id
+from reasonir_rag.types import Document, ScoredDocument
+
+TEXTS = [
+    "Enzymes lower the activation energy of a reaction without being consumed.",
+    "Newton's third law: every action has an equal and opposite reaction.",
+    "A buffer holds a weak acid and its conjugate base, so the pH barely moves.",
+    "Mitochondria make most of the ATP a cell uses.",
+    "Photosynthesis turns carbon dioxide and water into glucose and oxygen.",
+]
+
+
+def _store(tmp_path, encoder, name="test-collection", **kwargs) -> ChromaStore:
+    return ChromaStore(name, encoder=encoder, path=tmp_path / "chroma", **kwargs)
+
+
+def test_persists_across_processes(tmp_path, tiny_reasonir_dir, tiny_encoder):
+    script = textwrap.dedent(f"""
+        from reasonir_rag import ReasonIREncoder
+        from reasonir_rag.store import ChromaStore
+        enc = ReasonIREncoder.from_pretrained({str(tiny_reasonir_dir)!r}, device="cpu")
+        store = ChromaStore("persist-test", encoder=enc, path={str(tmp_path / "chroma")!r})
+        ids = store.add({TEXTS!r}, metadatas=[{{"n": i}} for i in range({len(TEXTS)})])
+        print(",".join(ids))
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    written = done.stdout.strip().split(",")
+    assert written == [content_id(t) for t in TEXTS]
+
+    store = _store(tmp_path, tiny_encoder, "persist-test", create=False)
+    assert store.count() == len(TEXTS)
+    got = store.get(written)
+    assert [d.text for d in got] == TEXTS
+    assert [d.metadata for d in got] == [{"n": i} for i in range(len(TEXTS))]
+    hits = store.search(TEXTS[2], k=len(TEXTS))
+    assert sorted(h.id for h in hits) == sorted(written)
+
+
+def test_add_twice_adds_nothing_and_encodes_nothing(tmp_path, counting):
+    store = _store(tmp_path, counting)
+    docs = [Document(f"doc-{i}", t, {"i": i}) for i, t in enumerate(TEXTS)]
+    assert store.add(docs) == [d.id for d in docs]
+    assert counting.documents_encoded == len(TEXTS)
+    assert store.last_add.added == len(TEXTS)
+
+    assert store.add(docs) == [d.id for d in docs]
+    assert store.count() == len(TEXTS)
+    assert counting.documents_encoded == len(TEXTS), "unchanged documents were encoded again"
+    assert store.last_add.unchanged == len(TEXTS) and store.last_add.added == 0
+
+    changed = [*docs[:-1], Document("doc-4", "Photosynthesis stores the sun's energy in sugar.", {"i": 4})]
+    store.add(changed)
+    assert counting.documents_encoded == len(TEXTS) + 1
+    assert store.get(["doc-4"])[0].text.startswith("Photosynthesis stores")
+
+    relabelled = [Document(d.id, d.text, {"i": d.metadata["i"], "tag": "new"}) for d in changed]
+    store.add(relabelled)
+    assert counting.documents_encoded == len(TEXTS) + 1, "a metadata-only change must not re-encode"
+    assert store.last_add.metadata_updated == len(TEXTS)
+    assert all(d.metadata["tag"] == "new" for d in store.get([d.id for d in docs]))
+    assert store.count() == len(TEXTS)
+
+
+def test_interrupted_ingest_resumes_where_it_stopped(tmp_path, counting):
+    store = _store(tmp_path, counting, batch_size=2)
+    store.add(TEXTS[:3])  # as if the run was killed after the first batches
+    store.add(TEXTS)
+    assert counting.documents_encoded == len(TEXTS)
+    assert store.count() == len(TEXTS)
+
+
+def test_duplicate_ids_in_one_call_last_wins(tmp_path, tiny_encoder, caplog):
+    store = _store(tmp_path, tiny_encoder)
+    with caplog.at_level(logging.WARNING, logger="reasonir_rag.store"):
+        ids = store.add(["first text", "second text", "third text"], ids=["a", "b", "a"])
+    assert ids == ["a", "b"]
+    assert store.count() == 2
+    assert store.get(["a"])[0].text == "third text"
+    assert "repeated id" in caplog.text
+
+
+def test_content_hash_ids_are_stable(tmp_path, tiny_encoder):
+    store = _store(tmp_path, tiny_encoder)
+    ids = store.add(TEXTS[:2])
+    assert ids == [content_id(TEXTS[0]), content_id(TEXTS[1])]
+    assert len(ids[0]) == 32 and int(ids[0], 16) >= 0
+
+
+def test_refuses_another_encoder(tmp_path, tiny_encoder, minilm_encoder):
+    _store(tmp_path, tiny_encoder, "shared-name").add(TEXTS[:2])
+    with pytest.raises(EncoderMismatchError) as err:
+        _store(tmp_path, minilm_encoder, "shared-name")
+    message = str(err.value)
+    assert isinstance(err.value, ValueError)
+    assert "all-MiniLM-L6-v2" in message and tiny_encoder.fingerprint["weights"] in message
+    assert "another collection name" in message
+    assert "dim" in message.split("differ in:")[1]
+    # the collection itself is untouched and still opens with its own encoder
+    assert _store(tmp_path, tiny_encoder, "shared-name").count() == 2
+
+
+def test_queries_get_the_query_prefix_and_documents_the_document_prefix(tmp_path, tiny_encoder):
+    store = _store(tmp_path, tiny_encoder)
+    ids = store.add(TEXTS)
+    query = "Which organelle produces ATP?"
+    docs = tiny_encoder.encode_documents(TEXTS)
+    for kwargs in ({}, {"task": "biology"}, {"instruction": "Find the passage that answers the question"}):
+        q = tiny_encoder.encode_queries([query], **kwargs)[0]
+        expected = dict(zip(ids, (docs @ q).tolist(), strict=True))
+        hits = store.search(query, k=len(TEXTS), **kwargs)
+        assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+        for hit in hits:
+            assert hit.score == pytest.approx(expected[hit.id], abs=1e-4)
+    # the same query embedded as a document scores differently: the prefix really reaches the encoder
+    as_doc = tiny_encoder.encode_documents([query])[0]
+    plain = dict(zip(ids, (docs @ as_doc).tolist(), strict=True))
+    hits = store.search(query, k=len(TEXTS))
+    assert max(abs(h.score - plain[h.id]) for h in hits) > 1e-3
+
+
+def test_search_many_encodes_all_queries_in_one_call(tmp_path, counting):
+    store = _store(tmp_path, counting)
+    store.add(TEXTS)
+    calls = []
+    original = counting.encode_queries
+
+    def spy(texts, **kwargs):
+        calls.append(list(texts))
+        return original(texts, **kwargs)
+
+    counting.encode_queries = spy
+    results = store.search_many(["ATP", "buffer pH", "third law"], k=2)
+    assert calls == [["ATP", "buffer pH", "third law"]]
+    assert [len(r) for r in results] == [2, 2, 2]
+    assert results[1] == store.search("buffer pH", k=2)
+
+
+def test_search_by_vector_and_where_filter(tmp_path, tiny_encoder):
+    store = _store(tmp_path, tiny_encoder)
+    store.add(TEXTS, metadatas=[{"topic": t} for t in ["bio", "phys", "chem", "bio", "bio"]])
+    vec = tiny_encoder.encode_queries(["energy"])[0]
+    hits = store.search_by_vector(vec, k=10, where={"topic": "bio"})
+    assert len(hits) == 3 and all(h.metadata == {"topic": "bio"} for h in hits)
+    assert all(isinstance(h, ScoredDocument) for h in hits)
+    assert [h.id for h in store.search("energy", k=3)] == [h.id for h in store.search_by_vector(vec, k=3)]
+    with pytest.raises(ValueError, match="64 dims"):
+        store.search_by_vector(np.zeros(5), k=1)
+
+
+def test_k_empty_collection_and_fewer_results(tmp_path, tiny_encoder):
+    store = _store(tmp_path, tiny_encoder)
+    assert store.search("anything", k=5) == []
+    assert store.search_many(["a", "b"], k=5) == [[], []]
+    store.add(TEXTS[:2])
+    assert len(store.search("anything", k=50)) == 2
+    for bad in (0, -1, 1.5, True, None):
+        with pytest.raises(ValueError, match="k must be"):
+            store.search("anything", k=bad)
+
+
+def test_delete_and_get(tmp_path, tiny_encoder):
+    store = _store(tmp_path, tiny_encoder)
+    ids = store.add(TEXTS)
+    store.delete([ids[0], "not-there"])
+    assert store.count() == len(TEXTS) - 1
+    assert [d.id for d in store.get([ids[1], ids[0], "not-there"])] == [ids[1]]
+    assert store.encoder is tiny_encoder and store.collection_name == "test-collection"
+    assert store.client.get_collection("test-collection", embedding_function=None).count() == len(TEXTS) - 1
+    every = list(store.iter_documents(page_size=2))  # pages of 2: the last page is partial
+    assert sorted(d.id for d in every) == sorted(ids[1:])
+    assert {d.id: d.text for d in every} == dict(zip(ids[1:], TEXTS[1:], strict=True))
+    with pytest.raises(ValueError, match="page_size"):
+        next(store.iter_documents(page_size=0))
+
+
+def test_metadata_is_made_chroma_safe(tmp_path, tiny_encoder, caplog):
+    store = _store(tmp_path, tiny_encoder)
+    with caplog.at_level(logging.INFO, logger="reasonir_rag.store"):
+        store.add(
+            [TEXTS[0]],
+            ids=["m"],
+            metadatas=[
+                {
+                    "none": None,
+                    "list": [1, "two"],
+                    "dict": {"a": 1},
+                    "flag": True,
+                    "n": 3,
+                    "x": 0.5,
+                    "s": "é",
+                }
+            ],
+        )
+    meta = store.get(["m"])[0].metadata
+    assert meta == {"list": '[1, "two"]', "dict": '{"a": 1}', "flag": True, "n": 3, "x": 0.5, "s": "é"}
+    assert "JSON" in caplog.text and "None" in caplog.text
+
+
+def test_bad_inputs_to_add(tmp_path, tiny_encoder, caplog):
+    store = _store(tmp_path, tiny_encoder)
+    assert store.add([]) == []
+    with caplog.at_level(logging.WARNING, logger="reasonir_rag.store"):
+        assert store.add("") == []
+        ids = store.add(["kept text", "", None, 42, "   \n"], ids=["ok", "empty", "none", "number", "blank"])
+    assert ids == ["ok"]
+    assert store.count() == 1
+    assert store.last_add.invalid == 4
+    for name in ("empty (empty)", "none (NoneType)", "number (int)", "blank (empty)"):
+        assert name in caplog.text
+    with pytest.raises(TypeError, match="got None"):
+        store.add(None)
+    with pytest.raises(ValueError, match="as long as the texts"):
+        store.add(["a", "b"], ids=["only-one"])
+    with pytest.raises(ValueError, match="id #0"):
+        store.add(["a"], ids=[""])
+    assert store.add(["bad \ud800 surrogate"]) and "?" in store.get([content_id("bad ? surrogate")])[0].text
+
+
+def test_a_million_character_document(tmp_path, tiny_encoder):
+    store = _store(tmp_path, tiny_encoder)
+    words = "energy enzyme momentum photon cell buffer acid base torque orbit".split()
+    rng = np.random.default_rng(0)
+    huge = " ".join(rng.choice(words, size=200_000))[:1_000_000]
+    assert len(huge) == 1_000_000
+    [doc_id] = store.add([huge])
+    assert store.get([doc_id])[0].text == huge  # stored whole; the encoder embeds what fits
+    assert store.search("energy", k=1)[0].id == doc_id
+
+
+def test_bad_inputs_to_search(tmp_path, tiny_encoder):
+    store = _store(tmp_path, tiny_encoder)
+    store.add(TEXTS)
+    with pytest.raises(ValueError, match="empty"):
+        store.search("")
+    with pytest.raises(TypeError):
+        store.search(None)
+    with pytest.raises(TypeError, match="search_many"):
+        store.search(["a", "b"])
+    with pytest.raises(ValueError, match="unknown BRIGHT task 'no-such-task'"):
+        store.search("q", task="no-such-task")
+    with pytest.raises(ValueError, match="not both"):
+        store.search("q", task="biology", instruction="x")
+    with pytest.raises(TypeError):
+        store.search_many("one string")
+    assert store.search_many([]) == []
+
+
+def test_missing_collection_and_bad_names(tmp_path, tiny_encoder):
+    with pytest.raises(CollectionNotFoundError, match="does not exist"):
+        _store(tmp_path, tiny_encoder, "never-made", create=False)
+    with pytest.raises(ValueError, match="cannot open collection 'x'"):
+        _store(tmp_path, tiny_encoder, "x")
