@@ -116,21 +116,10 @@ def load_beir(folder: str | os.PathLike[str], split: str = "test", *, name: str 
     problems: list[str] = []
     qrels = _read_qrels(qrels_path, problems)
     corpus: dict[str, Document] = {}
-    for number, rec in read_records(corpus_path, problems):
-        doc_id, text = rec.get("_id"), rec.get("text")
-        if doc_id is None or not isinstance(text, str):
-            problems.append(f"{corpus_path}:{number}: needs '_id' and a string 'text'")
-            continue
+    for doc_id, text, rec in _beir_records(corpus_path, problems):
         title = rec.get("title") or ""
-        corpus[str(doc_id)] = Document(str(doc_id), f"{title} {text}".strip(), {"title": title})
-    queries: dict[str, str] = {}
-    for number, rec in read_records(queries_path, problems):
-        qid, text = rec.get("_id"), rec.get("text")
-        if qid is None or not isinstance(text, str):
-            problems.append(f"{queries_path}:{number}: needs '_id' and a string 'text'")
-            continue
-        if str(qid) in qrels:
-            queries[str(qid)] = text
+        corpus[doc_id] = Document(doc_id, f"{title} {text}".strip(), {"title": title})
+    queries = {qid: text for qid, text, _ in _beir_records(queries_path, problems) if qid in qrels}
     unknown = sorted(set(qrels) - set(queries))
     if unknown:
         problems.append(f"{qrels_path}: {len(unknown)} judged query id(s) missing from {queries_path.name} "
@@ -143,6 +132,16 @@ def load_beir(folder: str | os.PathLike[str], split: str = "test", *, name: str 
                          f"problems: {problems[:5]}")
     return IRCollection(name=name or root.name, corpus=corpus, queries=queries, qrels=qrels,
                         fingerprint=_file_digest([corpus_path, queries_path, qrels_path]), problems=problems)
+
+
+def _beir_records(path: Path, problems: list[str]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """``(_id, text, record)`` of each well-formed BEIR record; the others are noted in ``problems``."""
+    for number, rec in read_records(path, problems):
+        rec_id, text = rec.get("_id"), rec.get("text")
+        if rec_id is None or not isinstance(text, str):
+            problems.append(f"{path}:{number}: needs '_id' and a string 'text'")
+            continue
+        yield str(rec_id), text, rec
 
 
 def _read_qrels(path: Path, problems: list[str]) -> dict[str, dict[str, int]]:
