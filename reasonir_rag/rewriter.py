@@ -27,6 +27,7 @@ from typing import Any, Literal
 from reasonir_rag.encoder import InvalidInputError
 from reasonir_rag.llm import LLM, LLMError
 from reasonir_rag.llm.prompts import REWRITE_HYDE, REWRITE_REASONIR, REWRITE_SYSTEM, REWRITE_TOKEN_LIMIT
+from reasonir_rag.types import PrefixKind
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ class Rewrite:
     """A rewritten query and how to encode it."""
 
     text: str  # what to encode
-    prefix_kind: Literal["query", "document"]  # "query": encode_queries(...); "document": encode_documents(...)
+    prefix_kind: PrefixKind  # "query": encode_queries(...); "document": encode_documents(...)
     original: str
     generated: str  # the LLM's raw answer ("" when it failed)
     truncated: bool = False
@@ -193,7 +194,8 @@ class QueryRewriter:
                 raise LLMError(f"rewriting {query[:60]!r} failed: {generated}") from generated
             logger.warning("rewriting %r failed (%s); using the original question", query[:60], generated)
             text, cut = self._fit("", query)
-            return Rewrite(text, self.prefix_kind, query, "", cut, cached, f"{type(generated).__name__}: {generated}")
+            # the fallback is the question itself, which is a query whatever the style
+            return Rewrite(text, "query", query, "", cut, cached, f"{type(generated).__name__}: {generated}")
         head = query + "\n\n" if self.keep_original else ""
         text, cut = self._fit(head, generated)
         return Rewrite(text, self.prefix_kind, query, generated, cut, cached)

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from reasonir_rag._deps import require
-from reasonir_rag.types import Document, ScoredDocument
+from reasonir_rag.types import Document, PrefixKind, ScoredDocument
 
 logger = logging.getLogger(__name__)
 
@@ -432,17 +432,21 @@ class ChromaStore:
         task: str | None = None,
         instruction: str | None = None,
         where: Mapping[str, Any] | None = None,
+        prefix_kind: PrefixKind = "query",
     ) -> list[ScoredDocument]:
         """The ``k`` nearest documents to ``query`` (encoded with the query prefix), best first.
 
         ``score`` is the cosine similarity. ``task`` picks a BRIGHT task's instruction. ``where`` is a
         Chroma metadata filter. An empty collection gives ``[]``; ``k`` above the count gives fewer.
+        ``prefix_kind="document"`` encodes the text like a stored passage instead: a HyDE rewrite is a
+        hypothetical passage, so it is compared in document space (see ``Rewrite.prefix_kind``).
         """
         if not isinstance(query, str):
             raise TypeError(
                 f"search() takes one query string, got {type(query).__name__}; use search_many() for several"
             )
-        return self.search_many([query], k, task=task, instruction=instruction, where=where)[0]
+        return self.search_many([query], k, task=task, instruction=instruction, where=where,
+                                prefix_kind=prefix_kind)[0]
 
     def search_many(
         self,
@@ -452,15 +456,21 @@ class ChromaStore:
         task: str | None = None,
         instruction: str | None = None,
         where: Mapping[str, Any] | None = None,
+        prefix_kind: PrefixKind = "query",
     ) -> list[list[ScoredDocument]]:
         """:meth:`search` for several queries: one encoder call and one Chroma query for all."""
         k = _check_k(k)
         if queries is None or isinstance(queries, str):
             raise TypeError("search_many() takes a list of query strings")
+        if prefix_kind not in ("query", "document"):
+            raise ValueError(f"prefix_kind must be 'query' or 'document', got {prefix_kind!r}")
         queries = list(queries)
         if not queries:
             return []
-        vectors = self._encoder.encode_queries(queries, instruction=instruction, task=task)
+        if prefix_kind == "document":
+            vectors = self._encoder.encode_documents(queries)
+        else:
+            vectors = self._encoder.encode_queries(queries, instruction=instruction, task=task)
         return self._query(vectors, k, where)
 
     def search_by_vector(

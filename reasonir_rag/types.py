@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
+
+# Which prefix a text is encoded with: a question (query prefix) or a passage (document prefix, e.g. HyDE).
+PrefixKind = Literal["query", "document"]
 
 
 @dataclass(frozen=True)

@@ -57,18 +57,18 @@ class BM25Retriever:
 
     def search(
         self, query: str, k: int = 10, *, task: str | None = None, instruction: str | None = None,
-        where: Mapping[str, Any] | None = None,
+        where: Mapping[str, Any] | None = None, prefix_kind: str = "query",
     ) -> list[ScoredDocument]:
-        """The ``k`` best documents for ``query``; ``task`` and ``instruction`` are accepted for parity with
-        ChromaStore and ignored (BM25 has no instructions); ``where`` keeps documents whose metadata
-        equals every given value."""
+        """The ``k`` best documents for ``query``; ``task``, ``instruction`` and ``prefix_kind`` are accepted
+        for parity with ChromaStore and ignored (BM25 has no prefixes: a HyDE passage is matched as text);
+        ``where`` keeps documents whose metadata equals every given value."""
         if not isinstance(query, str):
             raise TypeError(f"search() takes one query string, got {type(query).__name__}")
         return self.search_many([query], k, where=where)[0]
 
     def search_many(
         self, queries: Sequence[str], k: int = 10, *, task: str | None = None, instruction: str | None = None,
-        where: Mapping[str, Any] | None = None,
+        where: Mapping[str, Any] | None = None, prefix_kind: str = "query",
     ) -> list[list[ScoredDocument]]:
         """One result list per query, computed in one batch."""
         if isinstance(queries, str) or any(not isinstance(q, str) for q in queries):

@@ -185,22 +185,16 @@ class RAGEvaluator:
         return [[ScoredDocument(**d) for d in entry["docs"]] for entry in entries]
 
     def _search(self, queries: list[tuple[str, str]], k: int) -> list[list[ScoredDocument]]:
-        """Query-prefix texts through ``search_many``; HyDE passages embedded with the DOCUMENT prefix."""
+        """One ``search_many`` per prefix kind: questions with the query prefix, HyDE passages as documents."""
         s = self.settings
         out: list[list[ScoredDocument]] = [[] for _ in queries]
-        plain = [i for i, (_, kind) in enumerate(queries) if kind == "query"]
-        if plain:
-            found = self.retriever.search_many([queries[i][0] for i in plain], k, task=s.task,
-                                               instruction=s.instruction)
-            for i, docs in zip(plain, found, strict=True):
-                out[i] = docs
-        for i, (text, kind) in enumerate(queries):
-            if kind == "document":
-                encoder = getattr(self.retriever, "encoder", None)
-                if encoder is None:  # a lexical retriever has no prefixes: search the passage as text
-                    out[i] = self.retriever.search(text, k)
-                else:
-                    out[i] = self.retriever.search_by_vector(encoder.encode_documents([text])[0], k)
+        for kind in ("query", "document"):
+            rows = [i for i, (_, each) in enumerate(queries) if each == kind]
+            if rows:
+                found = self.retriever.search_many([queries[i][0] for i in rows], k, task=s.task,
+                                                   instruction=s.instruction, prefix_kind=kind)
+                for i, docs in zip(rows, found, strict=True):
+                    out[i] = docs
         return out
 
     def _query_tokens(self, text: str, kind: str) -> int:

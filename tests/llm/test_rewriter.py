@@ -79,5 +79,7 @@ def test_a_dead_server_falls_back_to_the_question_or_raises():
     dead = OpenAICompatibleLLM("m", base_url=f"http://127.0.0.1:{free_port()}/v1", max_retries=1, backoff=0.01)
     r = QueryRewriter(dead, max_tokens=8).rewrite_query(QUESTION)
     assert r.text == QUESTION and r.generated == "" and "APIConnectionError" in r.error
+    hyde = QueryRewriter(dead, style="hyde", max_tokens=8).rewrite_query(QUESTION)
+    assert hyde.text == QUESTION and hyde.prefix_kind == "query"  # the fallback is a question, not a passage
     with pytest.raises(LLMError, match="failed after 2 attempts"):
         QueryRewriter(dead, max_tokens=8, on_error="raise").rewrite(QUESTION)

@@ -160,6 +160,20 @@ def test_search_by_vector_and_where_filter(tmp_path, tiny_encoder):
         store.search_by_vector(np.zeros(5), k=1)
 
 
+def test_document_prefix_search_compares_a_passage_in_document_space(tmp_path, tiny_encoder):
+    """A HyDE passage is searched as a document: the same hits as its document-prefix vector, not its query one."""
+    store = _store(tmp_path, tiny_encoder)
+    store.add(TEXTS)
+    passage = "Enzymes lower the activation energy of a reaction."
+    as_document = store.search_by_vector(tiny_encoder.encode_documents([passage])[0], k=5)
+    as_query = store.search(passage, k=5)
+    assert store.search(passage, k=5, prefix_kind="document") == as_document
+    assert store.search_many([passage], k=5, prefix_kind="document") == [as_document]
+    assert [h.score for h in as_document] != pytest.approx([h.score for h in as_query])
+    with pytest.raises(ValueError, match="prefix_kind"):
+        store.search(passage, prefix_kind="passage")
+
+
 def test_k_empty_collection_and_fewer_results(tmp_path, tiny_encoder):
     store = _store(tmp_path, tiny_encoder)
     assert store.search("anything", k=5) == []

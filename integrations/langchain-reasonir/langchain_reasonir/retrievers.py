@@ -68,7 +68,7 @@ class ReasonIRRetriever(BaseRetriever):
     @field_validator("store", mode="before")
     @classmethod
     def _check_store(cls, value: Any) -> Any:
-        needed = ("search", "search_by_vector", "encoder")
+        needed = ("search", "encoder")
         if any(getattr(value, name, None) is None for name in needed):
             raise TypeError(f"store must be a reasonir_rag ChromaStore, got {type(value).__name__}")
         return value
@@ -134,12 +134,7 @@ class ReasonIRRetriever(BaseRetriever):
     def _search(self, text: str, kind: str, opts: dict[str, Any]) -> list[Document]:
         k = opts["k"]
         n = max(k, opts["fetch_k"] or 20) if self.reranker is not None else k
-        if kind == "document":  # a HyDE passage: encoded like the documents it should resemble
-            if not isinstance(text, str):
-                raise TypeError(f"the query must be a string, got {type(text).__name__}")
-            vector = self.store.encoder.encode_documents([text])[0]
-            hits = self.store.search_by_vector(vector, n, where=opts["where"])
-        else:
-            hits = self.store.search(text, n, task=opts["task"], instruction=opts["instruction"], where=opts["where"])
+        hits = self.store.search(text, n, task=opts["task"], instruction=opts["instruction"], where=opts["where"],
+                                 prefix_kind=kind)
         return [Document(id=h.id, page_content=h.text, metadata={**h.metadata, RETRIEVAL_SCORE_KEY: h.score})
                 for h in hits]

@@ -96,8 +96,7 @@ class ReasonIRQueryTransform(BaseQueryTransform):
 
     def _run(self, query_bundle: QueryBundle, metadata: dict) -> QueryBundle:
         rewrite = self._rewriter.rewrite_query(query_bundle.query_str)
-        # a failed rewrite falls back to the question itself, which is a query whatever the style
-        if rewrite.prefix_kind == "query" or rewrite.error is not None:
+        if rewrite.prefix_kind == "query":  # also a failed rewrite: it falls back to the question
             embedding = self._embed_model.get_query_embedding(rewrite.text)
         else:
             embedding = self._embed_model.get_text_embedding(rewrite.text)
