@@ -6,6 +6,7 @@ text; values are float32 vectors. SQLite gives atomic commits: a kill mid-write 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import sqlite3
@@ -40,7 +41,7 @@ class EmbeddingCache:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("CREATE TABLE IF NOT EXISTS emb (key TEXT PRIMARY KEY, dim INTEGER, vec BLOB)")
         except (OSError, sqlite3.Error) as exc:
-            raise OSError(f"embedding cache at {self.path} is not usable: {exc}") from exc
+            raise OSError(f"embedding cache at {self.path} is not usable: {exc} (is the folder writable?)") from exc
         self._lock = threading.Lock()
 
     def get_many(self, keys: Iterable[str]) -> dict[str, np.ndarray]:
@@ -64,11 +65,12 @@ class EmbeddingCache:
                 self._db.execute("BEGIN")
                 self._db.executemany("INSERT OR REPLACE INTO emb VALUES (?, ?, ?)", rows)
                 self._db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            with self._lock:
+        except sqlite3.Error as exc:  # nothing of this call is kept; earlier entries stay intact
+            with self._lock, contextlib.suppress(sqlite3.Error):
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
-            raise OSError(f"could not write to the embedding cache at {self.path}: {exc}") from exc
+            raise OSError(f"could not write to the embedding cache at {self.path}: {exc} "
+                          "(disk full or folder not writable?)") from exc
 
     def __len__(self) -> int:
         with self._lock:

@@ -16,7 +16,8 @@ import json
 import logging
 import math
 import os
-from collections.abc import Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -174,7 +175,10 @@ class ChromaStore:
     Embedded (a folder, default ``$REASONIR_CHROMA_PATH`` or ``./reasonir-chroma``) unless ``host`` or
     ``port`` is given, then a Chroma server through ``HttpClient``; ``auth_token`` (default
     ``$CHROMA_AUTH_TOKEN``) is sent as ``Authorization: Bearer``. ``create=False`` raises
-    :class:`CollectionNotFoundError` instead of creating a missing collection.
+    :class:`CollectionNotFoundError` instead of creating a missing collection. While :meth:`add` writes,
+    a server that cannot be reached (restarting) is retried ``retries`` times with backoff (0.5 s, 1 s,
+    2 s, ... up to 8 s); then a :class:`ConnectionError` says how far the ingest got (re-run ``add``
+    to resume: what is stored and unchanged is skipped without encoding).
     """
 
     def __init__(
@@ -191,11 +195,15 @@ class ChromaStore:
         batch_size: int | None = None,
         show_progress: bool | None = None,
         create: bool = True,
+        retries: int = 4,
     ):
         if not isinstance(collection, str) or not collection:
             raise ValueError(f"collection must be a non-empty name, got {collection!r}")
         if batch_size is not None and (isinstance(batch_size, bool) or batch_size < 1):
             raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise ValueError(f"retries must be an int >= 0, got {retries!r}")
+        self._retries = retries
         self._encoder = encoder
         self._name = collection
         self.show_progress = show_progress
@@ -345,7 +353,14 @@ class ChromaStore:
         with tqdm(total=len(order), desc=f"indexing into {self._name}", unit="doc", disable=not show) as bar:
             for start in range(0, len(order), self._batch_size):
                 batch = order[start : start + self._batch_size]
-                self._add_batch(batch, records, stats)
+                try:
+                    self._add_batch(batch, records, stats)
+                except ConnectionError as exc:
+                    stored = stats.added + stats.unchanged + stats.metadata_updated
+                    raise ConnectionError(
+                        f"{exc}; {stored} of the {len(order)} documents of this add() are stored. Run the same "
+                        "add() again to resume: stored, unchanged documents are skipped without encoding"
+                    ) from exc
                 bar.update(len(batch))
         logger.info(
             "add to %r: %d new or changed, %d unchanged, %d metadata-only, %d invalid, %d duplicates",
@@ -358,8 +373,27 @@ class ChromaStore:
         )
         return [i for i in first_seen if i in records]
 
+    def _server(self, what: str, call: Callable[..., Any], **kwargs: Any) -> Any:
+        """``call(**kwargs)``, retried with backoff while the Chroma server cannot be reached (a restart);
+        then a :class:`ConnectionError` naming the server. Used for idempotent calls only (get, upsert)."""
+        transport_error = require("httpx").TransportError
+        for attempt in range(self._retries + 1):
+            try:
+                return call(**kwargs)
+            except transport_error as exc:
+                if attempt == self._retries:
+                    raise ConnectionError(
+                        f"the Chroma server at {self._where} did not answer ({what} in collection {self._name!r}, "
+                        f"{attempt + 1} attempts): {type(exc).__name__}: {exc}"
+                    ) from exc
+                delay = min(8.0, 0.5 * 2**attempt)
+                logger.warning("Chroma server at %s did not answer (%s, %s); retry %d of %d in %.1f s",
+                               self._where, what, type(exc).__name__, attempt + 1, self._retries, delay)
+                time.sleep(delay)
+        raise AssertionError("unreachable")
+
     def _add_batch(self, batch: list[str], records: dict[str, tuple[str, dict[str, Any]]], stats: AddStats) -> None:
-        existing = self._collection.get(ids=batch, include=["metadatas"])
+        existing = self._server("get", self._collection.get, ids=batch, include=["metadatas"])
         stored = {i: m or {} for i, m in zip(existing["ids"], existing["metadatas"] or [], strict=False)}
         encode: list[str] = []
         meta_only: list[str] = []
@@ -378,7 +412,7 @@ class ChromaStore:
             self._upsert(encode, vectors, records)
             stats.added += len(encode)
         if meta_only:
-            got = self._collection.get(ids=meta_only, include=["embeddings"])
+            got = self._server("get", self._collection.get, ids=meta_only, include=["embeddings"])
             by_id = dict(zip(got["ids"], got["embeddings"], strict=True))
             self._upsert(meta_only, np.asarray([by_id[i] for i in meta_only], dtype=np.float32), records)
             stats.metadata_updated += len(meta_only)
@@ -386,9 +420,8 @@ class ChromaStore:
     def _upsert(self, ids: list[str], vectors: np.ndarray, records: dict[str, tuple[str, dict[str, Any]]]) -> None:
         texts = [records[i][0] for i in ids]
         metas = [{**records[i][1], HASH_KEY: text_hash(records[i][0])} for i in ids]
-        self._collection.upsert(
-            ids=ids, embeddings=np.asarray(vectors, dtype=np.float32), documents=texts, metadatas=metas
-        )
+        self._server("upsert", self._collection.upsert, ids=ids, embeddings=np.asarray(vectors, dtype=np.float32),
+                     documents=texts, metadatas=metas)
 
     def delete(self, ids: Sequence[str]) -> None:
         """Remove these ids (missing ones are ignored)."""

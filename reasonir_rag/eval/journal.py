@@ -12,6 +12,7 @@ Values are JSON: what is stored is exactly what a report can be rebuilt from.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -55,17 +56,21 @@ class Journal:
         if synchronous.upper() not in ("FULL", "NORMAL", "EXTRA"):
             raise ValueError(f"synchronous must be FULL, EXTRA or NORMAL, got {synchronous!r}")
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         self._inflight: dict[str, threading.Event] = {}
-        self._conn = sqlite3.connect(str(self.path), timeout=timeout, isolation_level=None,
-                                     check_same_thread=False)
-        self._conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
-        mode = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(str(self.path), timeout=timeout, isolation_level=None,
+                                         check_same_thread=False)
+            self._conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+            mode = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            self._conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
+            self._conn.execute(_SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise OSError(f"the journal at {self.path} cannot be opened for writing: {exc} "
+                          "(is the folder writable and the disk not full?)") from exc
         if str(mode).lower() != "wal":
             raise RuntimeError(f"{self.path}: SQLite refused WAL mode (got {mode}); use a local filesystem")
-        self._conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
-        self._conn.execute(_SCHEMA)
 
     # ----------------------------------------------------------------------------------------- basics
     def get(self, key: str, default: Any = None) -> Any:
@@ -85,14 +90,14 @@ class Journal:
     def put(self, key: str, value: Any, *, kind: str = "", meta: Any = None) -> None:
         """Store ``value`` under ``key`` (replacing any previous value), committed before returning."""
         row = (key, kind, _dumps(meta, "meta"), _dumps(value, "value"), time.time())
-        with self._lock:
+        with self._lock, self._writing():
             self._conn.execute("INSERT OR REPLACE INTO entries (key, kind, meta, value, created) "
                                "VALUES (?, ?, ?, ?, ?)", row)
 
     def add(self, key: str, value: Any, *, kind: str = "", meta: Any = None) -> bool:
         """Store ``value`` only if ``key`` is absent; True when it was stored."""
         row = (key, kind, _dumps(meta, "meta"), _dumps(value, "value"), time.time())
-        with self._lock:
+        with self._lock, self._writing():
             cur = self._conn.execute("INSERT OR IGNORE INTO entries (key, kind, meta, value, created) "
                                      "VALUES (?, ?, ?, ?, ?)", row)
             return cur.rowcount == 1
@@ -150,6 +155,16 @@ class Journal:
                 with self._lock:
                     self._inflight.pop(key, None)
                 event.set()
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """SQLite write errors (disk full, file size limit, read-only file) as an OSError naming the journal;
+        the row is not written, the rows already committed stay intact."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise OSError(f"could not write to the journal at {self.path}: {exc} (disk full or folder not "
+                          "writable? what is already recorded is intact; free space and rerun to resume)") from exc
 
     # ----------------------------------------------------------------------------------------- closing
     def close(self) -> None:

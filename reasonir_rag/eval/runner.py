@@ -157,7 +157,10 @@ class RAGEvaluator:
             rewrites = self.rewriter.rewrite_queries(todo)
             each = (time.perf_counter() - start) / len(todo)
             llm = self.rewriter.llm
-            return [{"text": r.text, "prefix_kind": r.prefix_kind, "error": r.error, "seconds": each,
+            # a failed rewrite falls back to the question; in a run that would be journaled as if the LLM had
+            # answered, so it is a failure here (not recorded, redone on resume)
+            return [LLMError(f"rewriting failed: {r.error}", transient=True) if r.error is not None else
+                    {"text": r.text, "prefix_kind": r.prefix_kind, "seconds": each,
                      "tokens": _messages_tokens(llm, self.rewriter.prompt(q)) + llm.count_tokens(r.generated)}
                     for q, r in zip(todo, rewrites, strict=True)]
 
@@ -263,10 +266,13 @@ class RAGEvaluator:
     def _journaled(self, stage: str, keys: list[str], items: Sequence[Any],
                    compute: Callable[[list[Any]], list[Any]], *, batch: int) -> list[dict[str, Any]]:
         """Values for ``keys``: journaled ones read back, the rest computed ``batch`` at a time and committed
-        one by one as each batch returns. Failed items are not recorded; the run stops after the others."""
+        one by one as each batch returns. Failed items are not recorded; the run stops after the others, or
+        right after the batch where the backend reports a transient failure (server down: its retries are
+        spent, so the remaining calls would only fail the same way)."""
         found = self.journal.get_many(keys)
         todo = [i for i, key in enumerate(keys) if key not in found]
         failures: list[str] = []
+        unavailable = False
         if todo:
             tqdm = require("tqdm").tqdm
             with tqdm(total=len(todo), desc=stage, disable=not self.settings.show_progress) as bar:
@@ -275,11 +281,17 @@ class RAGEvaluator:
                     for i, value in zip(chunk, compute([items[i] for i in chunk]), strict=True):
                         if isinstance(value, BaseException):
                             failures.append(f"{type(value).__name__}: {value}")
+                            unavailable = unavailable or bool(getattr(value, "transient", False))
                         else:
                             self.journal.put(keys[i], value, kind=stage.split(" ")[0])
                             found[keys[i]] = value
                     bar.update(len(chunk))
+                    if unavailable:
+                        break
         if failures:
-            raise LLMError(f"{len(failures)} of {len(todo)} {stage} calls failed (the rest are saved in "
-                           f"{self.journal.path}; rerun to resume): {failures[0]}")
+            saved = sum(key in found for key in keys)
+            stopped = " (stopped early: the backend is unavailable)" if unavailable else ""
+            raise LLMError(f"{len(failures)} of {len(todo)} {stage} calls failed{stopped}; {saved} of {len(keys)} "
+                           f"are saved in {self.journal.path}; rerun to resume: {failures[0]}",
+                           transient=unavailable)
         return [found[key] for key in keys]

@@ -19,7 +19,16 @@ _ROLES = ("system", "user", "assistant", "tool")
 
 
 class LLMError(RuntimeError):
-    """A backend could not produce an answer (after its retries, where it retries)."""
+    """A backend could not produce an answer (after its retries, where it retries).
+
+    ``transient`` is True when the cause is one a later try may fix (server down or restarting, 5xx, 429,
+    timeout) and the backend's own retries are spent: a batch job should stop and resume later rather than
+    send its remaining requests to a server that is not there.
+    """
+
+    def __init__(self, message: str, *, transient: bool = False):
+        super().__init__(message)
+        self.transient = transient
 
 
 @runtime_checkable

@@ -225,7 +225,7 @@ class OpenAICompatibleLLM:
                            type(last).__name__, attempt, attempts, delay)
             time.sleep(delay)
         raise LLMError(f"{what} request to {self.base_url} (model {self.model_name!r}) failed after {attempts} "
-                       f"attempts: {type(last).__name__}: {self._redact(last)}") from last
+                       f"attempts: {type(last).__name__}: {self._redact(last)}", transient=True) from last
 
     def _redact(self, exc: BaseException | None) -> str:
         text = str(exc)

@@ -35,6 +35,7 @@ class TransformersLLM:
         reuse_prefix: bool = True,
         trust_remote_code: bool = False,
         revision: str | None = None,
+        use_safetensors: bool = True,
     ):
         torch = require("torch")
         transformers = require("transformers")
@@ -44,7 +45,8 @@ class TransformersLLM:
         self.tokenizer = transformers.AutoTokenizer.from_pretrained(
             self.model_name, revision=revision, trust_remote_code=trust_remote_code)
         self.model = transformers.AutoModelForCausalLM.from_pretrained(
-            self.model_name, dtype=self.dtype, revision=revision, trust_remote_code=trust_remote_code)
+            self.model_name, dtype=self.dtype, revision=revision, trust_remote_code=trust_remote_code,
+            use_safetensors=use_safetensors)  # pickled .bin weights only when the caller opts in
         self.model.to(self.device).eval()
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token

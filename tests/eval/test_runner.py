@@ -128,6 +128,27 @@ def test_five_conditions_report_is_complete_and_resumes_from_the_journal(
         assert before["cost"]["tokens_per_question"] == after["cost"]["tokens_per_question"]
 
 
+def test_a_failed_rewrite_is_not_journaled_as_an_answer(tmp_path, openstax_store, smollm2, questions,
+                                                        minilm_encoder):
+    """The rewriter falls back to the question when its server is down; in a run that fallback must not be
+    recorded as the rewrite, or a resumed run would never redo it. The run stops; the rag answers are kept."""
+    from reasonir_rag.llm import LLMError, OpenAICompatibleLLM
+    from reasonir_rag.rewriter import QueryRewriter
+    from tests.servers import free_port
+
+    dead = OpenAICompatibleLLM("m", base_url=f"http://127.0.0.1:{free_port()}/v1", max_retries=0)
+    journal = Journal(tmp_path / "journal.sqlite")
+    evaluator = RAGEvaluator(reader=smollm2, journal=journal, retriever=openstax_store,
+                             rewriter=QueryRewriter(dead, max_tokens=8, encoder=minilm_encoder),
+                             settings=EvalSettings(conditions=("rag", "rag+rewrite"), candidates=3, max_tokens=8,
+                                                   show_progress=False))
+    with pytest.raises(LLMError, match="rewriting failed") as failed:
+        evaluator.run(questions, "mmlu")
+    assert failed.value.transient
+    assert list(journal.items("rewrite")) == []
+    assert len(list(journal.items("reader"))) == len(questions)  # the rag condition's answers are kept
+
+
 def test_conditions_need_their_parts(tmp_path, smollm2):
     with pytest.raises(ValueError, match="need a retriever and a rewriter"):
         RAGEvaluator(reader=smollm2, journal=Journal(tmp_path / "j.sqlite"),

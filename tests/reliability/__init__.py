@@ -1,0 +1,1 @@
+"""Reliability: property-based tests, malformed input, faults."""
