@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from reasonir_rag import _models
+from reasonir_rag import _models, packed
 from reasonir_rag._deps import require
 from reasonir_rag.batching import token_budget_batches
 from reasonir_rag.cache import EmbeddingCache, cache_key
@@ -109,6 +109,9 @@ class ReasonIREncoder:
         batch_size: int = 64,
         max_tokens_per_batch: int | None = None,
         show_progress: bool | None = None,
+        attention: str = "auto",
+        compile: bool | str = False,
+        compile_bucket: int = 256,
     ):
         if not backbones:
             raise ValueError("at least one loaded backbone is needed")
@@ -127,6 +130,19 @@ class ReasonIREncoder:
         self._head = with_specials[:start]  # BOS for Llama, [CLS] for BERT
         self._tail = with_specials[start + len(plain) :]  # [SEP] for BERT
         self._prefix_cache: dict[str, list[int]] = {}
+        first = backbones[0]
+        self._requested_attention = attention
+        self.attention, why = packed.resolve_attention(attention, first.model, str(first.device), first.dtype)
+        if self.attention == "packed":
+            for backbone in backbones:
+                packed.enable_packed(backbone.model)
+        logger.info("attention=%r -> %s batches (%s)", attention, self.attention, why)
+        self._compiled: dict[int, Any] = {}
+        self._compile_backend = ("inductor" if compile is True else compile) if compile else None
+        if self._compile_backend and self.attention != "packed":
+            logger.warning("compile=%r applies to packed batches only; encoding runs uncompiled", compile)
+            self._compile_backend = None
+        self._bucket = compile_bucket if self._compile_backend else 1
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -146,11 +162,18 @@ class ReasonIREncoder:
         show_progress: bool | None = None,
         revision: str | None = None,
         use_safetensors: bool = True,
+        attention: str = "auto",
+        compile: bool | str = False,
     ) -> ReasonIREncoder:
         """Load ReasonIR-8B (default), any ReasonIR-shaped Llama checkpoint, or the ``minilm`` preset.
 
         ``devices=["cuda:0", "cuda:1"]`` loads one replica per device and spreads batches over them.
         ``cache`` (a folder or an :class:`EmbeddingCache`) makes re-encoding unchanged text free.
+        ``attention``: ``"packed"`` concatenates a batch into one row with block-diagonal attention (no padding;
+        see :mod:`reasonir_rag.packed`), ``"padded"`` pads each batch to its longest text, ``"auto"`` (default)
+        is packed on CUDA when a varlen flash kernel is there and padded otherwise. ``compile=True`` (or a
+        ``torch.compile`` backend name) compiles the packed forward, padding each packed row to a multiple of
+        256 tokens so that few shapes occur.
         """
         if preset is None:
             preset = "minilm" if name_or_path == "minilm" else "reasonir"
@@ -183,7 +206,8 @@ class ReasonIREncoder:
             cache = EmbeddingCache(cache)
         logger.info("loaded %s (%s) on %s, %d dims", name, preset, ", ".join(targets), backbones[0].dim)
         return cls(backbones, config, cache=cache, batch_size=batch_size,
-                   max_tokens_per_batch=max_tokens_per_batch, show_progress=show_progress)
+                   max_tokens_per_batch=max_tokens_per_batch, show_progress=show_progress, attention=attention,
+                   compile=compile)
 
     # ------------------------------------------------------------------ facts
     @property
@@ -322,7 +346,7 @@ class ReasonIREncoder:
 
     def _encode_uncached(self, texts: list[str], prefix: str, show_progress: bool | None, what: str) -> np.ndarray:
         rows, ranges = self._rows(texts, prefix, what)
-        batches = token_budget_batches([len(r) for r in rows], self.max_tokens_per_batch, self.batch_size)
+        batches = self._plan([len(r) for r in rows])
         out = np.zeros((len(rows), self.dim), dtype=np.float32)
         show = show_progress if show_progress is not None else self.show_progress
         if show is None:
@@ -377,12 +401,12 @@ class ReasonIREncoder:
         pending = [batch]
         while pending:
             current = pending.pop()
-            longest = max(len(rows[i]) for i in current)
-            if len(current) > 1 and len(current) * longest > self.max_tokens_per_batch:
+            cost = self._cost([len(rows[i]) for i in current])
+            if len(current) > 1 and cost > self.max_tokens_per_batch:
                 pending.extend(reversed(self._split(current, rows)))
                 continue
             try:
-                emb = _models.embed_batch(backbone, [rows[i] for i in current], [ranges[i] for i in current])
+                emb = self._embed(backbone, [rows[i] for i in current], [ranges[i] for i in current])
             except Exception as exc:
                 if not _is_oom(exc):
                     raise
@@ -392,8 +416,7 @@ class ReasonIREncoder:
                         "lower max_length or use a device with more memory"
                     ) from exc
                 with self._budget_lock:
-                    self.max_tokens_per_batch = max(1, min(self.max_tokens_per_batch,
-                                                           len(current) * longest) // 2)
+                    self.max_tokens_per_batch = max(1, min(self.max_tokens_per_batch, cost) // 2)
                 logger.warning("out of memory on %s with %d inputs; token budget now %d, retrying",
                                backbone.device, len(current), self.max_tokens_per_batch)
                 torch = require("torch")
@@ -403,8 +426,37 @@ class ReasonIREncoder:
                 continue
             yield current, emb
 
+    def _plan(self, lengths: list[int]) -> list[list[int]]:
+        """Length-sorted batches within the token budget: padded size (rows x longest) for padded batches, the
+        total for packed ones (no padding, so the row count is free)."""
+        if self.attention == "packed":
+            return packed.packed_batches(lengths, self.max_tokens_per_batch)
+        return token_budget_batches(lengths, self.max_tokens_per_batch, self.batch_size)
+
+    def _cost(self, lengths: list[int]) -> int:
+        """Tokens a batch puts through the model."""
+        return sum(lengths) if self.attention == "packed" else len(lengths) * max(lengths)
+
+    def _embed(self, backbone: _models.Backbone, rows: list[list[int]], ranges: list[tuple[int, int]]) -> Any:
+        if self.attention != "packed":
+            return _models.embed_batch(backbone, rows, ranges)
+        if not self._compile_backend:
+            return packed.embed_packed(backbone, rows, ranges)
+        key = id(backbone)
+        if key not in self._compiled:
+            self._compiled[key] = packed.compile_model(backbone.model, self._compile_backend)
+        try:
+            return packed.embed_packed(backbone, rows, ranges, model=self._compiled[key], bucket=self._bucket)
+        except Exception as exc:
+            if _is_oom(exc):
+                raise
+            logger.warning("compiled packed forward failed (%s: %s); encoding uncompiled from now on",
+                           type(exc).__name__, exc)
+            self._compile_backend = None
+            return packed.embed_packed(backbone, rows, ranges)
+
     def _split(self, batch: list[int], rows) -> list[list[int]]:
-        parts = token_budget_batches([len(rows[i]) for i in batch], self.max_tokens_per_batch, self.batch_size)
+        parts = self._plan([len(rows[i]) for i in batch])
         if len(parts) == 1:  # budget still admits it whole: halve by count
             half = len(batch) // 2
             return [batch[:half], batch[half:]]
@@ -413,10 +465,11 @@ class ReasonIREncoder:
     def __repr__(self) -> str:
         c = self.config
         devices = ", ".join(str(b.device) for b in self._backbones)
-        return f"ReasonIREncoder({c.name!r}, preset={c.preset!r}, dim={self.dim}, devices=[{devices}])"
+        return (f"ReasonIREncoder({c.name!r}, preset={c.preset!r}, dim={self.dim}, devices=[{devices}], "
+                f"attention={self.attention!r})")
 
     def describe(self) -> dict[str, Any]:
-        return {**asdict(self.config), "dim": self.dim}
+        return {**asdict(self.config), "dim": self.dim, "attention": self.attention}
 
     def load_spec(self) -> tuple[str, dict[str, Any]]:
         """``(name_or_path, kwargs)`` that rebuild an equivalent encoder with :func:`shared_encoder`
@@ -428,6 +481,8 @@ class ReasonIREncoder:
             name, kwargs = config.name, ({"preset": config.preset} if config.preset != "reasonir" else {})
         if config.max_length != PRESETS[config.preset]["max_length"]:
             kwargs["max_length"] = config.max_length
+        if self._requested_attention != "auto":
+            kwargs["attention"] = self._requested_attention
         return name, kwargs
 
 
