@@ -66,6 +66,15 @@ def resolve_local(name_or_path: str, *, revision: str | None = None, use_safeten
         ) from exc
 
 
+def check_weight_format(folder: Path, use_safetensors: bool) -> None:
+    """Refuse pickled weights unless asked: a ``.bin`` file can run code when it is loaded."""
+    if use_safetensors and not any(folder.glob("*.safetensors")) and any(folder.glob("*.bin")):
+        raise OSError(
+            f"{folder} has no model.safetensors, only pickled .bin weights, which can run code when loaded. "
+            "Convert them to safetensors, or pass use_safetensors=False if you trust this checkpoint."
+        )
+
+
 def weights_fingerprint(folder: Path) -> str:
     """A cheap identity of the weights: names and sizes of the weight files (no hashing of GBs)."""
     files = sorted(p for p in folder.iterdir() if p.suffix in (".safetensors", ".bin"))
@@ -100,6 +109,7 @@ def load_llama(
 ) -> Backbone:
     """ReasonIR's backbone. By default the stock LlamaModel with bidirectional attention, no remote code."""
     transformers = require("transformers")
+    check_weight_format(folder, use_safetensors)
     tokenizer = transformers.AutoTokenizer.from_pretrained(str(folder))
     if trust_remote_code:
         logger.warning("trust_remote_code=True: running the checkpoint's own modelling code from %s", folder)
@@ -152,6 +162,7 @@ def make_bidirectional(model: Any) -> None:
 def load_bert(folder: Path, *, device: str, dtype: Any, use_safetensors: bool) -> Backbone:
     """A sentence-transformers style BERT encoder (MiniLM): mean pooling over all tokens."""
     transformers = require("transformers")
+    check_weight_format(folder, use_safetensors)
     tokenizer = transformers.AutoTokenizer.from_pretrained(str(folder))
     model = transformers.AutoModel.from_pretrained(str(folder), dtype=dtype, use_safetensors=use_safetensors)
     model.to(device).eval()

@@ -4,6 +4,8 @@ Chunks are windows of ``chunk_tokens`` tokens; consecutive windows share ``overl
 ends at a token start (or the end of the text) and the next begins at a token start, so the chunks
 cover the whole text and ``text[chunk.start:chunk.end] == chunk.text`` always holds. Within the last
 ~20% of a window the cut moves back to a paragraph, sentence or word boundary when one is there.
+Budgets hold for the chunk's text tokenized ON ITS OWN (what the encoder sees): a cut inside a word or a
+multi-byte character, which would re-tokenize into more pieces, moves back until the chunk fits.
 
 Tokens come from the encoder's HF fast tokenizer when given (its offset mapping), else from tiktoken
 ``cl100k_base`` read offline from llama-index-core's bundled cache, else from a regex word splitter
@@ -83,7 +85,7 @@ def _tiktoken_spans(encoding: Any) -> Callable[[str], Spans]:
     def spans(text: str) -> Spans:
         tokens = encoding.encode_ordinary(text)
         _, starts = encoding.decode_with_offsets(tokens)
-        ends = [*starts[1:], len(text)]
+        ends = [*starts[1:], len(text)] if starts else []
         return list(zip(starts, ends, strict=True))
 
     return spans
@@ -158,8 +160,11 @@ def chunk_text(text: str, *, tokenizer: Any = None, chunk_tokens: int = 512, ove
     """Split ``text`` into overlapping token windows with exact character offsets.
 
     Guarantees: chunks cover the whole text (the first starts at 0, the last ends at ``len(text)``, each
-    starts at or before the previous one's end); consecutive chunks share at most ``overlap`` tokens;
-    ``text[c.start:c.end] == c.text``. Empty or whitespace-only text gives ``[]``.
+    starts after the previous one's start and at or before its end, and ends after its end);
+    ``text[c.start:c.end] == c.text``; each chunk's text, tokenized alone, has at most ``chunk_tokens``
+    tokens and the text two neighbours share at most ``overlap`` (only a single character that alone takes
+    more than ``chunk_tokens`` tokens, possible below 4, can exceed it). Empty or whitespace-only text
+    gives ``[]``.
     """
     if not isinstance(text, str):
         raise TypeError(f"chunk_text needs a str, got {type(text).__name__}")
@@ -169,7 +174,8 @@ def chunk_text(text: str, *, tokenizer: Any = None, chunk_tokens: int = 512, ove
         raise ValueError(f"overlap must be an int with 0 <= overlap < chunk_tokens ({chunk_tokens}), got {overlap!r}")
     if not text.strip():
         return []
-    spans = token_spans_for(tokenizer)(text)
+    spans_of = token_spans_for(tokenizer)
+    spans = spans_of(text)
     n = len(spans)
     if n <= chunk_tokens:
         return [Chunk(text, 0, len(text), 0)]
@@ -180,7 +186,7 @@ def chunk_text(text: str, *, tokenizer: Any = None, chunk_tokens: int = 512, ove
         starts.append(low)
     slack = max(1, chunk_tokens // 5)
     chunks: list[Chunk] = []
-    first = 0
+    first, c_start, prev_last = 0, 0, 0
     while True:
         last = min(first + chunk_tokens, n)  # window = tokens [first, last)
         if last < n:
@@ -192,13 +198,53 @@ def chunk_text(text: str, *, tokenizer: Any = None, chunk_tokens: int = 512, ove
                     if rank == 3:
                         break
             last = best
-        c_start = 0 if not chunks else starts[first]
+        last = _fit_window(text, spans_of, starts, first, last, c_start, chunk_tokens)
         c_end = len(text) if last >= n else starts[last]
-        if c_end > c_start:
-            chunks.append(Chunk(text[c_start:c_end], c_start, c_end, len(chunks)))
+        if chunks and c_end <= chunks[-1].end:  # the overlap left no room to move on (a many-token character)
+            first, c_start = prev_last, chunks[-1].end
+            continue
+        chunks.append(Chunk(text[c_start:c_end], c_start, c_end, len(chunks)))
         if last >= n:
             return chunks
-        first = last - overlap
+        prev_last = last
+        first = _next_first(text, spans_of, starts, last, c_start, c_end, overlap)
+        c_start = starts[first]
+
+
+def _fit_window(
+    text: str, spans_of: Callable[[str], Spans], starts: list[int], first: int, last: int, c_start: int, limit: int
+) -> int:
+    """The window end ``last``, moved back until the chunk's text re-tokenizes to at most ``limit`` tokens.
+
+    The encoder tokenizes each chunk on its own: a cut inside a word (WordPiece ``##`` pieces) or inside a
+    multi-byte character (byte-level BPE) gives the piece more tokens than its window had, and the encoder
+    would silently cut the excess. Never moves ``last`` to or before ``c_start`` (a chunk keeps >= 1 char).
+    """
+    n = len(starts)
+    while last < n and starts[last] <= c_start:  # the window lies inside one character: take that character
+        last += 1
+    floor = last
+    while floor - 1 > first and starts[floor - 1] > c_start:
+        floor -= 1
+    while True:
+        c_end = len(text) if last >= n else starts[last]
+        excess = len(spans_of(text[c_start:c_end])) - limit
+        if excess <= 0 or last <= floor:
+            return last
+        last = max(floor, last - excess)
+
+
+def _next_first(
+    text: str, spans_of: Callable[[str], Spans], starts: list[int], last: int, c_start: int, c_end: int, overlap: int
+) -> int:
+    """Where the next window starts: ``overlap`` tokens back from ``last``, but strictly after ``c_start``
+    (progress) and so that the repeated text re-tokenizes to at most ``overlap`` tokens."""
+    first = last - overlap
+    while starts[first] <= c_start:
+        first += 1
+    while first < last and len(spans_of(text[starts[first] : c_end])) > overlap:
+        first += 1
+    return first
 
 
 def chunk_documents(

@@ -251,7 +251,8 @@ class ReasonIREncoder:
         return self.config.document_prefix
 
     def count_tokens(self, text: str) -> int:
-        """Tokens of ``text`` alone (no prefix, no special tokens)."""
+        """Tokens of ``text`` alone (no prefix, no special tokens); lone surrogates count as encode() sees them."""
+        text = text.encode("utf-8", "replace").decode("utf-8")
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def text_budget(self, prefix: str = "") -> int:
@@ -301,7 +302,10 @@ class ReasonIREncoder:
             computed = self._encode_uncached([unique[i] for i in todo], prefix, show_progress, what)
             vectors[todo] = computed
             if self.cache is not None:
-                self.cache.put_many({keys[i]: computed[j] for j, i in enumerate(todo)})
+                try:
+                    self.cache.put_many({keys[i]: computed[j] for j, i in enumerate(todo)})
+                except OSError as exc:  # disk full, folder gone: the embeddings are still right, keep them
+                    logger.warning("%s; returning the %d new embeddings uncached", exc, len(todo))
         for i, text in enumerate(items):
             out[i] = vectors[position[text]]
         return out

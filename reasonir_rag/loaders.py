@@ -1,8 +1,11 @@
 """Read documents from JSONL (optionally gzipped), text and Markdown files, or folders of them.
 
 Bad input never stops a load: a broken JSONL line or a record without text is logged with its file and
-line, counted in the :class:`LoadReport` and skipped. Invalid UTF-8 is decoded with U+FFFD replacement
-characters and a warning naming the file (documented behaviour: the rest of the text is still useful).
+line, counted in the :class:`LoadReport` and skipped (the first ``MAX_LOGGED_PER_FILE`` per file are logged
+one by one, the rest in one summary line; the report lists them all). Invalid UTF-8 is decoded with U+FFFD
+replacement characters and a warning naming the file (documented behaviour: the rest of the text is still
+useful). Files that start with a UTF-16 or UTF-32 byte-order mark (what Windows tools often write) are read
+in that encoding; a UTF-8 byte-order mark is dropped wherever a line starts with one (concatenated files).
 Folders are read recursively in sorted order; hidden files and folders (names starting with '.') and
 files with other extensions are ignored there. A file with an unsupported extension named explicitly
 is an error.
@@ -11,6 +14,7 @@ is an error.
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import logging
 from collections.abc import Iterable, Iterator
@@ -24,6 +28,11 @@ logger = logging.getLogger(__name__)
 
 SUFFIXES = (".jsonl.gz", ".jsonl", ".txt", ".md")
 _ID_FIELDS = ("id", "_id")
+MAX_LOGGED_PER_FILE = 10
+_UTF8_BOM = b"\xef\xbb\xbf"
+# Longest first: the UTF-32-LE mark starts with the UTF-16-LE one.
+_WIDE_BOMS = ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"), (b"\xff\xfe", "utf-16"),
+              (b"\xfe\xff", "utf-16"))
 
 
 @dataclass
@@ -34,6 +43,7 @@ class LoadReport:
     records: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
     replaced_utf8: list[str] = field(default_factory=list)
+    _logged: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def bad_records(self) -> int:
@@ -84,9 +94,39 @@ def _decode(data: bytes, where: str, report: LoadReport) -> str:
         return data.decode("utf-8", errors="replace")
 
 
-def _skip(report: LoadReport, where: str, reason: str) -> None:
-    logger.error("%s: %s; skipped", where, reason)
+def _skip(report: LoadReport, where: str, reason: str, file: str | None = None) -> None:
+    file = file or where
+    shown = report._logged.get(file, 0)
+    if shown < MAX_LOGGED_PER_FILE:
+        logger.error("%s: %s; skipped", where, reason)
+    report._logged[file] = shown + 1
     report.skipped.append((where, reason))
+
+
+def _log_unshown(report: LoadReport, file: str) -> None:
+    hidden = report._logged.get(file, 0) - MAX_LOGGED_PER_FILE
+    if hidden > 0:
+        logger.error("%s: %d more bad record(s) skipped (not logged one by one; see LoadReport.skipped)", file, hidden)
+
+
+def _wide_encoding(head: bytes) -> str | None:
+    """"utf-16" or "utf-32" when ``head`` starts with that encoding's byte-order mark."""
+    return next((name for bom, name in _WIDE_BOMS if head.startswith(bom)), None)
+
+
+def utf8_lines(stream: BinaryIO, rel: str) -> Iterator[bytes]:
+    """The stream's lines as UTF-8 bytes: a UTF-16/32 file (byte-order mark) is decoded first."""
+    encoding = _wide_encoding(stream.peek(4)[:4]) if hasattr(stream, "peek") else None
+    if encoding is None:
+        yield from stream
+        return
+    logger.warning("%s: %s text (byte-order mark); read as %s", rel, encoding.upper(), encoding.upper())
+    text = io.TextIOWrapper(stream, encoding=encoding, errors="replace", newline="\n")
+    try:
+        for line in text:
+            yield line.encode("utf-8", "surrogatepass")
+    finally:
+        text.detach()
 
 
 def _record_id(record: dict[str, Any], id_field: str | None) -> Any:
@@ -98,27 +138,32 @@ def _record_id(record: dict[str, Any], id_field: str | None) -> Any:
 
 
 def _jsonl(stream: BinaryIO, rel: str, text_field: str, id_field: str | None, report: LoadReport) -> Iterator[Document]:
-    for line_no, raw in enumerate(stream, start=1):
+    for line_no, raw in enumerate(utf8_lines(stream, rel), start=1):
         where = f"{rel}:{line_no}"
-        if line_no == 1 and raw.startswith(b"\xef\xbb\xbf"):
+        if raw.startswith(_UTF8_BOM):
             raw = raw[3:]
         if not raw.strip():
             continue
         try:
             record = json.loads(_decode(raw, where, report))
         except json.JSONDecodeError as exc:
-            _skip(report, where, f"invalid JSON ({exc.msg} at column {exc.colno})")
+            hint = "; the line holds NUL bytes: UTF-16 text without a byte-order mark?" if b"\x00" in raw else ""
+            _skip(report, where, f"invalid JSON ({exc.msg} at column {exc.colno}){hint}", rel)
             continue
         if not isinstance(record, dict):
-            _skip(report, where, f"expected a JSON object, got {type(record).__name__}")
+            _skip(report, where, f"expected a JSON object, got {type(record).__name__}", rel)
             continue
         text = record.get(text_field)
         if not isinstance(text, str):
             got = "missing" if text is None else f"a {type(text).__name__}, not a string"
-            _skip(report, where, f"text field {text_field!r} is {got}")
+            if text is None:
+                ids = {id_field, *_ID_FIELDS}
+                fields = sorted(k for k, v in record.items() if isinstance(v, str) and k not in ids)
+                got += f" (string fields here: {', '.join(fields[:8]) or 'none'}; choose one with --text-field)"
+            _skip(report, where, f"text field {text_field!r} is {got}", rel)
             continue
         if not text.strip():
-            _skip(report, where, f"text field {text_field!r} is empty")
+            _skip(report, where, f"text field {text_field!r} is empty", rel)
             continue
         doc_id = _record_id(record, id_field) or where
         skip = {text_field, *((id_field,) if id_field else ()), *_ID_FIELDS}
@@ -131,7 +176,11 @@ def _jsonl(stream: BinaryIO, rel: str, text_field: str, id_field: str | None, re
 def _read_file(path: Path, rel: str, text_field: str, id_field: str | None, report: LoadReport) -> Iterator[Document]:
     suffix = _suffix(path)
     if suffix in (".txt", ".md"):
-        text = _decode(path.read_bytes(), rel, report)
+        data = path.read_bytes()
+        wide = _wide_encoding(data[:4])
+        if wide:
+            logger.warning("%s: %s text (byte-order mark); read as %s", rel, wide.upper(), wide.upper())
+        text = data.decode(wide, errors="replace") if wide else _decode(data, rel, report)
         if text.startswith("\ufeff"):
             text = text[1:]
         if not text.strip():
@@ -174,3 +223,4 @@ def _iterate(
             yield from _read_file(path, rel, text_field, id_field, report)
         except (OSError, EOFError) as exc:  # unreadable or truncated (gzip) file: keep the others
             _skip(report, rel, f"could not read the file ({exc})")
+        _log_unshown(report, rel)

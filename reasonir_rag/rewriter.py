@@ -13,24 +13,33 @@ prefix (``encoder.text_budget(prefix)``); without an encoder it is cut to ``max_
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
+import re
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from reasonir_rag.encoder import InvalidInputError
 from reasonir_rag.llm import LLM, LLMError
-from reasonir_rag.llm.prompts import REWRITE_HYDE, REWRITE_REASONIR, REWRITE_SYSTEM, REWRITE_TOKEN_LIMIT
+from reasonir_rag.llm.prompts import (
+    REWRITE_HYDE,
+    REWRITE_REASONIR,
+    REWRITE_SYSTEM,
+    REWRITE_TOKEN_LIMIT,
+    neutralise_control_tokens,
+)
 from reasonir_rag.types import PrefixKind
 
 logger = logging.getLogger(__name__)
 
+_LINE_BREAKS = re.compile(r"\r\n|[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]")
 STYLES = {"reasonir": "query", "hyde": "document"}
 
 
@@ -52,13 +61,24 @@ class RewriteCache:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        with self._connect() as db:
-            db.execute("CREATE TABLE IF NOT EXISTS rewrites (key TEXT PRIMARY KEY, text TEXT NOT NULL, created REAL)")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self._connect() as db:
+                db.execute("CREATE TABLE IF NOT EXISTS rewrites (key TEXT PRIMARY KEY, text TEXT NOT NULL, "
+                           "created REAL)")
+        except (OSError, sqlite3.Error) as exc:
+            raise OSError(f"rewrite cache at {self.path} is not usable: {exc} (is the folder writable?)") from exc
 
-    def _connect(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.path, timeout=30)
+    @contextlib.contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        """One connection per call, committed on success, rolled back on error, always closed."""
+        db = sqlite3.connect(self.path, timeout=30)
+        try:
+            with db:
+                yield db
+        finally:
+            db.close()
 
     def get_many(self, keys: Sequence[str]) -> dict[str, str]:
         if not keys:
@@ -74,9 +94,13 @@ class RewriteCache:
     def put_many(self, items: dict[str, str]) -> None:
         if not items:
             return
-        with self._lock, self._connect() as db:
-            db.executemany("INSERT OR REPLACE INTO rewrites VALUES (?, ?, ?)",
-                           [(k, v, time.time()) for k, v in items.items()])
+        try:
+            with self._lock, self._connect() as db:
+                db.executemany("INSERT OR REPLACE INTO rewrites VALUES (?, ?, ?)",
+                               [(k, v, time.time()) for k, v in items.items()])
+        except sqlite3.Error as exc:  # nothing of this call is written; earlier entries stay intact
+            raise OSError(f"could not write to the rewrite cache at {self.path}: {exc} "
+                          "(disk full or folder not writable?)") from exc
 
     def __len__(self) -> int:
         with self._lock, self._connect() as db:
@@ -158,13 +182,16 @@ class QueryRewriter:
         return [results[q] for q in items]
 
     def prompt(self, query: str) -> list[dict[str, str]]:
-        """The chat messages sent for ``query``."""
+        """The chat messages sent for ``query``: its line breaks flattened to spaces (ReasonIR does it for
+        newlines; every line break, so that no line of the query can pose as "Instructions:" or "Passage:") and
+        chat control tokens such as ``<|im_end|>`` made plain text, so the query cannot open a chat turn."""
+        flat = neutralise_control_tokens(_LINE_BREAKS.sub(" ", query))
         if self.style == "reasonir":
-            user = REWRITE_REASONIR.format(query=query.replace("\n", " "))
+            user = REWRITE_REASONIR.format(query=flat)
             if self.state_budget:
                 user += REWRITE_TOKEN_LIMIT.format(limit=self.max_tokens)
         else:
-            user = REWRITE_HYDE.format(query=query)
+            user = REWRITE_HYDE.format(query=flat)
         messages = [{"role": "user", "content": user}]
         if self.system_message:
             messages.insert(0, {"role": "system", "content": self.system_message})

@@ -214,11 +214,38 @@ def _load_mmlu_folder(root: Path, split: str) -> Dataset:
         subject = path.name[: -len(f"_{split}.csv")]
         data = path.read_bytes()
         digest.update(path.name.encode() + b"\0" + data)
-        got, bad = parse_mmlu_csv(data.decode("utf-8-sig"), subject=subject, split=split, where=str(path))
+        got, bad = parse_mmlu_csv(decode_csv(data, str(path)), subject=subject, split=split, where=str(path))
         questions.extend(got)
         problems.extend(bad)
     return Dataset(name="mmlu", split=split, questions=questions, source=str(folder),
                    fingerprint=digest.hexdigest(), problems=problems)
+
+
+def decode_csv(data: bytes, where: str) -> str:
+    """A CSV file's text: UTF-8 (a byte-order mark dropped), UTF-16/32 when a byte-order mark says so; invalid
+    UTF-8 is replaced with U+FFFD and logged with the file and its first bad line (the other records stay
+    usable, as the document loaders do)."""
+    for bom, encoding in ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"),
+                          (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16")):
+        if data.startswith(bom):
+            logger.warning("%s: %s text (byte-order mark); read as %s", where, encoding.upper(), encoding.upper())
+            return data.decode(encoding, errors="replace")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        bad = sum(1 for raw in data.split(b"\n") if _invalid_utf8(raw))
+        logger.warning("%s:%d: invalid UTF-8 (%s) on %d line(s); decoded with replacement characters", where, line,
+                       exc.reason, bad)
+        return data.decode("utf-8-sig", errors="replace")
+
+
+def _invalid_utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
 
 
 def _header_layout(row: list[str], where: str) -> dict[str, Any] | None:
@@ -237,50 +264,72 @@ def _header_layout(row: list[str], where: str) -> dict[str, Any] | None:
 
 
 def parse_mmlu_csv(text: str, *, subject: str, split: str, where: str) -> tuple[list[Question], list[str]]:
-    """Questions and per-line problems from one MMLU CSV file (either layout)."""
-    reader = csv.reader(io.StringIO(text))
+    """Questions and per-line problems from one MMLU CSV file (either layout).
+
+    A quote left open makes the csv module swallow every line below it into one field: such a row is
+    reported at the line where it starts and the lines after that line are read again, so the records
+    below it are not lost. An unreadable line (csv.Error) is reported and skipped the same way.
+    """
+    lines = io.StringIO(text).readlines()
     questions: list[Question] = []
     problems: list[str] = []
     layout: dict[str, Any] | None = None
     index = 0
-    start_line = 1
     first = True
-    for row in reader:
-        line, start_line = start_line, reader.line_num + 1
-        if not row or all(not c.strip() for c in row):
-            continue
-        if first:
-            first = False
-            layout = _header_layout(row, where)
-            if layout is not None:
-                continue
-            layout = {"question": 0, "choices": [1, 2, 3, 4], "answer": 5, "width": 6, "letters": True}
-        qid = f"mmlu/{subject}/{split}/{index}"
-        index += 1
-        if len(row) != layout["width"]:
-            problems.append(f"{where}:{line}: expected {layout['width']} columns, got {len(row)}")
-            continue
-        question = row[layout["question"]].strip()
-        choices = tuple(row[i].strip() for i in layout["choices"])
-        raw = row[layout["answer"]].strip()
-        answer = _answer_index(raw, len(choices), letters_only=layout.get("letters", False))
-        if answer is None:
-            kind = "letter" if layout.get("letters") else "value"
-            problems.append(f"{where}:{line}: bad answer {kind} {raw!r} (expected "
-                            f"{'A-' + LETTERS[len(choices) - 1] if layout.get('letters') else '0-3 or A-D'})")
-            continue
-        if not question:
-            problems.append(f"{where}:{line}: empty question")
-            continue
-        questions.append(Question(qid, subject, question, choices, answer))
-    return questions, problems
+    offset = 0  # physical lines before the current reader
+    while True:
+        reader = csv.reader(lines[offset:])
+        start_line = offset + 1
+        restart = None
+        try:
+            for row in reader:
+                line, start_line = start_line, offset + reader.line_num + 1
+                if not row or all(not c.strip() for c in row):
+                    continue
+                if first:
+                    first = False
+                    layout = _header_layout(row, where)
+                    if layout is not None:
+                        continue
+                    layout = {"question": 0, "choices": [1, 2, 3, 4], "answer": 5, "width": 6, "letters": True}
+                assert layout is not None
+                qid = f"mmlu/{subject}/{split}/{index}"
+                index += 1
+                if len(row) != layout["width"]:
+                    problem = f"{where}:{line}: expected {layout['width']} columns, got {len(row)}"
+                    if start_line - line > 1:  # one row over several lines: an unclosed quote swallowed them
+                        problems.append(problem + " (a quote opened on this line is never closed; the lines "
+                                        "below are read again)")
+                        restart = line
+                        break
+                    problems.append(problem)
+                    continue
+                question = row[layout["question"]].strip()
+                choices = tuple(row[i].strip() for i in layout["choices"])
+                raw = row[layout["answer"]].strip()
+                answer = _answer_index(raw, len(choices), letters_only=layout.get("letters", False))
+                if answer is None:
+                    kind = "letter" if layout.get("letters") else "value"
+                    problems.append(f"{where}:{line}: bad answer {kind} {raw!r} (expected "
+                                    f"{'A-' + LETTERS[len(choices) - 1] if layout.get('letters') else '0-3 or A-D'})")
+                    continue
+                if not question:
+                    problems.append(f"{where}:{line}: empty question")
+                    continue
+                questions.append(Question(qid, subject, question, choices, answer))
+        except csv.Error as exc:
+            problems.append(f"{where}:{start_line}: unreadable CSV ({exc}); line skipped")
+            restart = start_line
+        if restart is None:
+            return questions, problems
+        offset = restart
 
 
 def _answer_index(raw: str, n: int, *, letters_only: bool) -> int | None:
     raw = raw.strip().upper()
     if len(raw) == 1 and raw in LETTERS[:n]:
         return LETTERS.index(raw)
-    if not letters_only and raw.isdigit() and int(raw) < n:
+    if not letters_only and raw.isdecimal() and int(raw) < n:  # isdigit() admits "²", which int() rejects
         return int(raw)
     return None
 

@@ -38,34 +38,50 @@ class Extraction:
         return self.index is not None and self.method != "random"
 
 
+# The patterns are ReasonIR's (MMLU-Pro's), written to run in linear time: a reader that loops until
+# max_tokens writes 30,000+ characters, and the original forms (a leading ``.*``, a look-ahead over the rest
+# of the text, ``\s*\**\s*`` before a missing letter) took 10-50 s per such answer. ``_LEAD`` is
+# ``\s*\**\s*`` made atomic with a look-ahead (Python 3.10 has no possessive quantifiers); the classes are
+# disjoint, so giving characters back could never have found another match.
+_LEAD = r"(?=(?P<lead>\s*\**\s*))(?P=lead)"
+
+
 def _answer_is(text: str, letters: str) -> str | None:
-    m = re.search(rf"[Aa]nswer is:?\s*\**\s*\(?([{letters}])\)?\**(?![A-Za-z0-9])", text)
-    return m.group(1) if m else None
+    """The FIRST ``answer is (X)``."""
+    m = re.search(rf"[Aa]nswer is:?{_LEAD}\(?(?P<letter>[{letters}])\)?\**(?![A-Za-z0-9])", text)
+    return m.group("letter") if m else None
 
 
 def _answer_colon(text: str, letters: str) -> str | None:
-    m = re.search(rf".*[aA]nswer:\s*\**\s*\(?([{letters}])\)?(?![A-Za-z0-9])", text)
-    return m.group(1) if m else None
+    """``re.search(r".*[aA]nswer:...")``: the last ``Answer: X`` on the first line that has one."""
+    found = list(re.finditer(rf"[aA]nswer:{_LEAD}\(?(?P<letter>[{letters}])\)?(?![A-Za-z0-9])", text))
+    if not found:
+        return None
+    line_end = text.find("\n", found[0].start())
+    same_line = [m for m in found if line_end < 0 or m.start() < line_end]
+    return same_line[-1].group("letter")
 
 
 def _last_letter(text: str, letters: str) -> str | None:
-    m = re.search(rf"\b[{letters}]\b(?!.*\b[{letters}]\b)", text, re.DOTALL)
-    return m.group(0) if m else None
+    """The last stand-alone letter in the choice range."""
+    found = re.findall(rf"\b[{letters}]\b", text)
+    return found[-1] if found else None
 
 
 def boxed_contents(text: str) -> list[str]:
     """Contents of every ``\\boxed{...}`` (and ``\\fbox{...}``) with nested braces balanced."""
+    closing: dict[int, int] = {}
+    opened: list[int] = []
+    for m in re.finditer(r"[{}]", text):  # one pass pairs every brace (an unclosed one stays unpaired)
+        if m.group() == "{":
+            opened.append(m.start())
+        elif opened:
+            closing[opened.pop()] = m.start()
     out = []
     for m in re.finditer(r"\\(?:boxed|fbox)\s*\{", text):
-        depth, start = 1, m.end()
-        for i in range(start, len(text)):
-            if text[i] == "{":
-                depth += 1
-            elif text[i] == "}":
-                depth -= 1
-                if depth == 0:
-                    out.append(text[start:i])
-                    break
+        end = closing.get(m.end() - 1)
+        if end is not None:
+            out.append(text[m.end() : end])
     return out
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from reasonir_rag._deps import require
+from reasonir_rag.loaders import utf8_lines
 from reasonir_rag.types import Document
 
 logger = logging.getLogger(__name__)
@@ -49,8 +50,26 @@ class IRCollection:
 
 
 # ---------------------------------------------------------------------------------------------- reading
-def _open_text(path: Path):
-    return gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else path.open(encoding="utf-8")
+def _open_binary(path: Path):
+    return gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")
+
+
+def _text_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(line number, text) of a text file: UTF-16/32 read by its byte-order mark, a UTF-8 mark dropped, invalid
+    UTF-8 replaced with U+FFFD and logged once per file (with its first line), so one bad byte costs no record."""
+    bad: list[int] = []
+    with _open_binary(path) as fh:
+        for number, raw in enumerate(utf8_lines(fh, str(path)), start=1):
+            raw = raw.removeprefix(b"\xef\xbb\xbf")
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                bad.append(number)
+                line = raw.decode("utf-8", errors="replace")
+            yield number, line
+    if bad:
+        logger.warning("%s:%d: invalid UTF-8 on %d line(s); decoded with replacement characters", path, bad[0],
+                       len(bad))
 
 
 def _file_digest(paths: list[Path]) -> str:
@@ -70,19 +89,18 @@ def read_records(path: Path, problems: list[str]) -> Iterator[tuple[int, dict[st
         pq = require("pyarrow.parquet")
         yield from enumerate(pq.read_table(path).to_pylist(), start=1)
         return
-    with _open_text(path) as fh:
-        for number, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                problems.append(f"{path}:{number}: invalid JSON ({exc.msg})")
-                continue
-            if not isinstance(record, dict):
-                problems.append(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
-                continue
-            yield number, record
+    for number, line in _text_lines(path):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            problems.append(f"{path}:{number}: invalid JSON ({exc.msg})")
+            continue
+        if not isinstance(record, dict):
+            problems.append(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
+            continue
+        yield number, record
 
 
 def _first_existing(folder: Path, stem: str) -> Path:
@@ -146,22 +164,21 @@ def _beir_records(path: Path, problems: list[str]) -> Iterator[tuple[str, str, d
 
 def _read_qrels(path: Path, problems: list[str]) -> dict[str, dict[str, int]]:
     qrels: dict[str, dict[str, int]] = {}
-    with path.open(encoding="utf-8") as fh:
-        for number, line in enumerate(fh, start=1):
-            parts = line.rstrip("\n").split("\t")
-            if number == 1 and parts[:1] == ["query-id"]:
-                continue
-            if not line.strip():
-                continue
-            if len(parts) != 3:
-                problems.append(f"{path}:{number}: expected 3 tab-separated columns, got {len(parts)}")
-                continue
-            try:
-                score = int(parts[2])
-            except ValueError:
-                problems.append(f"{path}:{number}: relevance {parts[2]!r} is not an integer")
-                continue
-            qrels.setdefault(parts[0], {})[parts[1]] = score
+    for number, line in _text_lines(path):
+        parts = line.rstrip("\r\n").split("\t")
+        if number == 1 and parts[:1] == ["query-id"]:
+            continue
+        if not line.strip():
+            continue
+        if len(parts) != 3:
+            problems.append(f"{path}:{number}: expected 3 tab-separated columns, got {len(parts)}")
+            continue
+        try:
+            score = int(parts[2])
+        except ValueError:
+            problems.append(f"{path}:{number}: relevance {parts[2]!r} is not an integer")
+            continue
+        qrels.setdefault(parts[0], {})[parts[1]] = score
     return qrels
 
 

@@ -9,7 +9,9 @@ no background block; GPQA: the task prompt alone, as Search-o1's direct baseline
 
 Passages are data, not instructions: :func:`clean_passage` keeps them from closing the prompt's blocks
 (blank lines that would open a new block, lines that mimic the prompt's own markers, chat-template control
-tokens such as ``<|im_end|>`` that a tokenizer would read as a turn boundary).
+tokens such as ``<|im_end|>`` that a tokenizer would read as a turn boundary). Question and choice texts keep
+their wording (ReasonIR parity) but lose control tokens too (:func:`neutralise_control_tokens`; no MMLU or
+GPQA record has one, so real prompts are unchanged).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reasonir_rag.eval.datasets import Question
+from reasonir_rag.llm.prompts import neutralise_control_tokens
 from reasonir_rag.types import ScoredDocument
 
 logger = logging.getLogger(__name__)
@@ -94,19 +97,20 @@ GPQA_SPEC = PromptSpec(
 SPECS = {"mmlu": MMLU_SPEC, "gpqa": GPQA_SPEC}
 
 # ------------------------------------------------------------------------------------------ passage hygiene
-_CONTROL_TOKENS = re.compile(
-    r"<\|[^<>\s]{1,64}?\|>|<｜[^<>\s]{1,64}?｜>|</?s>|\[/?INST\]|<(?:start|end)_of_turn>|</?think>"
-)
+# Line breaks other than "\n" (a lone CR, U+2028, ...) that a reader may take as a new line: made "\n" so that
+# the marker check below sees the line they start.
+_LINE_BREAKS = re.compile(r"\r\n?|[\v\f\x1c-\x1e\x85\u2028\u2029]")
+# "[^\S\n]": any whitespace but a newline (a no-break or ideographic space hides a marker or a blank line too)
 _MARKER_LINE = re.compile(
-    r"^(?=[ \t]*(?:question|options|choices|answer|documents|related background|passage[ \t]*\d+)[ \t]*:)",
+    r"^(?=[^\S\n]*(?:question|options|choices|answer|documents|related background|passage[^\S\n]*\d+)[^\S\n]*:)",
     re.IGNORECASE | re.MULTILINE,
 )
-_BLANK_LINES = re.compile(r"\n[ \t\r\f\v]*(?:\n[ \t\r\f\v]*)+")
+_BLANK_LINES = re.compile(r"\n[^\S\n]*(?:\n[^\S\n]*)+")
 
 
 def clean_passage(text: str) -> str:
     """Passage text that cannot close or imitate the prompt's blocks; ordinary text is left as it is."""
-    text = _CONTROL_TOKENS.sub(lambda m: m.group(0).replace("<", "‹").replace(">", "›"), text)
+    text = _LINE_BREAKS.sub("\n", neutralise_control_tokens(text))
     text = _BLANK_LINES.sub("\n", text.strip())
     return _MARKER_LINE.sub("> ", text)
 
@@ -138,7 +142,7 @@ def _passage_texts(
 
 # ------------------------------------------------------------------------------------------------- builders
 def _choices_block(question: Question, style: str) -> str:
-    pairs = zip(question.letters, question.choices, strict=True)
+    pairs = zip(question.letters, map(neutralise_control_tokens, question.choices), strict=True)
     if style == "mmlu":
         return "".join(f"{letter}. {choice}\n" for letter, choice in pairs)
     return "\n".join(f"({letter}) {choice}" for letter, choice in pairs)
@@ -151,8 +155,8 @@ def mmlu_messages(
     """ReasonIR's MMLU zero-shot CoT chat; ``passages=None`` (or none usable) gives the closed-book prompt."""
     texts = _passage_texts(passages, top_k, max_passage_tokens, truncate)
     background = MMLU_BACKGROUND_HEADER + "".join(t + "\n\n" for t in texts) if texts else ""
-    body = (MMLU_INSTRUCTION.format(subject=question.subject) + "\n"
-            + "Question:\n" + question.question + "\n"
+    body = (MMLU_INSTRUCTION.format(subject=neutralise_control_tokens(question.subject)) + "\n"
+            + "Question:\n" + neutralise_control_tokens(question.question) + "\n"
             + "Options:\n" + _choices_block(question, "mmlu")
             + MMLU_COT_CUE)
     return [{"role": "system", "content": MMLU_SYSTEM}, {"role": "user", "content": background + body}]
@@ -160,7 +164,7 @@ def mmlu_messages(
 
 def gpqa_question_block(question: Question) -> str:
     """The question with its (shuffled) choices as Search-o1 lays them out: ``(A) ...``."""
-    return f"{question.question}\nChoices:\n{_choices_block(question, 'gpqa')}"
+    return f"{neutralise_control_tokens(question.question)}\nChoices:\n{_choices_block(question, 'gpqa')}"
 
 
 def gpqa_messages(

@@ -9,6 +9,22 @@ Labels" (texttron/hyde ``promptor.py``, web-search prompt).
 
 from __future__ import annotations
 
+import re
+
+# ---------------------------------------------------------------- prompt hygiene
+# Chat-template control tokens of the common families (ChatML, Llama, Mistral, Gemma, DeepSeek, Qwen tools)
+_CONTROL_TOKENS = re.compile(
+    r"<\|[^<>\s]{1,64}?\|>|<｜[^<>\s]{1,64}?｜>|</?s>|\[/?INST\]|<(?:start|end)_of_turn>|</?think>"
+    r"|</?tool_(?:call|response)>"
+)
+
+
+def neutralise_control_tokens(text: str) -> str:
+    """Chat-template control tokens (``<|im_end|>``, ``</s>``, ``[INST]``, ``<tool_call>`` ...) kept readable
+    but no longer tokens: ``<|im_end|>`` becomes ``‹|im_end|›``."""
+    return _CONTROL_TOKENS.sub(lambda m: m.group(0).replace("<", "‹").replace(">", "›"), text)
+
+
 # ---------------------------------------------------------------- reranker (pointwise, 0-5)
 RERANK_GENERAL = """A document is relevant if it contains information that helps answer or address the query.
 A document is not relevant if it doesn't contain information that helps answer the query, even if it mentions similar topics.

@@ -282,12 +282,20 @@ def fill_under_a_size_limit(folder: str) -> None:
     cache, journal, rewrites = EmbeddingCache(root / "emb"), Journal(root / "journal.sqlite"), \
         RewriteCache(root / "rewrites.sqlite")
     cache.put_many({f"small{i}": np.full(384, i, np.float32) for i in range(5)})
+    from reasonir_rag.encoder import ReasonIREncoder
+
+    texts = [f"passage number {i} about enzymes and activation energy" for i in range(400)]
+    encoder = ReasonIREncoder.from_pretrained(preset="minilm", device="cpu", cache=cache, show_progress=False)
+    expected = ReasonIREncoder.from_pretrained(preset="minilm", device="cpu", show_progress=False) \
+        .encode_documents(texts)
     for i in range(5):
         journal.put(f"small{i}", {"answer": i})
     rewrites.put_many({f"small{i}": f"rewrite {i}" for i in range(5)})
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     resource.setrlimit(resource.RLIMIT_FSIZE, (256 * 1024, 256 * 1024))
     errors: dict[str, object] = {}
+    # the encoder's cache write fails (400 x 384 floats > the limit): a logged fallback, the vectors are kept
+    encoded_ok = bool(np.array_equal(encoder.encode_documents(texts), expected))
     rng = np.random.default_rng(0)
     try:
         cache.put_many({f"big{i}": rng.random(384, dtype=np.float32) for i in range(2000)})
@@ -304,7 +312,7 @@ def fill_under_a_size_limit(folder: str) -> None:
         rewrites.put_many({f"big{i}": "y" * 1000 for i in range(2000)})
     except Exception as exc:
         errors["rewrite cache"] = [type(exc).__name__, str(exc)]
-    print(json.dumps({"errors": errors, "journal_written": written}))
+    print(json.dumps({"errors": errors, "journal_written": written, "encoded_despite_full_cache": encoded_ok}))
 
 
 def _integrity(path: Path) -> str:
@@ -324,6 +332,8 @@ def test_disk_full_is_a_clear_error_and_the_next_run_finds_no_corrupt_entry(tmp_
     done = run_python(code, str(tmp_path))
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["encoded_despite_full_cache"], "a failed cache write lost the embeddings just computed"
+    assert "returning the 400 new embeddings uncached" in done.stderr
     files = {"embedding cache": tmp_path / "emb" / "embeddings.sqlite", "journal": tmp_path / "journal.sqlite",
              "rewrite cache": tmp_path / "rewrites.sqlite"}
     for name, path in files.items():

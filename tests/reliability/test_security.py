@@ -98,7 +98,7 @@ def test_encoder_loads_safetensors_only_unless_opted_in(tmp_path, tiny_reasonir_
     folder = _pickle_only(tiny_reasonir_dir, tmp_path / "pickled")
     from reasonir_rag.encoder import ReasonIREncoder
 
-    with pytest.raises(OSError, match=r"model\.safetensors") as err:
+    with pytest.raises(OSError, match=r"model\.safetensors.*use_safetensors=False") as err:
         ReasonIREncoder.from_pretrained(str(folder))
     assert str(folder) in str(err.value)
     opted_in = ReasonIREncoder.from_pretrained(str(folder), use_safetensors=False)
