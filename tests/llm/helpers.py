@@ -4,16 +4,11 @@ from __future__ import annotations
 
 import http.server
 import json
-import socket
 import threading
 
+from tests.servers import free_port  # noqa: F401  (re-exported for the tests here)
+
 SERVED_NAME = "smollm2"  # the name the vLLM fixture serves SmolLM2 under
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class ScriptedServer:

@@ -27,15 +27,11 @@ from typing import Any
 
 import pytest
 
+from tests.servers import free_port
+
 REPO = Path(__file__).resolve().parents[2]
 CHROMA = Path(sys.executable).parent / "chroma"
 LOOPBACK = ("127.0.0.1", "::1")
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(autouse=True)
