@@ -172,7 +172,8 @@ class QwenReranker:
         prompts, shared = self._prompts(query, [texts[i] for i in todo], task, notes, todo)
         if self.mode == "logits":
             results = self.llm.next_token_logprobs(prompts, self.digits, shared_prefix=shared, return_exceptions=True)
-        else:
+        else:  # generation has no shared-prefix argument: send the whole prompt (instructions + query + document)
+            prompts = [shared + p if isinstance(p, str) else p for p in prompts]
             results = self.llm.generate(prompts, max_tokens=self.max_new_tokens, temperature=self.temperature,
                                         top_p=self.top_p, seed=self.seed, return_exceptions=True)
         for i, result in zip(todo, results, strict=True):

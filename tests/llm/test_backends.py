@@ -48,6 +48,49 @@ def test_prefix_reuse_matches_the_plain_path(tiny_qwen_llm):
         assert max(abs(a[d] - b[d]) for d in DIGITS) < 1e-4
 
 
+# continuations of very different lengths (1 token, empty, long, equal pairs): left padding between the cached
+# prefix and each row must not change any row's numbers
+_HEAD = "Instructions: rate the document.\nQuery: why is the sky blue?\nDocument:"
+_CONTS = [" x", " Rayleigh scattering of sunlight.", "", " " + "a long unrelated document " * 15,
+          " same length A", " same length B", " Relevance score: "]
+
+
+@pytest.mark.parametrize(("batch_size", "max_batch_tokens"), [(16, 8192), (2, 8192), (1, 8192), (16, 40)],
+                         ids=["one-batch", "pairs", "single", "token-budget-split"])
+def test_batched_prefix_reuse_matches_each_prompt_alone(tiny_qwen_llm, monkeypatch, batch_size, max_batch_tokens):
+    alone = []
+    monkeypatch.setattr(tiny_qwen_llm, "reuse_prefix", False)
+    for c in _CONTS:  # the plain path, one whole prompt per forward: no padding at all
+        alone.append(tiny_qwen_llm.next_token_logprobs([_HEAD + c], DIGITS)[0])
+    monkeypatch.setattr(tiny_qwen_llm, "reuse_prefix", True)
+    monkeypatch.setattr(tiny_qwen_llm, "batch_size", batch_size)
+    monkeypatch.setattr(tiny_qwen_llm, "max_batch_tokens", max_batch_tokens)
+    batched = tiny_qwen_llm.next_token_logprobs(_CONTS, DIGITS, shared_prefix=_HEAD)
+    for c, a, b in zip(_CONTS, alone, batched, strict=True):
+        assert max(abs(a[d] - b[d]) for d in DIGITS) < 1e-4, c
+
+
+def test_prefix_runs_once_and_the_documents_in_one_batched_forward(tiny_qwen_llm, monkeypatch):
+    """Ten continuations cost two model calls: the shared prefix once, then all rows together over its KV cache,
+    with the LM head at the last position only (real model; a forward hook only records the calls)."""
+    calls: list[tuple[tuple[int, ...], int, int]] = []
+
+    def record(module, args, kwargs, output):
+        calls.append((tuple(kwargs["input_ids"].shape), kwargs.get("logits_to_keep", 0), output.logits.shape[1]))
+
+    monkeypatch.setattr(tiny_qwen_llm, "batch_size", 16)
+    handle = tiny_qwen_llm.model.register_forward_hook(record, with_kwargs=True)
+    try:
+        out = tiny_qwen_llm.next_token_logprobs([f" document {i} " * (i + 1) for i in range(10)], DIGITS,
+                                               shared_prefix=_HEAD)
+    finally:
+        handle.remove()
+    assert len(out) == 10
+    prefix_len = len(tiny_qwen_llm._encode(_HEAD))
+    assert [shape for shape, _, _ in calls] == [(1, prefix_len), (10, calls[1][0][1])]
+    assert all(keep == 1 and kept == 1 for _, keep, kept in calls)
+
+
 class SmallMemoryLLM(TransformersLLM):
     """The real tiny Qwen backend whose forward raises an out-of-memory error for batches above two rows
     (stands in for a GPU OOM, which cannot happen here)."""

@@ -83,6 +83,29 @@ def test_prefix_reuse_gives_the_same_scores(tiny_qwen_llm):
     assert all(0.0 <= s <= 5.0 for s in reused)
 
 
+class PromptRecordingLLM(TransformersLLM):
+    """The real tiny Qwen backend that also keeps the prompts each generate call received."""
+
+    def __init__(self, inner: TransformersLLM):
+        self.__dict__.update(inner.__dict__)
+        self.seen: list = []
+
+    def generate(self, prompts, **kwargs):
+        self.seen.extend(prompts)
+        return super().generate(prompts, **kwargs)
+
+
+def test_generation_mode_sends_the_whole_prompt(tiny_qwen_llm):
+    """ReasonIR's generation sees instructions, query and document (a regression: only the document part and the
+    prompt's end were once sent, which made generation mode both wrong and look cheap)."""
+    llm = PromptRecordingLLM(tiny_qwen_llm)
+    rr = QwenReranker(llm, mode="generate", max_new_tokens=2)
+    texts = [d.text for d in _docs(3)]
+    rr.rerank(QUERY, texts)
+    assert llm.seen == rr.prompts(QUERY, texts)
+    assert all(p.startswith(RERANK_GENERAL.split("{}")[0]) and QUERY in p for p in llm.seen)
+
+
 def test_alpha_interpolates_with_the_retriever_score(tiny_reranker):
     docs = _docs(4)
     raw = dict(zip([d.id for d in docs], tiny_reranker.score(QUERY, [d.text for d in docs]), strict=True))
