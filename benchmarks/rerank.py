@@ -197,7 +197,7 @@ def parse_setting(text: str, default_queries: int) -> tuple[int, int, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--setting", action="append", default=None,
-                        help="K:QUERY_TOKENS[:QUERIES], repeatable (default: 10:0; add 50:512:1 for a long rewritten query)")
+                        help="K:QUERY_TOKENS[:QUERIES], repeatable (default 10:0; 50:512:1 = a long rewritten query)")
     parser.add_argument("--queries", type=int, default=3, help="queries per setting when the setting has none")
     parser.add_argument("--max-doc-tokens", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=1)
