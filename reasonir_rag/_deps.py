@@ -19,7 +19,8 @@ _EXTRA = {
     "scipy": "eval",
     "datasets": "hub",
     "huggingface_hub": "encoder",
-    "pyarrow": "hub",
+    "pyarrow": "ray",
+    "ray": "ray",
 }
 
 

@@ -175,6 +175,9 @@ def cmd_index(args: argparse.Namespace) -> int:
     )
     print(f"skipped empty:     {totals['invalid']}")
     print(f"collection:        {args.collection} ({store.count()} records) in {elapsed:.1f} s")
+    if report.records == 0:
+        print("error: no document could be read from the input (see the bad records above)", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -209,48 +212,114 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------- demo
-def cmd_demo(args: argparse.Namespace) -> int:
-    from reasonir_rag.demo import ATTRIBUTION, QUESTIONS, run_demo
+_PAPER = "ReasonIR-8B + Qwen2.5-7B-Instruct: MMLU +6.4% relative to closed-book in the paper"
 
+
+def _demo_models(result: Any) -> None:
+    from reasonir_rag.demo import PAPER_ENCODER, PAPER_LLM
+
+    c, idx = result.config, result.index
+    stand_in = f" as an offline stand-in for {PAPER_ENCODER}" if c.stand_ins else ""
+    print(f"encoder:    {c.encoder_label}{stand_in}")
+    print(f"            passages embedded up to {idx.max_length} tokens (longer ones truncated)")
+    llm_stand_in = f" as an offline stand-in for {PAPER_LLM}" if c.stand_ins else ""
+    print(f"LLM:        {c.llm_label}{llm_stand_in}")
+    print("            as rewriter, reranker (logits mode) and reader")
+    if c.stand_ins:
+        print("            Small stand-ins show the mechanics only: SmolLM2-135M answers MMLU near chance (25%),")
+        print("            so the evaluation below cannot show the paper's gain (ReasonIR-8B + Qwen2.5-7B-Instruct:")
+        print("            MMLU +6.4% relative to closed-book). `make demo PROFILE=reasonir` runs the real models.")
+
+
+def _demo_index(result: Any) -> None:
+    idx = result.index
+    add = idx.add
+    print(f"passages:   {idx.load.records} from {idx.data_dir} ({idx.load.bad_records} bad records)")
+    print(
+        f"index:      collection {idx.collection} in {idx.chroma_path}: {idx.count} records; "
+        f"{add.added} encoded now, {add.unchanged} unchanged (reused)"
+    )
+
+
+def _demo_hits(label: str, hits: list[Any], *, rerank: bool) -> None:
+    print(f"   {label}")
+    for rank, hit in enumerate(hits, start=1):
+        meta = hit.metadata
+        where = " › ".join(str(meta[k]) for k in ("book", "section") if meta.get(k))
+        extra = f" (rerank {meta['rerank_score']:.2f}/5, retrieval {meta['retrieval_score']:.3f})" if rerank else ""
+        print(f"     {rank}. {hit.score:.3f}{extra}  {where}  ({hit.id})")
+        print(f"        {_snippet(hit.text, 160)}")
+
+
+def _demo_showcase(result: Any) -> None:
+    c = result.config
+    print(f"\n== pipeline on {len(result.showcase)} MMLU questions: rewrite -> retrieve -> rerank -> read ==")
+    for n, item in enumerate(result.showcase, start=1):
+        print(f"\nQ{n} [{item.subject}] {item.question}")
+        print("   " + "  ".join(f"{letter}. {choice}" for letter, choice in zip("ABCD", item.choices, strict=False)))
+        note = f" (rewrite failed, question used: {item.rewrite_error})" if item.rewrite_error else ""
+        print(f"   rewrite{note}: {_snippet(item.rewrite, 300)}")
+        _demo_hits(f"top {len(item.before)} retrieved (before reranking):", item.before, rerank=False)
+        _demo_hits(f"top {len(item.after)} after reranking {c.candidates} candidates:", item.after, rerank=True)
+        verdict = "correct" if item.predicted == item.answer else "wrong"
+        print(f"   reader: {_snippet(item.reader_output, 300) or '(no text)'}")
+        print(f"   answer: {item.predicted or 'none extracted'} (correct: {item.answer}) -> {verdict}")
+
+
+def _demo_eval(result: Any) -> None:
+    from reasonir_rag.eval.report import render_markdown
+
+    report = result.report
+    n = report["conditions"][0]["n"]
+    print(f"\n== closed-book vs RAG on {n} MMLU questions (subjects the corpus covers) ==\n")
+    tables = render_markdown(report).split("\n## Run")[0].strip()
+    print(tables.split("\n", 2)[2] if tables.startswith("# ") else tables)
+    if result.config.stand_ins:
+        print(f"\n(a near-chance reader: these numbers show the mechanics, not the paper's gain; {_PAPER})")
+    print(f"\nreport:     {', '.join(result.report_files.values())}")
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from reasonir_rag.demo import ATTRIBUTION, resolve_config, run_demo
+
+    conditions = tuple(c.strip() for c in args.conditions.split(",") if c.strip()) if args.conditions else None
+    config = resolve_config(
+        args.profile, encoder=args.encoder, llm=args.llm, llm_url=args.llm_url, device=args.device,
+        max_length=args.max_length, k=args.k, candidates=args.candidates, rewrite_tokens=args.rewrite_tokens,
+        reader_tokens=args.reader_tokens, eval_questions=0 if args.index_only else args.limit,
+        conditions=conditions,
+    )
     encoder_log = logging.getLogger("reasonir_rag.encoder")
     level = encoder_log.level
     if not args.verbose:  # truncating passages to --max-length is the demo's documented choice, printed below
         encoder_log.setLevel(logging.ERROR)
+    print(f"reasonir-rag demo, profile {config.profile}", flush=True)
+    printers = {"index": lambda r: (_demo_index(r), _demo_models(r)), "showcase": _demo_showcase, "eval": _demo_eval}
+
+    def on_stage(name: str, result: Any) -> None:  # each section as soon as it is ready, even through a pipe
+        printers.get(name, lambda _r: None)(result)
+        sys.stdout.flush()
+
     start = time.perf_counter()
     try:
         result = run_demo(
-            args.profile,
-            data_dir=args.data,
-            out_dir=args.out,
-            k=args.k,
-            device=args.device,
-            questions=args.question or QUESTIONS,
-            max_length=args.max_length,
+            config=config, data_dir=args.data, mmlu_dir=args.mmlu, out_dir=args.out,
+            showcase_limit=0 if args.index_only else args.examples,
             show_progress=False if args.no_progress else None,
+            on_stage=on_stage,
+            stop_after_index=args.index_only,
         )
     finally:
         encoder_log.setLevel(level)
     total = time.perf_counter() - start
-    add = result.add
-    print(f"reasonir-rag demo, profile {args.profile}")
-    print(f"encoder:    {result.encoder} (MiniLM, 384-d) as an offline stand-in for {result.stand_in_for}")
-    print(f"            passages embedded up to {result.max_length} tokens (longer ones truncated)")
-    print(f"passages:   {result.load.records} from {result.data_dir} ({result.load.bad_records} bad records)")
-    print(
-        f"index:      collection {result.collection} in {result.chroma_path}: {result.count} records; "
-        f"{add.added} encoded now, {add.unchanged} unchanged (reused)"
-    )
+    calls = result.calls
     timings = ", ".join(f"{name} {secs:.1f} s" for name, secs in result.seconds.items())
-    print(f"time:       {total:.1f} s ({timings})")
-    for question, hits in result.answers:
-        print()
-        print(f"Q: {question}")
-        for rank, hit in enumerate(hits, start=1):
-            meta = hit.metadata
-            where = " › ".join(str(meta[k]) for k in ("book", "section") if meta.get(k))
-            print(f"  {rank}. {hit.score:.3f}  {where}  ({hit.id})")
-            print(f"     {_snippet(hit.text, 200)}")
-    print()
+    cpu = ", ".join(f"{name} {secs:.1f} s" for name, secs in result.cpu_seconds.items())
+    print(f"\ntime:       {total:.1f} s ({timings})")
+    print(f"CPU time:   {cpu} (this process, all threads)")
+    if not args.index_only:
+        print(f"LLM calls:  {calls.generate} generated, {calls.score} scored now; journal {result.journal_path}: "
+              f"{result.journal_entries} results, {result.journal_added} added by this run")
     print(ATTRIBUTION)
     return 0
 
@@ -294,21 +363,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_search, no_progress=True)
 
-    p = sub.add_parser("demo", parents=[common], help="index OpenStax passages and answer sample questions")
+    p = sub.add_parser(
+        "demo", parents=[common], help="the whole pipeline on OpenStax + MMLU: index, rewrite, rerank, read, evaluate"
+    )
     p.add_argument(
-        "--profile", default="offline", choices=["offline"], help="offline: MiniLM stand-in for ReasonIR-8B on CPU"
+        "--profile",
+        default="offline",
+        choices=["offline", "reasonir"],
+        help="offline: MiniLM + SmolLM2-135M stand-ins on CPU; reasonir: ReasonIR-8B + Qwen2.5-7B-Instruct",
     )
     p.add_argument("--data", default=None, help="folder of OpenStax *.jsonl (default: $REASONIR_DATA/openstax)")
-    p.add_argument("--out", default=".demo", help="where the demo index lives (default: .demo)")
-    p.add_argument("--question", action="append", help="ask this instead of the sample questions (repeatable)")
-    p.add_argument("-k", type=int, default=3, help="passages per question (default 3)")
-    p.add_argument("--device", default=None, help="default: cpu")
+    p.add_argument("--mmlu", default=None, help="MMLU folder (default: $REASONIR_DATA/mmlu)")
+    p.add_argument("--out", default=".demo", help="index, journal and report folder (default: .demo)")
+    p.add_argument("--encoder", default=None, help="encoder instead of the profile's ($REASONIR_DEMO_ENCODER)")
+    p.add_argument("--llm", default=None, help="LLM id or folder, or the served name ($REASONIR_DEMO_LLM)")
     p.add_argument(
-        "--max-length",
-        type=int,
-        default=128,
-        help="tokens embedded per passage (default 128, MiniLM's training length; 256 = whole passages, slower)",
+        "--llm-url", default=None, help="OpenAI-compatible server for the LLM, key from $OPENAI_API_KEY "
+        "($REASONIR_DEMO_LLM_URL)"
     )
+    p.add_argument("--device", default=None, help="default: cpu (offline), cuda when available (reasonir)")
+    p.add_argument("--max-length", type=int, default=None, help="tokens embedded per passage (offline: 128)")
+    p.add_argument("--examples", type=int, default=3, help="MMLU questions shown through the pipeline (max 3)")
+    p.add_argument("--limit", type=int, default=None, help="MMLU questions evaluated (default 40; 0: none)")
+    p.add_argument("--conditions", default=None, help="comma-separated (default: closed-book,rag offline)")
+    p.add_argument("-k", type=int, default=None, help="passages given to the reader (default 3)")
+    p.add_argument("--candidates", type=int, default=None, help="retrieved for the reranker (offline: 10)")
+    p.add_argument("--rewrite-tokens", type=int, default=None, help="rewriter's budget (offline: 48)")
+    p.add_argument("--reader-tokens", type=int, default=None, help="reader's budget (offline: 32)")
+    p.add_argument("--index-only", action="store_true", help="build or update the index, then stop")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_demo)
 

