@@ -73,12 +73,13 @@ def main(argv: list[str] | None = None) -> int:
     # 2. the index on the Chroma server: idempotent, so a rerun or a second worker skips what is there
     store = ChromaStore(args.collection, encoder=encoder, host=args.chroma_host, port=args.chroma_port,
                         show_progress=False)
-    # ------------------------------------------------------------------------------------------------------------
-    # BULK EMBEDDING SPOT (the lead wires these in): for millions of passages replace the loop below with
-    #   reasonir_rag.bulk.embed_corpus_with_ray(...)  -- Ray Data, one encoder actor per GPU, resumable by ids,
-    #                                                    writing to a ChromaSink on this server;
-    # and the in-process encoder with reasonir_rag.remote_encoder (ReasonIR-8B served by vLLM's pooling runner).
-    # ------------------------------------------------------------------------------------------------------------
+    # Millions of passages: embed them on a Ray cluster instead of this loop (one encoder actor per GPU, resumable
+    # by ids), writing straight into this server's collection:
+    #   from reasonir_rag import ChromaSink, embed_corpus_with_ray
+    #   embed_corpus_with_ray("corpus/", encoder_spec=encoder.load_spec(),
+    #                         sink=ChromaSink(args.collection, host=args.chroma_host, port=args.chroma_port))
+    # An encoder served by vLLM's pooling runner instead of a local one: reasonir_rag.OpenAIEmbeddingsEncoder
+    # (README "Served embeddings" gives the server flags that keep ReasonIR's pooling exact).
     files = sorted((SHARED / "openstax").glob("*.jsonl"))
     per_file = args.passages // len(files) if args.passages else None
     start = time.perf_counter()

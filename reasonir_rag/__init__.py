@@ -39,9 +39,14 @@ _LAZY = {
     "Question": "reasonir_rag.eval.datasets",
     "evaluate_retrieval": "reasonir_rag.eval.retrieval",
     "build_report": "reasonir_rag.eval.report",
+    "embed_corpus_with_ray": "reasonir_rag.bulk",
+    "ChromaSink": "reasonir_rag.bulk",
+    "ParquetSink": "reasonir_rag.bulk",
+    "OpenAIEmbeddingsEncoder": "reasonir_rag.remote_encoder",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
+    from reasonir_rag.bulk import ChromaSink, ParquetSink, embed_corpus_with_ray
     from reasonir_rag.cache import EmbeddingCache
     from reasonir_rag.chunking import chunk_documents, chunk_text
     from reasonir_rag.encoder import EncoderConfig, ReasonIREncoder
@@ -54,6 +59,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from reasonir_rag.instructions import bright_instruction
     from reasonir_rag.llm import OpenAICompatibleLLM, TransformersLLM, load_llm
     from reasonir_rag.loaders import load_documents
+    from reasonir_rag.remote_encoder import OpenAIEmbeddingsEncoder
     from reasonir_rag.reranker import QwenReranker
     from reasonir_rag.rewriter import QueryRewriter, Rewrite
     from reasonir_rag.store import ChromaStore, CollectionNotFoundError, EncoderMismatchError
@@ -66,6 +72,7 @@ __all__ = [  # noqa: RUF022 - grouped by layer
     "QueryRewriter", "Rewrite", "QwenReranker", "TransformersLLM", "OpenAICompatibleLLM", "load_llm",
     "RAGEvaluator", "EvalSettings",
     "BM25Retriever", "Journal", "load_mmlu", "load_gpqa", "Question", "evaluate_retrieval", "build_report",
+    "embed_corpus_with_ray", "ChromaSink", "ParquetSink", "OpenAIEmbeddingsEncoder",
 ]
 
 

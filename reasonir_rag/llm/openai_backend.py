@@ -210,7 +210,7 @@ class OpenAICompatibleLLM:
             try:
                 return request()
             except openai.APIStatusError as exc:
-                if exc.status_code != 429 and exc.status_code < 500:
+                if exc.status_code != 429 and (exc.status_code < 500 or exc.status_code == 501):  # 501: never
                     raise LLMError(f"{what} request to {self.base_url} (model {self.model_name!r}) was rejected "
                                    f"with HTTP {exc.status_code}: {self._redact(exc)}") from exc
                 last, retry_after = exc, _retry_after(exc)
