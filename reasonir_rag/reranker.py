@@ -19,6 +19,8 @@ Failure policy (``on_failure``), per document, never shifting other documents' s
 - ``"raise"``: raise :class:`RerankError` naming the document.
 A failure is: the backend failed for that document (after its retries), no digit among a server's top
 log-probs, or (generate mode) no score could be parsed from the answer. Empty documents score 0 without a call.
+A backend that is unavailable (its :class:`~reasonir_rag.llm.LLMError` says ``transient``: server down, 5xx or
+429 after every retry) raises instead: that is no verdict on any document, and a resumable job must redo it.
 Generate mode keeps the model's answer in ``metadata["rerank_output"]``.
 """
 
@@ -176,6 +178,9 @@ class QwenReranker:
             prompts = [shared + p if isinstance(p, str) else p for p in prompts]
             results = self.llm.generate(prompts, max_tokens=self.max_new_tokens, temperature=self.temperature,
                                         top_p=self.top_p, seed=self.seed, return_exceptions=True)
+        unavailable = next((r for r in results if getattr(r, "transient", False)), None)
+        if unavailable is not None:  # the server is gone, not this document: zeros would pass for real scores
+            raise unavailable
         for i, result in zip(todo, results, strict=True):
             if isinstance(result, BaseException):
                 self._fail(notes, i, f"{type(result).__name__}: {result}")

@@ -149,6 +149,26 @@ def test_a_failed_rewrite_is_not_journaled_as_an_answer(tmp_path, openstax_store
     assert len(list(journal.items("reader"))) == len(questions)  # the rag condition's answers are kept
 
 
+def test_a_reranker_whose_server_is_down_stops_the_run_instead_of_journaling_zeros(
+        tmp_path, openstax_store, smollm2, smollm2_dir, questions):
+    """Zeros from an unreachable server would be journaled as real rerank scores and never redone on resume."""
+    from reasonir_rag.llm import LLMError, OpenAICompatibleLLM
+    from reasonir_rag.reranker import QwenReranker
+    from tests.servers import free_port
+
+    dead = OpenAICompatibleLLM("m", base_url=f"http://127.0.0.1:{free_port()}/v1", max_retries=0,
+                               tokenizer=str(smollm2_dir))
+    journal = Journal(tmp_path / "journal.sqlite")
+    evaluator = RAGEvaluator(reader=smollm2, journal=journal, retriever=openstax_store,
+                             reranker=QwenReranker(dead, max_doc_tokens=64),
+                             settings=EvalSettings(conditions=("rag+rerank",), candidates=3, max_tokens=8,
+                                                   show_progress=False))
+    with pytest.raises(LLMError) as failed:
+        evaluator.run(questions, "mmlu")
+    assert failed.value.transient
+    assert list(journal.items("rerank")) == [] and len(list(journal.items("retrieval"))) == len(questions)
+
+
 def test_conditions_need_their_parts(tmp_path, smollm2):
     with pytest.raises(ValueError, match="need a retriever and a rewriter"):
         RAGEvaluator(reader=smollm2, journal=Journal(tmp_path / "j.sqlite"),
