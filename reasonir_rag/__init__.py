@@ -40,13 +40,14 @@ _LAZY = {
     "evaluate_retrieval": "reasonir_rag.eval.retrieval",
     "build_report": "reasonir_rag.eval.report",
     "embed_corpus_with_ray": "reasonir_rag.bulk",
+    "BulkEmbeddingError": "reasonir_rag.bulk",
     "ChromaSink": "reasonir_rag.bulk",
     "ParquetSink": "reasonir_rag.bulk",
     "OpenAIEmbeddingsEncoder": "reasonir_rag.remote_encoder",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
-    from reasonir_rag.bulk import ChromaSink, ParquetSink, embed_corpus_with_ray
+    from reasonir_rag.bulk import BulkEmbeddingError, ChromaSink, ParquetSink, embed_corpus_with_ray
     from reasonir_rag.cache import EmbeddingCache
     from reasonir_rag.chunking import chunk_documents, chunk_text
     from reasonir_rag.encoder import EncoderConfig, ReasonIREncoder
@@ -72,7 +73,7 @@ __all__ = [  # noqa: RUF022 - grouped by layer
     "QueryRewriter", "Rewrite", "QwenReranker", "TransformersLLM", "OpenAICompatibleLLM", "load_llm",
     "RAGEvaluator", "EvalSettings",
     "BM25Retriever", "Journal", "load_mmlu", "load_gpqa", "Question", "evaluate_retrieval", "build_report",
-    "embed_corpus_with_ray", "ChromaSink", "ParquetSink", "OpenAIEmbeddingsEncoder",
+    "embed_corpus_with_ray", "BulkEmbeddingError", "ChromaSink", "ParquetSink", "OpenAIEmbeddingsEncoder",
 ]
 
 

@@ -17,6 +17,7 @@ assumed unique in the source.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -38,8 +39,9 @@ logger = logging.getLogger(__name__)
 FINGERPRINT_FILE = "_fingerprint.json"
 EncoderSpec = Any  # (name_or_path, kwargs) | str | Callable[[], encoder]
 
+
 # statuses each row carries through the pipeline
-TODO, SKIP, INVALID, ENCODED = "todo", "skip", "invalid", "encoded"
+TODO, SKIP, INVALID, ENCODED, FAILED = "todo", "skip", "invalid", "encoded", "failed"
 
 
 # ---------------------------------------------------------------------------------------------- sinks
@@ -85,8 +87,18 @@ class BulkResult:
     skipped: int = 0  # already in the sink: no model time spent
     invalid: int = 0  # empty or non-string texts, left out with a warning
     invalid_ids: list[str] = field(default_factory=list)
+    failed: int = 0  # texts the encoder raised on (not written; a rerun tries them again)
+    failures: dict[str, str] = field(default_factory=dict)  # id -> error, the first 100
     seconds: float = 0.0
     sink: str = ""
+
+
+class BulkEmbeddingError(RuntimeError):
+    """A bulk run ended with texts not embedded; everything else reached the sink and a rerun resumes by ids."""
+
+    def __init__(self, message: str, result: BulkResult | None = None):
+        super().__init__(message)
+        self.result = result
 
 
 # ---------------------------------------------------------------------------------------------- encoder specs
@@ -169,29 +181,56 @@ class _EncodeActor:
         device = "cuda" if torch is not None and torch.cuda.is_available() else None
         self.encoder = load_encoder(spec, device=device)
         self.fingerprint = json.dumps(self.encoder.fingerprint, sort_keys=True)
+        self.broken: str | None = None
 
     def __call__(self, batch: Any) -> Any:
         pa = require("pyarrow")
         status = batch.column("status").to_pylist()
-        todo = [i for i, s in enumerate(status) if s == TODO]
         texts = batch.column("text").to_pylist()
-        vectors = (self.encoder.encode_documents([texts[i] for i in todo], show_progress=False)
-                   if todo else np.zeros((0, 0), dtype=np.float32))
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        dim = vectors.shape[1] if todo else 0
+        todo = [i for i, s in enumerate(status) if s == TODO]
+        errors: list[str | None] = [None] * len(status)
+        vectors: list[np.ndarray] = []
+        for i, outcome in zip(todo, self._encode([texts[i] for i in todo]), strict=True):
+            if isinstance(outcome, str):
+                status[i], errors[i] = FAILED, outcome
+            else:
+                status[i] = ENCODED
+                vectors.append(outcome)
+        dim = len(vectors[0]) if vectors else 0
         offsets = np.zeros(len(status) + 1, dtype=np.int32)
-        mask = np.ones(len(status), dtype=bool)
-        for i in todo:
-            mask[i] = False
-            status[i] = ENCODED
-        for i in range(len(status)):
-            offsets[i + 1] = offsets[i] + (0 if mask[i] else dim)
-        embedding = pa.ListArray.from_arrays(pa.array(offsets), pa.array(vectors.reshape(-1)),
-                                             mask=pa.array(mask))
+        for i, s in enumerate(status):
+            offsets[i + 1] = offsets[i] + (dim if s == ENCODED else 0)
+        flat = np.concatenate(vectors) if vectors else np.zeros(0, dtype=np.float32)
+        embedding = pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat),
+                                             mask=pa.array([s != ENCODED for s in status]))
         table = batch.set_column(batch.schema.get_field_index("status"), "status", pa.array(status, pa.string()))
-        table = table.append_column("embedding", embedding)
+        table = table.append_column("embedding", embedding).append_column("error", pa.array(errors, pa.string()))
         fingerprint = [self.fingerprint if s == ENCODED else None for s in status]
         return table.append_column("fingerprint", pa.array(fingerprint, pa.string()))
+
+    def _encode(self, texts: list[str]) -> list[np.ndarray | str]:
+        """A vector or an error message per text. A failing batch is retried text by text, so one bad text fails
+        alone and the rest of its batch is still written; when every text of a batch fails, the encoder itself
+        is broken and later batches are not tried (the run drains fast and reports them)."""
+        if not texts:
+            return []
+        if self.broken:
+            return [self.broken] * len(texts)
+        try:
+            return list(np.asarray(self.encoder.encode_documents(texts, show_progress=False), dtype=np.float32))
+        except Exception as exc:  # reported per text, never lost
+            first = f"{type(exc).__name__}: {exc}"
+        logger.warning("encoding a batch of %d failed (%s); retrying text by text", len(texts), first)
+        outcomes = [self._encode_alone(t) for t in texts] if len(texts) > 1 else [first]
+        if len(texts) > 1 and all(isinstance(o, str) for o in outcomes):
+            self.broken = f"not tried: the encoder failed on every text of an earlier batch ({first})"
+        return outcomes
+
+    def _encode_alone(self, text: str) -> np.ndarray | str:
+        try:
+            return np.asarray(self.encoder.encode_documents([text], show_progress=False), dtype=np.float32)[0]
+        except Exception as exc:
+            return f"{type(exc).__name__}: {exc}"
 
 
 def _encoded_rows(batch: Any) -> tuple[list[str], list[str], list[dict[str, Any]], np.ndarray, str | None]:
@@ -210,7 +249,7 @@ def _encoded_rows(batch: Any) -> tuple[list[str], list[str], list[dict[str, Any]
 
 def _summary(batch: Any) -> Any:
     pa = require("pyarrow")
-    return pa.table({"id": batch.column("id"), "status": batch.column("status")})
+    return pa.table({"id": batch.column("id"), "status": batch.column("status"), "error": batch.column("error")})
 
 
 class _PrecomputedEncoder:
@@ -441,10 +480,40 @@ def embed_corpus_with_ray(
     # else: an embedded Chroma folder belongs to one process: the driver writes it below
 
     result = BulkResult(sink=sink.describe())
+    failure = None
+    try:
+        _collect(ds, sink, stores, result)
+    except Exception as exc:  # re-raised below as a message: Ray's frames must not outlive this call
+        failure = f"{type(exc).__name__}: {exc}"
+    if failure is not None:
+        # The failed run's frames hold its actors; until they are collected, those actors keep their CPUs/GPUs
+        # and a retry in the same process waits for resources.
+        del ds
+        gc.collect()
+        raise BulkEmbeddingError(f"bulk embedding into {result.sink} stopped after {result.encoded} record(s) "
+                                 f"were written; rerun to resume (records in the sink are skipped): {failure}",
+                                 result)
+    if result.invalid:
+        logger.warning("skipped %d empty or non-string text(s), e.g. %s", result.invalid,
+                       ", ".join(result.invalid_ids[:10]))
+    result.seconds = time.monotonic() - started
+    logger.info("bulk embedding into %s: %d encoded, %d already there, %d invalid, %d failed, %.1f s", result.sink,
+                result.encoded, result.skipped, result.invalid, result.failed, result.seconds)
+    if result.failed:
+        first_id, first_error = next(iter(result.failures.items()))
+        raise BulkEmbeddingError(f"{result.failed} text(s) could not be embedded into {result.sink} (the other "
+                                 f"{result.encoded} were written; a rerun tries only the missing ones). First: "
+                                 f"{first_id}: {first_error}", result)
+    return result
+
+
+def _collect(ds: Any, sink: ParquetSink | ChromaSink, stores: dict[str, Any], result: BulkResult) -> None:
+    """Drain the pipeline into ``result`` (and into an embedded Chroma folder, which only the driver may write)."""
     for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
         if isinstance(sink, ChromaSink) and not sink.on_server:
             _write_chroma(sink, batch, stores)
-        for doc_id, status in zip(batch.column("id").to_pylist(), batch.column("status").to_pylist(), strict=True):
+        for doc_id, status, error in zip(batch.column("id").to_pylist(), batch.column("status").to_pylist(),
+                                         batch.column("error").to_pylist(), strict=True):
             if status == ENCODED:
                 result.encoded += 1
             elif status == SKIP:
@@ -453,13 +522,10 @@ def embed_corpus_with_ray(
                 result.invalid += 1
                 if len(result.invalid_ids) < 100:
                     result.invalid_ids.append(doc_id)
-    if result.invalid:
-        logger.warning("skipped %d empty or non-string text(s), e.g. %s", result.invalid,
-                       ", ".join(result.invalid_ids[:10]))
-    result.seconds = time.monotonic() - started
-    logger.info("bulk embedding into %s: %d encoded, %d already there, %d invalid, %.1f s", result.sink,
-                result.encoded, result.skipped, result.invalid, result.seconds)
-    return result
+            elif status == FAILED:
+                result.failed += 1
+                if len(result.failures) < 100:
+                    result.failures[doc_id] = error
 
 
 def read_parquet_embeddings(path: str | Path) -> tuple[list[str], np.ndarray]:
@@ -485,6 +551,5 @@ def read_parquet_embeddings(path: str | Path) -> tuple[list[str], np.ndarray]:
     return [ids[i] for i in first], np.concatenate(vectors).astype(np.float32)[first]
 
 
-__all__ = ["BulkResult", "ChromaSink", "ParquetSink", "embed_corpus_with_ray", "existing_ids", "load_encoder",
-           "read_parquet_embeddings", "write_parquet_part"]
-
+__all__ = ["BulkEmbeddingError", "BulkResult", "ChromaSink", "ParquetSink", "embed_corpus_with_ray", "existing_ids",
+           "load_encoder", "read_parquet_embeddings", "write_parquet_part"]
