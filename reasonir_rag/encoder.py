@@ -97,7 +97,28 @@ def validate_texts(texts: Sequence[str] | str | None, what: str = "texts") -> li
     return cleaned
 
 
-class ReasonIREncoder:
+class PrefixedEncoderMixin:
+    """What every encoder backend (local model, served model) shares: async wrappers and prefix token ids."""
+
+    tokenizer: Any
+    _prefix_cache: dict[str, list[int]]
+
+    async def aencode_queries(self, texts: Sequence[str] | str, *, instruction: str | None = None,
+                              task: str | None = None) -> np.ndarray:
+        """``encode_queries`` in a worker thread, so an event loop keeps serving while the model runs."""
+        return await asyncio.to_thread(self.encode_queries, texts, instruction=instruction, task=task)
+
+    async def aencode_documents(self, texts: Sequence[str] | str) -> np.ndarray:
+        """``encode_documents`` in a worker thread."""
+        return await asyncio.to_thread(self.encode_documents, texts)
+
+    def _prefix_ids(self, prefix: str) -> list[int]:
+        if prefix not in self._prefix_cache:
+            self._prefix_cache[prefix] = self.tokenizer(prefix, add_special_tokens=False)["input_ids"] if prefix else []
+        return self._prefix_cache[prefix]
+
+
+class ReasonIREncoder(PrefixedEncoderMixin):
     """Embeds queries and documents the way ReasonIR does. Build it with :meth:`from_pretrained`."""
 
     def __init__(
@@ -310,22 +331,7 @@ class ReasonIREncoder:
             out[i] = vectors[position[text]]
         return out
 
-    async def aencode_queries(self, texts: Sequence[str] | str, *, instruction: str | None = None,
-                              task: str | None = None) -> np.ndarray:
-        """:meth:`encode_queries` in a worker thread, so an event loop keeps serving while the model runs."""
-        return await asyncio.to_thread(self.encode_queries, texts, instruction=instruction, task=task)
-
-    async def aencode_documents(self, texts: Sequence[str] | str) -> np.ndarray:
-        """:meth:`encode_documents` in a worker thread."""
-        return await asyncio.to_thread(self.encode_documents, texts)
-
     # ------------------------------------------------------------------ internals
-    def _prefix_ids(self, prefix: str) -> list[int]:
-        if prefix not in self._prefix_cache:
-            self._prefix_cache[prefix] = (
-                self.tokenizer(prefix, add_special_tokens=False)["input_ids"] if prefix else []
-            )
-        return self._prefix_cache[prefix]
 
     def _rows(self, texts: list[str], prefix: str, what: str) -> tuple[list[list[int]], list[tuple[int, int]]]:
         prefix_ids = self._prefix_ids(prefix)

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from reasonir_rag.encoder import PRESETS, EncoderConfig, InvalidInputError, validate_texts
+from reasonir_rag.encoder import PRESETS, EncoderConfig, InvalidInputError, PrefixedEncoderMixin, validate_texts
 from reasonir_rag.instructions import resolve_task
 from reasonir_rag.llm.base import estimate_tokens
 from reasonir_rag.llm.openai_backend import OpenAICompatibleLLM
@@ -59,7 +59,7 @@ VLLM_SERVE_ARGS: dict[str, list[str]] = {
 __all__ = ["POOLINGS", "VLLM_SERVE_ARGS", "InvalidInputError", "OpenAIEmbeddingsEncoder", "from_spec", "parse_spec"]
 
 
-class OpenAIEmbeddingsEncoder:
+class OpenAIEmbeddingsEncoder(PrefixedEncoderMixin):
     """The :class:`~reasonir_rag.encoder.ReasonIREncoder` surface over an embeddings server.
 
     ``model`` is the served model name; ``base_url`` ends in ``/v1`` (default ``$OPENAI_BASE_URL``);
@@ -216,23 +216,7 @@ class OpenAIEmbeddingsEncoder:
         position = {t: i for i, t in enumerate(unique)}
         return vectors[[position[t] for t in items]]
 
-    async def aencode_queries(self, texts: Sequence[str] | str, *, instruction: str | None = None,
-                              task: str | None = None) -> np.ndarray:
-        import asyncio
-
-        return await asyncio.to_thread(self.encode_queries, texts, instruction=instruction, task=task)
-
-    async def aencode_documents(self, texts: Sequence[str] | str) -> np.ndarray:
-        import asyncio
-
-        return await asyncio.to_thread(self.encode_documents, texts)
-
     # ------------------------------------------------------------------ internals
-    def _prefix_ids(self, prefix: str) -> list[int]:
-        if prefix not in self._prefix_cache:
-            self._prefix_cache[prefix] = (
-                self.tokenizer(prefix, add_special_tokens=False)["input_ids"] if prefix else [])
-        return self._prefix_cache[prefix]
 
     def _row(self, text: str, prefix: str) -> tuple[str | list[int], int, bool]:
         """What goes over the wire for one text, where its text tokens start, whether it was truncated."""

@@ -71,6 +71,35 @@ def smollm2_dir(offline_cache) -> Path:
 
 
 @pytest.fixture(autouse=True)
+def _no_chroma_default_embedding(monkeypatch):
+    """Chroma's default embedding function would download an ONNX model: fail loudly if anything builds it."""
+    from chromadb.api import types
+    from chromadb.utils.embedding_functions import onnx_mini_lm_l6_v2
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("Chroma's default (ONNX) embedding function was used")
+
+    monkeypatch.setattr(onnx_mini_lm_l6_v2.ONNXMiniLM_L6_V2, "__init__", forbidden)
+    monkeypatch.setattr(types.DefaultEmbeddingFunction, "__call__", forbidden)
+
+
+@pytest.fixture(scope="session")
+def chroma_server(tmp_path_factory):
+    """One real ``chroma run`` on 127.0.0.1 for the session: ``(host, port)``. Tests use their own collections."""
+    from tests.servers import ChromaServer, ServerFailed
+
+    server = ChromaServer(tmp_path_factory.mktemp("chroma-server"))
+    try:
+        server.start()
+    except ServerFailed as exc:
+        pytest.fail(str(exc))
+    try:
+        yield "127.0.0.1", server.port
+    finally:
+        server.stop()
+
+
+@pytest.fixture(autouse=True)
 def _quiet_http_logs():
     logging.getLogger("httpx").setLevel(logging.WARNING)
     yield

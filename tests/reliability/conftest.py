@@ -18,8 +18,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,76 +25,13 @@ from typing import Any
 
 import pytest
 
-from tests.servers import free_port
+from tests.servers import ChromaServer
 
 REPO = Path(__file__).resolve().parents[2]
-CHROMA = Path(sys.executable).parent / "chroma"
 LOOPBACK = ("127.0.0.1", "::1")
 
 
-@pytest.fixture(autouse=True)
-def _no_chroma_default_embedding(monkeypatch):
-    """Chroma's default embedding function would download an ONNX model: fail loudly if anything builds it."""
-    from chromadb.api import types
-    from chromadb.utils.embedding_functions import onnx_mini_lm_l6_v2
-
-    def forbidden(*args: Any, **kwargs: Any) -> None:
-        raise AssertionError("Chroma's default (ONNX) embedding function was used")
-
-    monkeypatch.setattr(onnx_mini_lm_l6_v2.ONNXMiniLM_L6_V2, "__init__", forbidden)
-    monkeypatch.setattr(types.DefaultEmbeddingFunction, "__call__", forbidden)
-
-
 # ------------------------------------------------------------------------------------------ Chroma server
-class ChromaServer:
-    """``chroma run`` on 127.0.0.1 at a fixed port, so a test can stop it and start it again at the same address."""
-
-    def __init__(self, folder: Path, port: int | None = None):
-        self.folder = folder
-        self.port = port or free_port()
-        self.log_path = folder / "server.log"
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None, "the server is not running"
-        return self.proc.pid
-
-    def start(self, timeout: float = 90) -> ChromaServer:
-        if not CHROMA.exists():
-            pytest.fail(f"the chroma console script is missing at {CHROMA} (pip install chromadb)")
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                [str(CHROMA), "run", "--path", str(self.folder / "data"), "--host", "127.0.0.1",
-                 "--port", str(self.port)], stdout=log, stderr=subprocess.STDOUT)
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never via a proxy
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.proc.poll() is not None:
-                pytest.fail(f"chroma run exited early: {self.log_path.read_text(errors='replace')[-2000:]}")
-            try:
-                with opener.open(f"http://127.0.0.1:{self.port}/api/v2/heartbeat", timeout=1) as resp:
-                    if "nanosecond heartbeat" in json.loads(resp.read()):
-                        return self
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                self.stop()
-                pytest.fail(f"chroma run did not answer in {timeout:.0f} s")
-            time.sleep(0.2)
-
-    def stop(self) -> None:
-        """Stop this server by its own PID (SIGTERM, then SIGKILL)."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-
-
 @pytest.fixture
 def chroma_server_factory(tmp_path) -> Iterator[Callable[[], ChromaServer]]:
     """Makes stoppable Chroma servers in this test's folder; every one is stopped at the end."""

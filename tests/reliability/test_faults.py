@@ -83,10 +83,12 @@ def _answered(proxy: RecordingProxy) -> dict[str, int]:
 
 
 def test_vllm_killed_mid_eval_fails_cleanly_then_resumes_without_lost_or_repeated_calls(
-        tmp_path, smollm2_dir, shared_data, minilm_encoder):
+        tmp_path, smollm2_dir, shared_data, minilm_encoder, vllm_server):
     """A real vLLM server (its own, not the session's) is SIGKILLed after 2 answers of a 3-question x 2-condition
     run. The run stops at once with a clear error (no request storm against the dead server), the journal keeps
-    every answer; a restarted server serves the rerun, and every prompt was answered by a server exactly once."""
+    every answer; then the client's address leads to a live server again (the session's vLLM, another process
+    serving the same model under the same name: one vLLM start less than restarting our own), the rerun finishes,
+    and every prompt was answered by a server exactly once."""
     from reasonir_rag.llm import OpenAICompatibleLLM
     from tests.servers import vllm_cpu_server
 
@@ -129,12 +131,10 @@ def test_vllm_killed_mid_eval_fails_cleanly_then_resumes_without_lost_or_repeate
         failed = [ex for ex in proxy.exchanges if ex.status != 200]
         assert len(failed) == 3, "the stage should stop after one prompt's 3 attempts, not try every prompt"
 
-        with vllm_cpu_server(smollm2_dir, tmp_path / "vllm-2.log") as served:  # the restarted server
-            proxy.upstream = int(served.base_url.rsplit(":", 1)[1].split("/")[0])
-            with Journal(journal_path) as journal:
-                results = RAGEvaluator(reader=reader, journal=journal, retriever=store, settings=settings).run(
-                    questions)
-                after = _reader_entries(journal)
+        proxy.upstream = int(vllm_server.base_url.rsplit(":", 1)[1].split("/")[0])  # the server is back
+        with Journal(journal_path) as journal:
+            results = RAGEvaluator(reader=reader, journal=journal, retriever=store, settings=settings).run(questions)
+            after = _reader_entries(journal)
     finally:
         proxy.close()
     assert [(r.name, len(r.outcomes)) for r in results] == [("closed-book", 3), ("rag", 3)]

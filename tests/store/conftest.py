@@ -3,71 +3,9 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
 from typing import Any
 
 import pytest
-
-from tests.servers import free_port
-
-CHROMA = Path(sys.executable).parent / "chroma"
-
-
-@pytest.fixture(autouse=True)
-def _no_chroma_default_embedding(monkeypatch):
-    """Chroma's default embedding function would download an ONNX model: fail loudly if anything builds it."""
-    from chromadb.api import types
-    from chromadb.utils.embedding_functions import onnx_mini_lm_l6_v2
-
-    def forbidden(*args: Any, **kwargs: Any) -> None:
-        raise AssertionError("Chroma's default (ONNX) embedding function was used")
-
-    monkeypatch.setattr(onnx_mini_lm_l6_v2.ONNXMiniLM_L6_V2, "__init__", forbidden)
-    monkeypatch.setattr(types.DefaultEmbeddingFunction, "__call__", forbidden)
-
-
-@pytest.fixture(scope="session")
-def chroma_server(tmp_path_factory):
-    """A real ``chroma run`` server on 127.0.0.1 (free port), stopped by its own PID at the end."""
-    if not CHROMA.exists():
-        pytest.fail(f"the chroma console script is missing at {CHROMA} (pip install chromadb)")
-    folder = tmp_path_factory.mktemp("chroma-server")
-    port = free_port()
-    log_path = folder / "server.log"
-    log = open(log_path, "w")  # noqa: SIM115 (closed in the finally below, after the server stops)
-    proc = subprocess.Popen(
-        [str(CHROMA), "run", "--path", str(folder / "data"), "--host", "127.0.0.1", "--port", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never via a proxy
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"chroma run exited early: {log_path.read_text()[-2000:]}")
-            try:
-                with opener.open(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=1) as resp:
-                    if "nanosecond heartbeat" in json.loads(resp.read()):
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"chroma run did not answer in 60 s: {log_path.read_text()[-2000:]}")
-            time.sleep(0.2)
-        yield "127.0.0.1", port
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 class CountingEncoder:

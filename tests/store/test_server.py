@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from reasonir_rag.store import ChromaStore, EncoderMismatchError
-from tests.store.conftest import free_port
+from tests.servers import free_port
 
 TEXTS = [
     "Enzymes lower the activation energy of a reaction.",
