@@ -98,10 +98,25 @@ def validate_texts(texts: Sequence[str] | str | None, what: str = "texts") -> li
 
 
 class PrefixedEncoderMixin:
-    """What every encoder backend (local model, served model) shares: async wrappers and prefix token ids."""
+    """What every encoder backend (local model, served model) shares: prefixes, async wrappers, prefix ids."""
 
+    config: EncoderConfig
     tokenizer: Any
     _prefix_cache: dict[str, list[int]]
+
+    def query_prefix(self, *, instruction: str | None = None, task: str | None = None) -> str:
+        """The exact text placed before a query (empty for models without instructions)."""
+        if instruction is not None and task is not None:
+            raise ValueError("pass instruction= or task=, not both")
+        if task is not None:
+            instruction = resolve_task(task)
+        if not self.config.query_template:
+            return ""
+        return self.config.query_template.format(instruction=instruction or self.config.default_instruction)
+
+    @property
+    def document_prefix(self) -> str:
+        return self.config.document_prefix
 
     async def aencode_queries(self, texts: Sequence[str] | str, *, instruction: str | None = None,
                               task: str | None = None) -> np.ndarray:
@@ -256,20 +271,6 @@ class ReasonIREncoder(PrefixedEncoderMixin):
     def _cache_namespace(self) -> str:
         extra = {"max_length": self.config.max_length, "dtype": str(self._backbones[0].dtype)}
         return json.dumps({**self.fingerprint, **extra}, sort_keys=True)
-
-    def query_prefix(self, *, instruction: str | None = None, task: str | None = None) -> str:
-        """The exact text placed before a query (empty for models without instructions)."""
-        if instruction is not None and task is not None:
-            raise ValueError("pass instruction= or task=, not both")
-        if task is not None:
-            instruction = resolve_task(task)
-        if not self.config.query_template:
-            return ""
-        return self.config.query_template.format(instruction=instruction or self.config.default_instruction)
-
-    @property
-    def document_prefix(self) -> str:
-        return self.config.document_prefix
 
     def count_tokens(self, text: str) -> int:
         """Tokens of ``text`` alone (no prefix, no special tokens); lone surrogates count as encode() sees them."""

@@ -34,7 +34,6 @@ from typing import Any
 import numpy as np
 
 from reasonir_rag.encoder import PRESETS, EncoderConfig, InvalidInputError, PrefixedEncoderMixin, validate_texts
-from reasonir_rag.instructions import resolve_task
 from reasonir_rag.llm.base import estimate_tokens
 from reasonir_rag.llm.openai_backend import OpenAICompatibleLLM
 
@@ -142,19 +141,6 @@ class OpenAIEmbeddingsEncoder(PrefixedEncoderMixin):
         pooling = "mean-text-tokens" if self.pooling == "text-tokens" else "served-mean-all-tokens"
         return {"model": c.name, "weights": self.weights, "dim": self.dim, "query_template": c.query_template,
                 "document_prefix": c.document_prefix, "pooling": pooling}
-
-    def query_prefix(self, *, instruction: str | None = None, task: str | None = None) -> str:
-        if instruction is not None and task is not None:
-            raise ValueError("pass instruction= or task=, not both")
-        if task is not None:
-            instruction = resolve_task(task)
-        if not self.config.query_template:
-            return ""
-        return self.config.query_template.format(instruction=instruction or self.config.default_instruction)
-
-    @property
-    def document_prefix(self) -> str:
-        return self.config.document_prefix
 
     def count_tokens(self, text: str) -> int:
         """Tokens of ``text`` alone: exact with a tokenizer, else a conservative estimate."""
