@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
-import os
 import statistics
 import subprocess
 import sys
@@ -30,12 +28,12 @@ from pathlib import Path
 import torch
 
 from reasonir_rag import ReasonIREncoder
+from reasonir_rag.sample_data import openstax_dir, openstax_records
 from reasonir_rag.store import ChromaStore
 from reasonir_rag.types import Document
 
 logger = logging.getLogger("bench.load")
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-DATA = Path(os.environ.get("REASONIR_SHARED_DATA", SHARED)) / "openstax"
+DATA = openstax_dir()  # the shipped OpenStax books, or $REASONIR_DATA/openstax
 BOOKS = ("chemistry-bundle", "microbiology", "university-physics-bundle", "anatomy-physiology")
 
 
@@ -44,10 +42,8 @@ def load_corpus(folder: Path, n_docs: int) -> list[Document]:
     per_book = -(-n_docs // len(BOOKS))
     docs: list[Document] = []
     for book in BOOKS:
-        with open(folder / f"{book}.jsonl", encoding="utf-8") as f:
-            for line in islice(f, 0, per_book * 29, 29):
-                rec = json.loads(line)
-                docs.append(Document(rec["id"], rec["text"], {"book": rec["book"]}))
+        for rec in islice(openstax_records(book, folder), 0, per_book * 29, 29):
+            docs.append(Document(rec["id"], rec["text"], {"book": rec["book"]}))
     return docs[:n_docs]
 
 

@@ -21,38 +21,28 @@ CPU-time ratio is the steadier one; both are printed. Target: logits mode >= 5x 
 from __future__ import annotations
 
 import argparse
-import gzip
-import json
 import logging
 import os
 import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 
 from reasonir_rag.llm import TransformersLLM
 from reasonir_rag.offline import smollm2_folder
 from reasonir_rag.reranker import QwenReranker
+from reasonir_rag.sample_data import read_jsonl, scifact_dir
 
 logger = logging.getLogger("bench.rerank")
-DATA = Path(os.environ.get("REASONIR_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 
 def load_scifact() -> tuple[dict[str, str], dict[str, str], dict[str, list[str]]]:
-    folder = DATA / "scifact"
-    queries = {}
-    with open(folder / "queries.jsonl", encoding="utf-8") as f:
-        for line in f:
-            row = json.loads(line)
-            queries[row["_id"]] = row["text"]
-    corpus = {}
-    with gzip.open(folder / "corpus.jsonl.gz", "rt", encoding="utf-8") as f:
-        for line in f:
-            row = json.loads(line)
-            corpus[row["_id"]] = (row.get("title", "") + " " + row["text"]).strip()
+    folder = scifact_dir()  # CC BY-NC 2.0: non-commercial use only
+    queries = {row["_id"]: row["text"] for row in read_jsonl(folder / "queries.jsonl.gz")}
+    corpus = {row["_id"]: (row.get("title", "") + " " + row["text"]).strip()
+              for row in read_jsonl(folder / "corpus.jsonl.gz")}
     qrels: dict[str, list[str]] = {}
     with open(folder / "qrels" / "test.tsv", encoding="utf-8") as f:
         next(f)

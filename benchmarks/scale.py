@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import gzip
 import json
 import logging
 import os
@@ -34,9 +35,11 @@ from typing import Any
 
 import numpy as np
 
+from reasonir_rag.sample_data import data_root, openstax_records
+
 logger = logging.getLogger("bench.scale")
 REPO = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("REASONIR_SHARED_DATA", REPO.parent / "shared" / "data"))
+DATA = data_root()  # the sample data the repository ships (data/), or $REASONIR_DATA
 VLLM_PYTHON = REPO / ".venv-vllm" / "bin" / "python"
 
 
@@ -208,13 +211,12 @@ def stop(proc: Any) -> None:
 
 def gap_texts(n_docs: int, n_queries: int) -> tuple[list[str], list[str]]:
     docs: list[str] = []
-    with open(DATA / "openstax" / "chemistry-bundle.jsonl", encoding="utf-8") as f:
-        for line in f:
-            docs.append(json.loads(line)["text"])
-            if len(docs) == n_docs:
-                break
+    for rec in openstax_records("chemistry-bundle", DATA / "openstax"):
+        docs.append(rec["text"])
+        if len(docs) == n_docs:
+            break
     queries: list[str] = []
-    with open(DATA / "mmlu" / "test" / "college_chemistry_test.csv", encoding="utf-8") as f:
+    with gzip.open(DATA / "mmlu" / "test" / "college_chemistry_test.csv.gz", "rt", encoding="utf-8") as f:
         for row in csv.DictReader(f):
             queries.append(row["question"])
             if len(queries) == n_queries:

@@ -21,7 +21,6 @@ Passages: OpenStax (Rice University), CC BY 4.0 -- access for free at openstax.o
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import tempfile
@@ -36,16 +35,16 @@ from langchain_reasonir import ReasonIRQueryRewriter, ReasonIRRetriever
 
 from reasonir_rag import ChromaStore, ReasonIREncoder
 from reasonir_rag.rewriter import QueryRewriter
+from reasonir_rag.sample_data import openstax_dir, openstax_records
 
 logger = logging.getLogger("cookbook.langchain_rag")
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("REASONIR_SHARED_DATA", REPO.parent / "shared" / "data")) / "openstax"
+DATA = openstax_dir()  # the shipped OpenStax books (CC BY 4.0), or $REASONIR_DATA/openstax
 CHAPTERS = {  # file -> chapter: four topics, ~75 passages each
-    "university-physics-bundle.jsonl": "Sound",
-    "chemistry-bundle.jsonl": "Gases",
-    "microbiology.jsonl": "Control of Microbial Growth",
-    "anatomy-physiology.jsonl": "The Cardiovascular System: The Heart",
+    "university-physics-bundle": "Sound",
+    "chemistry-bundle": "Gases",
+    "microbiology": "Control of Microbial Growth",
+    "anatomy-physiology": "The Cardiovascular System: The Heart",
 }
 PROMPT = ChatPromptTemplate.from_messages([
     ("system", "You are a helpful tutor. Answer in two or three sentences, using the context passages."),
@@ -59,8 +58,7 @@ def load_passages(folder: Path, total: int) -> list[dict[str, Any]]:
     per_chapter = max(1, total // len(CHAPTERS))
     rows: list[dict[str, Any]] = []
     for name, chapter in CHAPTERS.items():
-        with open(folder / name, encoding="utf-8") as f:
-            picked = [r for r in map(json.loads, f) if r["chapter"] == chapter][:per_chapter]
+        picked = [r for r in openstax_records(name, folder) if r["chapter"] == chapter][:per_chapter]
         rows += picked
     return rows
 

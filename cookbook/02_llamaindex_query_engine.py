@@ -40,16 +40,16 @@ from llama_index.retrievers.reasonir import ReasonIRQueryTransform
 from llama_index.vector_stores.chroma import ChromaVectorStore
 
 from reasonir_rag.loaders import load_documents
+from reasonir_rag.sample_data import openstax_book, openstax_dir
 
 logger = logging.getLogger("cookbook.llamaindex_query_engine")
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("REASONIR_SHARED_DATA", REPO.parent / "shared" / "data")) / "openstax"
+DATA = openstax_dir()  # the shipped OpenStax books (CC BY 4.0), or $REASONIR_DATA/openstax
 CHAPTERS = {  # file -> chapter: four topics, ~75 passages each
-    "anatomy-physiology.jsonl": "An Introduction to the Human Body",
-    "chemistry-bundle.jsonl": "Thermochemistry",
-    "university-physics-bundle.jsonl": "Newton's Laws of Motion",
-    "microbiology.jsonl": "How We See the Invisible World",
+    "anatomy-physiology": "An Introduction to the Human Body",
+    "chemistry-bundle": "Thermochemistry",
+    "university-physics-bundle": "Newton's Laws of Motion",
+    "microbiology": "How We See the Invisible World",
 }
 NOT_EMBEDDED = ["chapter", "module", "license", "source"]  # kept on the node, left out of the embedded text
 NOT_READ = ["module", "license", "source"]  # left out of what the reader LLM sees
@@ -60,7 +60,7 @@ def load_passages(folder: Path, total: int) -> list[Document]:
     per_chapter = max(1, total // len(CHAPTERS))
     docs: list[Document] = []
     for name, chapter in CHAPTERS.items():
-        rows = (d for d in load_documents(folder / name) if d.metadata.get("chapter") == chapter)
+        rows = (d for d in load_documents(openstax_book(name, folder)) if d.metadata.get("chapter") == chapter)
         docs += [Document(id_=d.id, text=d.text, metadata=d.metadata, excluded_embed_metadata_keys=NOT_EMBEDDED,
                           excluded_llm_metadata_keys=NOT_READ) for d in itertools.islice(rows, per_chapter)]
     return docs

@@ -20,7 +20,6 @@ Passages: OpenStax (Rice University), CC BY 4.0 -- access for free at openstax.o
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import tempfile
@@ -29,14 +28,14 @@ from pathlib import Path
 from typing import Any
 
 from reasonir_rag import ChromaStore, QwenReranker, ReasonIREncoder
+from reasonir_rag.sample_data import openstax_dir, openstax_records
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("REASONIR_SHARED_DATA", REPO.parent / "shared" / "data")) / "openstax"
+DATA = openstax_dir()  # the shipped OpenStax books (CC BY 4.0), or $REASONIR_DATA/openstax
 SMOKE = os.environ.get("REASONIR_COOKBOOK_SMOKE") == "1"
 CHAPTERS = {
-    "anatomy-physiology.jsonl": "The Cardiovascular System: The Heart",
-    "microbiology.jsonl": "Circulatory and Lymphatic System Infections",
-    "chemistry-bundle.jsonl": "Gases",
+    "anatomy-physiology": "The Cardiovascular System: The Heart",
+    "microbiology": "Circulatory and Lymphatic System Infections",
+    "chemistry-bundle": "Gases",
 }
 
 
@@ -44,8 +43,7 @@ def load_passages(folder: Path, total: int) -> list[dict[str, Any]]:
     """The first ``total / 3`` passages of each chapter in :data:`CHAPTERS`."""
     rows: list[dict[str, Any]] = []
     for name, chapter in CHAPTERS.items():
-        with open(folder / name, encoding="utf-8") as f:
-            rows += [r for r in map(json.loads, f) if r["chapter"] == chapter][: max(1, total // len(CHAPTERS))]
+        rows += [r for r in openstax_records(name, folder) if r["chapter"] == chapter][: max(1, total // len(CHAPTERS))]
     return rows
 
 

@@ -34,9 +34,9 @@ from typing import Any
 from reasonir_rag import ChromaStore, EvalSettings, Journal, RAGEvaluator, ReasonIREncoder, load_gpqa, load_mmlu
 from reasonir_rag.eval.report import render_markdown
 from reasonir_rag.loaders import load_documents
+from reasonir_rag.sample_data import data_root, jsonl_files
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("REASONIR_SHARED_DATA", REPO.parent / "shared" / "data"))
+DATA = data_root()  # the sample data the repository ships (data/), or $REASONIR_DATA
 SMOKE = os.environ.get("REASONIR_COOKBOOK_SMOKE") == "1"
 MMLU_SUBJECTS = ["college_biology", "high_school_chemistry", "high_school_physics", "anatomy"]
 
@@ -58,7 +58,7 @@ def open_store(args: argparse.Namespace, encoder: Any, tmp: str) -> ChromaStore:
     if args.chroma_path:
         return ChromaStore(args.collection, encoder=encoder, path=args.chroma_path, create=False)
     store = ChromaStore("cookbook-eval", encoder=encoder, path=tmp, show_progress=False)
-    for path in sorted((SHARED / "openstax").glob("*.jsonl")):
+    for path in jsonl_files(DATA / "openstax"):
         docs = load_documents(path)
         store.add([d for _, d in zip(range(args.passages // 4), docs, strict=False)], show_progress=False)
     return store
@@ -72,8 +72,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="an OpenAI-compatible server (…/v1); default: SmolLM2 in-process")
     parser.add_argument("--model", default=os.environ.get("REASONIR_LLM_MODEL"),
                         help="served model name (with --base-url) or a local folder")
-    parser.add_argument("--mmlu", type=Path, default=SHARED / "mmlu", help="MMLU folder (cais/mmlu CSV layout)")
-    parser.add_argument("--gpqa", type=Path, default=SHARED / "gpqa" / "dataset.zip", help="official GPQA zip")
+    parser.add_argument("--mmlu", type=Path, default=DATA / "mmlu", help="MMLU folder (cais/mmlu CSV layout)")
+    parser.add_argument("--gpqa", type=Path, default=DATA / "gpqa" / "dataset.zip", help="official GPQA zip")
     parser.add_argument("--mmlu-questions", type=int, default=2 if SMOKE else 16)
     parser.add_argument("--gpqa-questions", type=int, default=2 if SMOKE else 8, help="from GPQA diamond")
     parser.add_argument("--conditions", default="closed-book,rag", help="also: rag+rewrite, rag+rerank, ...")

@@ -4,10 +4,11 @@
 (with the task's instruction: ReasonIR drops from 24.4 to about 20.5 BRIGHT nDCG@10 with a generic one),
 ranks by exact cosine and scores the run as trec_eval does. ``BM25Retriever`` (bm25s) is the lexical baseline.
 
-Offline: SciFact (BEIR format, ``../shared/data/scifact``; CC BY-NC 2.0) with ``minilm`` standing in for
-ReasonIR-8B, on a seeded subsample (all relevant documents of the sampled queries plus random others) so that
-it runs in a minute on a CPU. ``--queries 0`` evaluates the whole test set (published reference for
-all-MiniLM-L6-v2: nDCG@10 0.6451, MTEB). BRIGHT, in its published layout (documents/, examples/):
+Offline: SciFact (BEIR format, the repository's ``data/scifact``; CC BY-NC 2.0, non-commercial use only) with
+``minilm`` standing in for ReasonIR-8B, on a seeded subsample (all relevant documents of the sampled queries
+plus random others) so that it runs in a minute on a CPU. ``--queries 0`` evaluates the whole test set
+(published reference for all-MiniLM-L6-v2: nDCG@10 0.6451, MTEB). BRIGHT, in its published layout
+(documents/, examples/):
 
     python cookbook/06_bright_beir_eval.py
     python cookbook/06_bright_beir_eval.py --queries 0 --encoder reasonir
@@ -25,9 +26,9 @@ from pathlib import Path
 
 from reasonir_rag import BM25Retriever, ReasonIREncoder, evaluate_retrieval
 from reasonir_rag.eval.ir_data import load_beir, load_bright, subsample
+from reasonir_rag.sample_data import data_root
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("REASONIR_SHARED_DATA", REPO.parent / "shared" / "data"))
+DATA = data_root()  # the sample data the repository ships (data/), or $REASONIR_DATA
 SMOKE = os.environ.get("REASONIR_COOKBOOK_SMOKE") == "1"
 METRICS = ("ndcg@10", "recall@10", "recall@100", "mrr@10")
 
@@ -35,7 +36,8 @@ METRICS = ("ndcg@10", "recall@10", "recall@100", "mrr@10")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--beir", type=Path, default=SHARED / "scifact", help="a BEIR folder (default: SciFact)")
+    source.add_argument("--beir", type=Path, default=DATA / "scifact",
+                        help="a BEIR folder (default: the shipped SciFact, CC BY-NC 2.0: non-commercial)")
     source.add_argument("--bright", type=Path, help="a BRIGHT folder (needs --task)")
     parser.add_argument("--task", help="BRIGHT task, e.g. biology (its instruction is applied)")
     parser.add_argument("--split", default="test")

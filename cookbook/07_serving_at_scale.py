@@ -29,14 +29,13 @@ import itertools
 import logging
 import os
 import time
-from pathlib import Path
 
 from reasonir_rag import ChromaStore, OpenAICompatibleLLM, QwenReranker, ReasonIREncoder, load_documents, load_mmlu
 from reasonir_rag.eval.extract import extract_choice
 from reasonir_rag.eval.prompts import build_messages
+from reasonir_rag.sample_data import data_root, jsonl_files
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("REASONIR_SHARED_DATA", REPO.parent / "shared" / "data"))
+DATA = data_root()  # the sample data the repository ships (data/), or $REASONIR_DATA
 SMOKE = os.environ.get("REASONIR_COOKBOOK_SMOKE") == "1"
 SUBJECTS = ["anatomy", "college_biology", "high_school_chemistry", "high_school_physics"]
 
@@ -80,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     #                         sink=ChromaSink(args.collection, host=args.chroma_host, port=args.chroma_port))
     # An encoder served by vLLM's pooling runner instead of a local one: reasonir_rag.OpenAIEmbeddingsEncoder
     # (README "Served embeddings" gives the server flags that keep ReasonIR's pooling exact).
-    files = sorted((SHARED / "openstax").glob("*.jsonl"))
+    files = jsonl_files(DATA / "openstax")
     per_file = args.passages // len(files) if args.passages else None
     start = time.perf_counter()
     added = 0
@@ -96,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     # 3. retrieve, rerank and read through the LLM server, many requests in flight
     llm = OpenAICompatibleLLM(args.model, base_url=args.llm_url, max_concurrency=args.concurrency)
     reranker = QwenReranker(llm, max_doc_tokens=256, max_prompt_tokens=args.context)
-    questions = list(load_mmlu(SHARED / "mmlu", subjects=SUBJECTS, sample=args.questions, seed=0))
+    questions = list(load_mmlu(DATA / "mmlu", subjects=SUBJECTS, sample=args.questions, seed=0))
     start = time.perf_counter()
     candidates = store.search_many([q.question for q in questions], k=args.candidates)
     search_s = time.perf_counter() - start

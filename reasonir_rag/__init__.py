@@ -36,6 +36,7 @@ _LAZY = {
     "Journal": "reasonir_rag.eval.journal",
     "load_mmlu": "reasonir_rag.eval.datasets",
     "load_gpqa": "reasonir_rag.eval.datasets",
+    "fetch_gpqa": "reasonir_rag.eval.datasets",
     "Question": "reasonir_rag.eval.datasets",
     "evaluate_retrieval": "reasonir_rag.eval.retrieval",
     "build_report": "reasonir_rag.eval.report",
@@ -52,7 +53,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from reasonir_rag.chunking import chunk_documents, chunk_text
     from reasonir_rag.encoder import EncoderConfig, ReasonIREncoder
     from reasonir_rag.eval.bm25 import BM25Retriever
-    from reasonir_rag.eval.datasets import Question, load_gpqa, load_mmlu
+    from reasonir_rag.eval.datasets import Question, fetch_gpqa, load_gpqa, load_mmlu
     from reasonir_rag.eval.journal import Journal
     from reasonir_rag.eval.report import build_report
     from reasonir_rag.eval.retrieval import evaluate_retrieval
@@ -71,7 +72,7 @@ __all__ = [  # noqa: RUF022 - grouped by layer
     "CollectionNotFoundError", "chunk_documents", "load_documents",
     "chunk_text", "bright_instruction",
     "QueryRewriter", "Rewrite", "QwenReranker", "TransformersLLM", "OpenAICompatibleLLM", "load_llm",
-    "RAGEvaluator", "EvalSettings",
+    "RAGEvaluator", "EvalSettings", "fetch_gpqa",
     "BM25Retriever", "Journal", "load_mmlu", "load_gpqa", "Question", "evaluate_retrieval", "build_report",
     "embed_corpus_with_ray", "BulkEmbeddingError", "ChromaSink", "ParquetSink", "OpenAIEmbeddingsEncoder",
 ]

@@ -24,6 +24,8 @@ logger = logging.getLogger("reasonir_rag.cli")
 
 MINILM_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 _KEY_FIELDS = ("title", "book", "chapter", "section", "source", "source_id")
+# `demo --smoke`: every stage (index, rewrite, retrieve, rerank, read, evaluate) in about a minute on 2 cores
+SMOKE = {"passages": 300, "examples": 2, "limit": 2}
 _INDEX_GROUP = 2048  # documents read per add(): bounded memory, and a killed run resumes at most this far back
 
 
@@ -280,14 +282,19 @@ def _demo_eval(result: Any) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from reasonir_rag.demo import ATTRIBUTION, resolve_config, run_demo
+    from reasonir_rag.demo import resolve_config, run_demo
+    from reasonir_rag.sample_data import OPENSTAX_ATTRIBUTION
 
     conditions = tuple(c.strip() for c in args.conditions.split(",") if c.strip()) if args.conditions else None
+    if args.smoke:  # every stage at a small size; explicit options still win
+        args.passages = args.passages or SMOKE["passages"]
+        args.limit = SMOKE["limit"] if args.limit is None else args.limit
+        args.examples = SMOKE["examples"] if args.examples is None else args.examples
     config = resolve_config(
         args.profile, encoder=args.encoder, llm=args.llm, llm_url=args.llm_url, device=args.device,
         max_length=args.max_length, k=args.k, candidates=args.candidates, rewrite_tokens=args.rewrite_tokens,
         reader_tokens=args.reader_tokens, eval_questions=0 if args.index_only else args.limit,
-        conditions=conditions,
+        conditions=conditions, passages=args.passages,
     )
     encoder_log = logging.getLogger("reasonir_rag.encoder")
     level = encoder_log.level
@@ -320,7 +327,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if not args.index_only:
         print(f"LLM calls:  {calls.generate} generated, {calls.score} scored now; journal {result.journal_path}: "
               f"{result.journal_entries} results, {result.journal_added} added by this run")
-    print(ATTRIBUTION)
+    print(OPENSTAX_ATTRIBUTION)
     return 0
 
 
@@ -383,13 +390,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--device", default=None, help="default: cpu (offline), cuda when available (reasonir)")
     p.add_argument("--max-length", type=int, default=None, help="tokens embedded per passage (offline: 128)")
-    p.add_argument("--examples", type=int, default=3, help="MMLU questions shown through the pipeline (max 3)")
+    p.add_argument("--examples", type=int, default=None, help="MMLU questions shown through the pipeline (max 3; "
+                   "default 3)")
     p.add_argument("--limit", type=int, default=None, help="MMLU questions evaluated (default 40; 0: none)")
     p.add_argument("--conditions", default=None, help="comma-separated (default: closed-book,rag offline)")
     p.add_argument("-k", type=int, default=None, help="passages given to the reader (default 3)")
     p.add_argument("--candidates", type=int, default=None, help="retrieved for the reranker (offline: 10)")
     p.add_argument("--rewrite-tokens", type=int, default=None, help="rewriter's budget (offline: 48)")
     p.add_argument("--reader-tokens", type=int, default=None, help="reader's budget (offline: 32)")
+    p.add_argument("--passages", type=int, default=None, help="index at most N passages, spread over the books")
+    p.add_argument("--smoke", action="store_true", help="every stage at a small size: "
+                   + ", ".join(f"--{k} {v}" for k, v in SMOKE.items()))
     p.add_argument("--index-only", action="store_true", help="build or update the index, then stop")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_demo)

@@ -25,6 +25,8 @@ take the same code path; only the model names differ, and each can be overridden
 from __future__ import annotations
 
 import hashlib
+import itertools
+import json
 import logging
 import math
 import os
@@ -36,12 +38,12 @@ from pathlib import Path
 from typing import Any
 
 from reasonir_rag.loaders import LoadReport, load_documents
+from reasonir_rag.sample_data import jsonl_files, mmlu_dir, openstax_dir
 from reasonir_rag.store import AddStats, ChromaStore
 from reasonir_rag.types import ScoredDocument
 
 logger = logging.getLogger(__name__)
 
-ATTRIBUTION = "Passages: OpenStax (Rice University), CC BY 4.0, access for free at openstax.org"
 PAPER_ENCODER = "reasonir/ReasonIR-8B"
 PAPER_LLM = "Qwen/Qwen2.5-7B-Instruct"
 SMOLLM2 = "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -80,6 +82,7 @@ class DemoConfig:
     eval_questions: int = 40  # 5 per subject: `make demo` from scratch took 12:47 on 2 idle cores
     conditions: tuple[str, ...] = BASE_CONDITIONS
     batch_size: int = 8  # reader prompts per generate call
+    passages: int | None = None  # index at most this many passages, spread evenly over the books (None: all)
 
     @property
     def collection(self) -> str:
@@ -144,6 +147,8 @@ def resolve_config(
     if "conditions" in overrides and overrides["conditions"] is not None:
         base["conditions"] = tuple(overrides["conditions"])
     config = DemoConfig(profile=profile, encoder=encoder, llm=llm, llm_url=llm_url, **base)
+    if config.passages is not None and config.passages < 1:
+        raise ValueError(f"passages must be >= 1, got {config.passages}")
     for name in ("k", "candidates", "max_doc_tokens", "max_passage_tokens", "rewrite_tokens", "reader_tokens",
                  "eval_questions", "batch_size"):
         if getattr(config, name) < 0 or (name != "eval_questions" and getattr(config, name) < 1):
@@ -153,21 +158,14 @@ def resolve_config(
     return config
 
 
-def _shared_data() -> Path:
-    env = os.environ.get("REASONIR_DATA") or os.environ.get("REASONIR_SHARED_DATA")
-    if env:
-        return Path(env).expanduser()
-    return Path(__file__).resolve().parents[2] / "shared" / "data"
-
-
 def default_data_dir() -> Path:
-    """``$REASONIR_DATA/openstax``, else ``<repo>/../shared/data/openstax`` (a source checkout)."""
-    return _shared_data() / "openstax"
+    """``$REASONIR_DATA/openstax``, else the checkout's ``data/openstax``."""
+    return openstax_dir()
 
 
 def default_mmlu_dir() -> Path:
-    """``$REASONIR_DATA/mmlu``, else ``<repo>/../shared/data/mmlu``."""
-    return _shared_data() / "mmlu"
+    """``$REASONIR_DATA/mmlu``, else the checkout's ``data/mmlu``."""
+    return mmlu_dir()
 
 
 # ---------------------------------------------------------------------------------------------- results
@@ -224,6 +222,21 @@ class DemoResult:
     seconds: dict[str, float] = field(default_factory=dict)  # wall time per stage
     cpu_seconds: dict[str, float] = field(default_factory=dict)  # this process's CPU time per stage (all threads)
 
+    def summary(self) -> dict[str, Any]:
+        """What this run did, as ``<out>/summary.json`` keeps it: a rerun shows ``encoded`` and ``llm_calls`` 0."""
+        index = self.index
+        return {
+            "profile": self.config.profile,
+            "index": None if index is None else {
+                "collection": index.collection, "passages_read": index.load.records, "count": index.count,
+                "encoded": index.add.added, "unchanged": index.add.unchanged},
+            "showcase": len(self.showcase),
+            "eval_questions": self.report["conditions"][0]["n"] if self.report else 0,
+            "llm_calls": asdict(self.calls),
+            "journal": {"entries": self.journal_entries, "added": self.journal_added},
+            "seconds": self.seconds, "cpu_seconds": self.cpu_seconds,
+        }
+
 
 # ------------------------------------------------------------------------------------------- the LLM
 class CountingLLM:
@@ -276,20 +289,29 @@ def load_demo_encoder(config: DemoConfig) -> Any:
 def build_index(encoder: Any, config: DemoConfig, data_dir: Path, out_dir: Path,
                 show_progress: bool | None = None) -> tuple[ChromaStore, IndexResult]:
     """Index the passages of ``data_dir`` (skipping unchanged ones) into the encoder's collection."""
-    files = sorted(data_dir.glob("*.jsonl")) if data_dir.is_dir() else []
+    files = jsonl_files(data_dir) if data_dir.is_dir() else []
     if not files:
         raise FileNotFoundError(
-            f"no OpenStax passages (*.jsonl) in {data_dir}; set REASONIR_DATA to the folder "
+            f"no OpenStax passages (*.jsonl or *.jsonl.gz) in {data_dir}; set REASONIR_DATA to the folder "
             "that holds openstax/, or pass --data"
         )
     chroma_path = out_dir / "chroma"
     store = ChromaStore(config.collection, encoder=encoder, path=chroma_path, show_progress=show_progress)
     report = LoadReport()
-    store.add(list(load_documents(files, report=report)), show_progress=show_progress)
+    store.add(_passages(files, config.passages, report), show_progress=show_progress)
     result = IndexResult(encoder=encoder.config.name, max_length=encoder.config.max_length,
                          collection=config.collection, chroma_path=chroma_path, data_dir=data_dir, load=report,
                          add=store.last_add, count=store.count())
     return store, result
+
+
+def _passages(files: list[Path], limit: int | None, report: LoadReport) -> list[Any]:
+    """Every passage of ``files``, or the first ``limit`` spread evenly over them (a smoke-sized index)."""
+    if limit is None:
+        return list(load_documents(files, report=report))
+    share, extra = divmod(limit, len(files))
+    return [doc for i, file in enumerate(files)
+            for doc in itertools.islice(load_documents([file], report=report), share + (i < extra))]
 
 
 def _journaled(journal: Any, kind: str, keys: list[str], items: list[Any],
@@ -369,7 +391,7 @@ def showcase_questions(mmlu_dir: Path, limit: int | None = None) -> list[Any]:
 
 def corpus_record(store: Any, data_dir: Path) -> dict[str, Any]:
     """What names the corpus in the report: the collection, its size and the passage files' sha256."""
-    files = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(data_dir.glob("*.jsonl"))}
+    files = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in jsonl_files(data_dir)}
     return {"collection": store.collection_name, "documents": store.count(), "files_sha256": files}
 
 
@@ -420,6 +442,7 @@ def run_demo(
     store, result.index = timed("index", lambda: build_index(encoder, config, folder, out, show_progress))
     notify("index", result)
     if stop_after_index:
+        _write_json(out / "summary.json", result.summary())
         return result
 
     llm = CountingLLM(timed("load LLM", lambda: load_demo_llm(config)), result.calls)
@@ -460,4 +483,12 @@ def run_demo(
         result.journal_entries = len(journal)
         result.journal_added = result.journal_entries - before
         journal.close()
+    _write_json(out / "summary.json", result.summary())
     return result
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+    tmp.replace(path)

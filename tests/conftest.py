@@ -15,14 +15,17 @@ os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path(os.environ.get("REASONIR_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    if not SHARED_DATA.is_dir():
-        pytest.fail(f"the shared data folder {SHARED_DATA} is missing (set REASONIR_SHARED_DATA)")
-    return SHARED_DATA
+def repo_data() -> Path:
+    """The sample data the repository ships (``data/``), or ``$REASONIR_DATA`` when set."""
+    from reasonir_rag.sample_data import data_root
+
+    try:
+        return data_root()
+    except FileNotFoundError as exc:
+        pytest.fail(str(exc))
 
 
 @pytest.fixture(scope="session")

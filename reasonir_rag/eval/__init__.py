@@ -23,6 +23,7 @@ _LAZY = {
     "Dataset": "reasonir_rag.eval.datasets",
     "load_mmlu": "reasonir_rag.eval.datasets",
     "load_gpqa": "reasonir_rag.eval.datasets",
+    "fetch_gpqa": "reasonir_rag.eval.datasets",
     "Journal": "reasonir_rag.eval.journal",
     "extract_choice": "reasonir_rag.eval.extract",
     "BM25Retriever": "reasonir_rag.eval.bm25",

@@ -13,6 +13,7 @@ logger = logging.getLogger("reasonir_rag.cli")
 
 def register(subparsers: Any) -> None:
     from reasonir_rag import cli as main_cli
+    from reasonir_rag.eval.datasets import GPQA_RELEASE_URL
     from reasonir_rag.eval.runner import ALL_CONDITIONS
 
     parser = subparsers.add_parser("eval", help="measure RAG gains (mmlu, gpqa) or retrieval quality")
@@ -21,8 +22,9 @@ def register(subparsers: Any) -> None:
         p = kinds.add_parser(name, help=f"{name.upper()}: closed-book against RAG variants on one reader")
         main_cli._add_store_args(p)
         main_cli._add_encoder_args(p)
-        p.add_argument("--data", help="MMLU folder or hub id (default cais/mmlu from the hub); GPQA dataset.zip"
-                       if name == "mmlu" else "the official GPQA dataset.zip", required=name == "gpqa")
+        p.add_argument("--data", help="MMLU folder or hub id (default cais/mmlu from the hub)" if name == "mmlu"
+                       else "the official GPQA dataset.zip, or its URL (downloaded once into the cache; "
+                       f"'official': {GPQA_RELEASE_URL}); default: the clone's data/gpqa/dataset.zip")
         if name == "gpqa":
             p.add_argument("--subset", default="diamond", choices=["main", "diamond", "extended"])
         else:
@@ -95,6 +97,21 @@ def _retriever(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     return store, corpus
 
 
+def gpqa_source(data: str | None) -> Path:
+    """``--data`` for GPQA: a file, a URL fetched into the cache (``official``: the public release), or, when
+    absent, the copy this clone ships."""
+    from reasonir_rag.eval.datasets import fetch_gpqa
+    from reasonir_rag.sample_data import gpqa_zip
+
+    if data is None:
+        return gpqa_zip()
+    if data == "official":
+        return fetch_gpqa()
+    if "://" in data:
+        return fetch_gpqa(data)
+    return Path(data)
+
+
 def cmd_eval_reader(args: argparse.Namespace) -> int:
     from reasonir_rag.eval.datasets import load_gpqa, load_mmlu
     from reasonir_rag.eval.journal import Journal
@@ -107,7 +124,7 @@ def cmd_eval_reader(args: argparse.Namespace) -> int:
     subjects = [s.strip() for s in args.subjects.split(",")] if args.subjects else None
     select = {"subjects": subjects, "sample": args.sample, "per_subject": args.per_subject, "seed": args.seed}
     if args.benchmark == "gpqa":
-        dataset = load_gpqa(args.data, args.subset, **select)
+        dataset = load_gpqa(gpqa_source(args.data), args.subset, **select)
     else:
         dataset = load_mmlu(args.data, split=args.split, **select)
     settings = EvalSettings(conditions=conditions, top_k=args.top_k, candidates=args.candidates, task=args.task,

@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import csv
 import functools
+import gzip
 import hashlib
 import io
 import logging
 import os
 import random
+import tempfile
+import urllib.request
 import zipfile
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
@@ -26,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from reasonir_rag._deps import require
+from reasonir_rag.sample_data import cache_root
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +39,9 @@ GPQA_SUBSETS = {"main": "gpqa_main.csv", "diamond": "gpqa_diamond.csv", "extende
 # Published in the GPQA README (github.com/idavidrein/gpqa); the zip only keeps crawlers from reading the
 # questions. Override with password= or the GPQA_PASSWORD environment variable.
 GPQA_PUBLIC_PASSWORD = "deserted-untie-orchid"
+# The public release and the sha256 of its dataset.zip (the copy in the repository's data/gpqa is the same file).
+GPQA_RELEASE_URL = "https://github.com/idavidrein/gpqa/raw/main/dataset.zip"
+GPQA_SHA256 = "461ae7329f15a3e35f8184d2dac24b990f34fdf12f366ca4062d8e6638cd08dc"
 _GPQA_COLUMNS = ("Question", "Correct Answer", "Incorrect Answer 1", "Incorrect Answer 2",
                  "Incorrect Answer 3", "Record ID", "High-level domain")
 _MAX_LOGGED_PROBLEMS = 5
@@ -194,26 +201,39 @@ def load_mmlu(
     return _finish(dataset, subjects, sample, per_subject, seed)
 
 
-def _mmlu_split_dir(root: Path, split: str) -> Path:
+def _mmlu_files(folder: Path, split: str) -> dict[str, Path]:
+    """``{subject: file}`` for ``<subject>_<split>.csv`` or ``.csv.gz`` (the plain file wins when both exist)."""
+    files: dict[str, Path] = {}
+    for suffix in (f"_{split}.csv", f"_{split}.csv.gz"):
+        for path in sorted(folder.glob(f"*{suffix}")):
+            files.setdefault(path.name[: -len(suffix)], path)
+    return dict(sorted(files.items()))
+
+
+def _mmlu_split_dir(root: Path, split: str) -> tuple[Path, dict[str, Path]]:
     if not root.is_dir():
         raise FileNotFoundError(f"MMLU folder {root} does not exist")
     for candidate in (root / split, root / "data" / split, root):
-        if candidate.is_dir() and any(candidate.glob(f"*_{split}.csv")):
-            return candidate
+        if candidate.is_dir() and (files := _mmlu_files(candidate, split)):
+            return candidate, files
     raise FileNotFoundError(f"no '<subject>_{split}.csv' files under {root} (looked in {root / split}, "
-                            f"{root / 'data' / split} and {root})")
+                            f"{root / 'data' / split} and {root}, for .csv and .csv.gz)")
 
 
 def _load_mmlu_folder(root: Path, split: str) -> Dataset:
-    folder = _mmlu_split_dir(root, split)
-    files = sorted(folder.glob(f"*_{split}.csv"))
+    folder, files = _mmlu_split_dir(root, split)
     digest = hashlib.sha256()
     questions: list[Question] = []
     problems: list[str] = []
-    for path in files:
-        subject = path.name[: -len(f"_{split}.csv")]
+    for subject, path in files.items():
         data = path.read_bytes()
-        digest.update(path.name.encode() + b"\0" + data)
+        if path.suffix == ".gz":  # the fingerprint is the content's: the same for a gzipped and a plain copy
+            try:
+                data = gzip.decompress(data)
+            except (OSError, EOFError) as exc:
+                problems.append(f"{path}: unreadable gzip file ({exc}); its questions are left out")
+                continue
+        digest.update(f"{subject}_{split}.csv".encode() + b"\0" + data)
         got, bad = parse_mmlu_csv(decode_csv(data, str(path)), subject=subject, split=split, where=str(path))
         questions.extend(got)
         problems.extend(bad)
@@ -378,6 +398,38 @@ def load_gpqa(
     dataset = Dataset(name=f"gpqa_{subset}", split=subset, questions=questions, source=str(path),
                       fingerprint=_sha256(path.read_bytes()), problems=problems)
     return _finish(dataset, subjects, sample, per_subject, seed)
+
+
+def fetch_gpqa(url: str = GPQA_RELEASE_URL, *, cache_dir: str | os.PathLike[str] | None = None,
+               sha256: str | None = GPQA_SHA256, timeout: float = 60.0) -> Path:
+    """GPQA's official zip in the cache (``<cache>/gpqa/dataset.zip``), downloaded once from ``url``.
+
+    The file is checked against ``sha256`` (the official zip's; ``None`` skips the check) before it takes its
+    place, written atomically, so a killed or corrupted download is never used. A cached file that matches is
+    returned without any network call. ``url`` may be ``file://`` (a local copy, as the tests use).
+    """
+    target = Path(cache_dir).expanduser() if cache_dir is not None else cache_root()
+    target = target / "gpqa" / "dataset.zip"
+    if target.is_file() and (sha256 is None or _sha256(target.read_bytes()) == sha256):
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    logger.info("downloading the GPQA zip from %s into %s", url, target)
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            data = response.read()
+    except (OSError, ValueError) as exc:
+        raise OSError(f"could not download the GPQA zip from {url}: {exc}") from None
+    if sha256 is not None and (got := _sha256(data)) != sha256:
+        raise ValueError(f"the file at {url} is not the official GPQA zip (sha256 {got}, expected {sha256})")
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".dataset.", suffix=".zip.tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
 
 
 def _read_zip_member(path: Path, basename: str, pwd: bytes) -> tuple[bytes, str]:

@@ -8,10 +8,10 @@ import pytest
 
 
 @pytest.fixture(scope="session")
-def cookbook_env(offline_cache, shared_data) -> dict[str, str]:
+def cookbook_env(offline_cache) -> dict[str, str]:
     """Small default sizes (REASONIR_COOKBOOK_SMOKE), no hub, the session's converted SmolLM2."""
     env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_BASE_URL", "OPENAI_API_KEY")}
     env.update(REASONIR_COOKBOOK_SMOKE="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", ANONYMIZED_TELEMETRY="False",
                TOKENIZERS_PARALLELISM="false", REASONIR_OFFLINE_CACHE=str(offline_cache),
-               REASONIR_SHARED_DATA=str(shared_data), NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost")
+               NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost")
     return env

@@ -86,7 +86,7 @@ def test_02_llamaindex_query_engine(cookbook_env, vllm_server):
     assert re.search(r"^Answer: \S", out, re.MULTILINE), out
 
 
-def test_05_mmlu_gpqa_eval_keeps_gpqa_out_of_the_output(cookbook_env, vllm_server, shared_data):
+def test_05_mmlu_gpqa_eval_keeps_gpqa_out_of_the_output(cookbook_env, vllm_server, repo_data):
     from reasonir_rag import load_gpqa
 
     out = run("05_mmlu_gpqa_eval.py", served(cookbook_env, vllm_server))
@@ -94,7 +94,7 @@ def test_05_mmlu_gpqa_eval_keeps_gpqa_out_of_the_output(cookbook_env, vllm_serve
         section = out.split(f"## {name}")[1].split("## ")[0]
         assert re.search(r"\| closed-book \| 2 \| \d+\.\d \|", section), out
         assert re.search(r"\| rag \| 2 \| \d+\.\d \|", section), out
-    gpqa = load_gpqa(shared_data / "gpqa" / "dataset.zip", "diamond")
+    gpqa = load_gpqa(repo_data / "gpqa" / "dataset.zip", "diamond")
     leaked = [q.id for q in gpqa if q.question[:40] in out or any(len(c) > 20 and c in out for c in q.choices)]
     assert not leaked
 

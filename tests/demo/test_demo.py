@@ -43,15 +43,18 @@ def llm_calls(text: str) -> tuple[int, int, int, int]:
 
 
 @pytest.fixture(scope="module")
-def demo(demo_corpus, shared_data, offline_cache, tmp_path_factory):
+def demo(demo_corpus, repo_data, offline_cache, tmp_path_factory):
     out = tmp_path_factory.mktemp("demo-out")
-    args = ["demo", "--data", str(demo_corpus), "--mmlu", str(shared_data / "mmlu"), "--out", str(out),
+    args = ["demo", "--data", str(demo_corpus), "--mmlu", str(repo_data / "mmlu"), "--out", str(out),
             "--limit", "2", "--candidates", "5", "--rewrite-tokens", "24", "--reader-tokens", "16", "--no-progress"]
     with pytest.MonkeyPatch.context() as mp:  # the offline profile's SmolLM2 comes from the session's cache
         mp.setenv("REASONIR_OFFLINE_CACHE", str(offline_cache))
         first = run_cli(args)
+        first_summary = json.loads((out / "summary.json").read_text())
         second = run_cli(args)
-    return SimpleNamespace(out=out, args=args, first=first, second=second, cache=offline_cache)
+        second_summary = json.loads((out / "summary.json").read_text())
+    return SimpleNamespace(out=out, args=args, first=first, second=second, cache=offline_cache,
+                           summaries=(first_summary, second_summary))
 
 
 def test_first_run_prints_every_section(demo):
@@ -98,6 +101,33 @@ def test_second_run_reuses_index_and_journal(demo):
     assert results_part(text) == results_part(demo.first)
 
 
+def test_summary_json_tells_what_each_run_did(demo):
+    """``<out>/summary.json``: what the newcomer check reads to prove a rerun encodes nothing and calls no LLM."""
+    first, second = demo.summaries
+    assert first["index"] == {"collection": "openstax-minilm", "passages_read": N_PASSAGES, "count": N_PASSAGES,
+                              "encoded": N_PASSAGES, "unchanged": 0}
+    assert (first["showcase"], first["eval_questions"]) == (3, 2)
+    assert first["llm_calls"] == {"generate": 10, "score": 15} and first["journal"] == {"entries": 15, "added": 15}
+    assert second["index"]["encoded"] == 0 and second["index"]["unchanged"] == N_PASSAGES
+    assert second["llm_calls"] == {"generate": 0, "score": 0} and second["journal"]["added"] == 0
+    assert set(first["seconds"]) >= {"load encoder", "index", "load LLM", "showcase", "eval"}
+
+
+def test_passages_limit_spreads_over_the_books(tmp_path):
+    """``--passages N`` (and ``--smoke``) takes the first passages of each book, at most N."""
+    from reasonir_rag.demo import _passages
+    from reasonir_rag.loaders import LoadReport
+
+    for book, n in (("a", 4), ("b", 1), ("c", 6)):
+        rows = [json.dumps({"id": f"{book}{i}", "text": f"passage {i} of {book}"}) for i in range(n)]
+        (tmp_path / f"{book}.jsonl").write_text("\n".join(rows) + "\n")
+    files = sorted(tmp_path.glob("*.jsonl"))
+    assert [d.id for d in _passages(files, 7, LoadReport())] == ["a0", "a1", "a2", "b0", "c0", "c1"]
+    assert len(_passages(files, None, LoadReport())) == 11
+    with pytest.raises(ValueError, match="passages must be >= 1, got 0"):
+        resolve_config("offline", env={}, passages=0)
+
+
 def test_killed_run_resumes_with_the_missing_calls(demo):
     journal = demo.out / "journal.sqlite"
     with contextlib.closing(sqlite3.connect(journal)) as db, db:  # as if killed before the last read
@@ -135,14 +165,14 @@ def test_bad_options_exit_2(tmp_path, capsys):
     assert "candidates (2) must be >= k (3)" in capsys.readouterr().err
 
 
-def test_reasonir_profile_wiring(demo_corpus, shared_data, tiny_reasonir_dir, vllm_server, tmp_path, monkeypatch):
+def test_reasonir_profile_wiring(demo_corpus, repo_data, tiny_reasonir_dir, vllm_server, tmp_path, monkeypatch):
     """The `reasonir` profile's code path with named stand-ins, since no model hub is reachable here: the tiny
     random ReasonIR-shaped encoder (real Llama-3.1 tokenizer) stands in for ReasonIR-8B (given through
     REASONIR_DEMO_ENCODER) and SmolLM2-135M served by a real vLLM on 127.0.0.1 stands in for Qwen2.5-7B-Instruct
     behind --llm-url. Sizes are cut so that it runs in seconds; the model names are all that differ."""
     monkeypatch.setenv("REASONIR_DEMO_ENCODER", str(tiny_reasonir_dir))
     text = run_cli(["demo", "--profile", "reasonir", "--llm", vllm_server.model, "--llm-url", vllm_server.base_url,
-                    "--device", "cpu", "--data", str(demo_corpus), "--mmlu", str(shared_data / "mmlu"),
+                    "--device", "cpu", "--data", str(demo_corpus), "--mmlu", str(repo_data / "mmlu"),
                     "--out", str(tmp_path), "--examples", "1", "--limit", "2", "--candidates", "4",
                     "--rewrite-tokens", "16", "--reader-tokens", "16", "--no-progress"])
     assert text.startswith("reasonir-rag demo, profile reasonir")

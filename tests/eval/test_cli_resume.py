@@ -13,6 +13,8 @@ from itertools import islice
 
 import pytest
 
+from reasonir_rag.sample_data import openstax_records
+
 
 def _reader_entries(journal) -> dict[str, float]:
     if not journal.exists():
@@ -25,26 +27,24 @@ def _reader_entries(journal) -> dict[str, float]:
 
 
 @pytest.fixture(scope="module")
-def small_collection(tmp_path_factory, minilm_encoder, shared_data):
+def small_collection(tmp_path_factory, minilm_encoder, repo_data):
     from reasonir_rag.store import ChromaStore
     from reasonir_rag.types import Document
 
     path = tmp_path_factory.mktemp("chroma")
     docs = []
-    with open(shared_data / "openstax" / "microbiology.jsonl", encoding="utf-8") as f:
-        for line in islice(f, 0, 2000, 40):
-            rec = json.loads(line)
-            docs.append(Document(rec["id"], rec["text"], {"book": rec["book"]}))
+    for rec in islice(openstax_records("microbiology", repo_data / "openstax"), 0, 2000, 40):
+        docs.append(Document(rec["id"], rec["text"], {"book": rec["book"]}))
     ChromaStore("micro", encoder=minilm_encoder, path=path).add(docs)
     return path
 
 
 def test_killed_eval_resumes_without_repeating_or_losing_calls(tmp_path, small_collection, smollm2_dir,
-                                                              shared_data):
+                                                              repo_data):
     out, journal = tmp_path / "out", tmp_path / "out" / "journal.sqlite"
     cmd = [sys.executable, "-m", "reasonir_rag.cli", "eval", "mmlu", "--collection", "micro",
            "--path", str(small_collection), "--encoder", "minilm", "--device", "cpu",
-           "--data", str(shared_data / "mmlu"), "--subjects", "college_biology", "--sample", "4",
+           "--data", str(repo_data / "mmlu"), "--subjects", "college_biology", "--sample", "4",
            "--reader", f"hf:{smollm2_dir}", "--conditions", "closed-book,rag", "--max-tokens", "24",
            "--concurrency", "1", "--out", str(out), "--no-progress"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}

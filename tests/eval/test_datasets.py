@@ -1,4 +1,4 @@
-"""MMLU and GPQA loading: real shared files, both MMLU layouts, malformed input, seeded selection.
+"""MMLU and GPQA loading: the shipped data, both MMLU layouts, malformed input, seeded selection.
 
 GPQA rule: no question text in the repo, tests or logs. Assertions here use counts, shapes and hashes only,
 and the synthetic CSVs used for malformed-record cases are made-up placeholders, not GPQA content.
@@ -7,6 +7,7 @@ and the synthetic CSVs used for malformed-record cases are made-up placeholders,
 from __future__ import annotations
 
 import csv
+import gzip
 import hashlib
 import io
 import json
@@ -20,8 +21,11 @@ from pathlib import Path
 import pytest
 
 from reasonir_rag.eval.datasets import (
+    GPQA_RELEASE_URL,
+    GPQA_SHA256,
     GPQAPasswordError,
     Question,
+    fetch_gpqa,
     load_gpqa,
     load_mmlu,
     parse_gpqa_csv,
@@ -33,33 +37,33 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def gpqa_zip(shared_data) -> Path:
-    return shared_data / "gpqa" / "dataset.zip"
+def gpqa_zip(repo_data) -> Path:
+    return repo_data / "gpqa" / "dataset.zip"
 
 
 @pytest.fixture(scope="module")
-def gpqa_password(shared_data) -> str:
-    text = (shared_data / "gpqa" / "PROVENANCE.md").read_text()
+def gpqa_password(repo_data) -> str:
+    text = (repo_data / "gpqa" / "PROVENANCE.md").read_text()
     return text.split("Password")[1].split(":", 1)[1].split()[0]
 
 
 # ------------------------------------------------------------------------------------------------ MMLU
-def test_mmlu_shared_folder_cais_layout(shared_data):
-    test = load_mmlu(shared_data / "mmlu")
+def test_mmlu_shipped_folder_cais_layout(repo_data):
+    test = load_mmlu(repo_data / "mmlu")
     assert len(test) == 14042 and len(test.subjects) == 57
     assert not test.problems
-    assert len(load_mmlu(shared_data / "mmlu", split="dev")) == 285
+    assert len(load_mmlu(repo_data / "mmlu", split="dev")) == 285
     assert {len(q.choices) for q in test} == {4}
     assert set(Counter(q.answer_index for q in test)) == {0, 1, 2, 3}
     first = test[0]
     assert first.id == "mmlu/abstract_algebra/test/0" and first.subject == "abstract_algebra"
     # the split folder itself works as the source too, with the same content fingerprint
-    assert load_mmlu(shared_data / "mmlu" / "test").fingerprint == test.fingerprint
+    assert load_mmlu(repo_data / "mmlu" / "test").fingerprint == test.fingerprint
 
 
-def test_mmlu_hendrycks_layout_matches_cais_layout(shared_data, tmp_path):
+def test_mmlu_hendrycks_layout_matches_cais_layout(repo_data, tmp_path):
     """The same rows written in the hendrycks layout (no header, answer letter) load to equal questions."""
-    cais = load_mmlu(shared_data / "mmlu", subjects=["anatomy", "virology"])
+    cais = load_mmlu(repo_data / "mmlu", subjects=["anatomy", "virology"])
     folder = tmp_path / "data" / "test"
     folder.mkdir(parents=True)
     for subject in ("anatomy", "virology"):
@@ -117,20 +121,20 @@ def test_mmlu_missing_folder_and_all_bad_rows(tmp_path):
         load_mmlu(tmp_path)
 
 
-def test_mmlu_selection_is_seeded(shared_data):
-    a = load_mmlu(shared_data / "mmlu", subjects=["college physics", "anatomy"], per_subject=10, seed=3)
-    b = load_mmlu(shared_data / "mmlu", subjects=["anatomy", "college_physics"], per_subject=10, seed=3)
-    c = load_mmlu(shared_data / "mmlu", subjects=["anatomy", "college_physics"], per_subject=10, seed=4)
+def test_mmlu_selection_is_seeded(repo_data):
+    a = load_mmlu(repo_data / "mmlu", subjects=["college physics", "anatomy"], per_subject=10, seed=3)
+    b = load_mmlu(repo_data / "mmlu", subjects=["anatomy", "college_physics"], per_subject=10, seed=3)
+    c = load_mmlu(repo_data / "mmlu", subjects=["anatomy", "college_physics"], per_subject=10, seed=4)
     assert [q.id for q in a] == [q.id for q in b]
     assert [q.id for q in a] != [q.id for q in c]
     assert Counter(q.subject for q in a) == {"anatomy": 10, "college_physics": 10}
     # adding a subject leaves the other subjects' draws unchanged
-    d = load_mmlu(shared_data / "mmlu", subjects=["anatomy", "college_physics", "virology"], per_subject=10,
+    d = load_mmlu(repo_data / "mmlu", subjects=["anatomy", "college_physics", "virology"], per_subject=10,
                   seed=3)
     assert [q.id for q in d if q.subject != "virology"] == [q.id for q in a]
     assert a.describe()["selection"]["per_subject"] == 10
     with pytest.raises(ValueError, match=r"unknown subject\(s\) \['astrology'\]"):
-        load_mmlu(shared_data / "mmlu", subjects=["astrology"])
+        load_mmlu(repo_data / "mmlu", subjects=["astrology"])
 
 
 def test_select_questions_sample_keeps_order():
@@ -248,3 +252,120 @@ def test_gpqa_is_read_in_memory_only(gpqa_zip, gpqa_password, tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr[-2000:]
     assert result.stdout.strip() == "[448, 198, 546] [] True"
     assert sorted(os.listdir(tmp_path)) == sorted([*before, "control.txt"])
+
+
+# ------------------------------------------------------------------------------- shipped copies, fetching
+def test_mmlu_gzipped_copy_equals_the_plain_csvs(repo_data, tmp_path):
+    """The repository ships gzipped CSVs; unpacked, they load to the same questions and the same fingerprint."""
+    shipped = load_mmlu(repo_data / "mmlu", split="dev")
+    plain = tmp_path / "dev"
+    plain.mkdir()
+    files = sorted((repo_data / "mmlu" / "dev").glob("*_dev.csv.gz"))
+    assert len(files) == 57
+    for path in files:
+        (plain / path.name.removesuffix(".gz")).write_bytes(gzip.decompress(path.read_bytes()))
+    unpacked = load_mmlu(tmp_path, split="dev")
+    assert unpacked.questions == shipped.questions and len(shipped) == 285
+    assert unpacked.fingerprint == shipped.fingerprint
+    (plain / "anatomy_dev.csv").write_text("question,choice0,choice1,choice2,choice3,answer\nq,a,b,c,d,0\n")
+    assert load_mmlu(tmp_path, split="dev").fingerprint != shipped.fingerprint
+
+
+def test_mmlu_truncated_gzip_is_named_and_the_other_subjects_load(repo_data, tmp_path):
+    folder = tmp_path / "test"
+    folder.mkdir()
+    for subject in ("anatomy", "virology"):
+        data = (repo_data / "mmlu" / "test" / f"{subject}_test.csv.gz").read_bytes()
+        (folder / f"{subject}_test.csv.gz").write_bytes(data if subject == "anatomy" else data[: len(data) // 2])
+    ds = load_mmlu(tmp_path)
+    assert ds.subjects == ["anatomy"] and len(ds) == 135
+    assert len(ds.problems) == 1 and "virology_test.csv.gz: unreadable gzip file" in ds.problems[0]
+
+
+def _hub_layout(repo_data: Path, folder: Path, subjects: list[str]) -> None:
+    """The cais/mmlu hub repository's layout (an ``all`` config of parquet files with question, subject,
+    choices, answer), written from the shipped CSVs with the csv module alone."""
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    rows: dict[str, list] = {"question": [], "subject": [], "choices": [], "answer": []}
+    for subject in subjects:
+        text = gzip.decompress((repo_data / "mmlu" / "test" / f"{subject}_test.csv.gz").read_bytes()).decode()
+        for record in list(csv.reader(io.StringIO(text)))[1:]:
+            rows["question"].append(record[0])
+            rows["subject"].append(subject)
+            rows["choices"].append(record[1:5])
+            rows["answer"].append(int(record[5]))
+    (folder / "all").mkdir(parents=True)
+    pq.write_table(pa.table(rows), folder / "all" / "test-00000-of-00001.parquet")
+    (folder / "README.md").write_text("---\nconfigs:\n- config_name: all\n  data_files:\n  - split: test\n"
+                                      "    path: all/test-*\n---\n")
+
+
+def test_mmlu_hub_loader_offline_matches_the_shipped_copy(repo_data, tmp_path, monkeypatch):
+    """The hub code path (``datasets.load_dataset(repo, "all")``) on a local folder in the hub's layout: no
+    hub is reachable here, so the folder stands in for ``cais/mmlu``; the questions equal the shipped copy's."""
+    pytest.importorskip("datasets")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    subjects = ["anatomy", "virology"]
+    _hub_layout(repo_data, tmp_path / "cais-mmlu", subjects)
+    hub = load_mmlu(f"hf:{tmp_path / 'cais-mmlu'}", subjects=subjects)
+    shipped = load_mmlu(repo_data / "mmlu", subjects=subjects)
+    assert len(hub) == len(shipped) == 301
+    assert hub.questions == shipped.questions
+    assert [q.id for q in hub] == [q.id for q in shipped]
+    assert hub.source == f"hf:{tmp_path / 'cais-mmlu'}"
+
+
+def test_fetch_gpqa_downloads_once_checks_the_sha256_and_never_half_writes(gpqa_zip, tmp_path):
+    """``fetch_gpqa`` on a ``file://`` URL (the shipped zip) in place of the public release."""
+    cache = tmp_path / "cache"
+    url = gpqa_zip.resolve().as_uri()
+    path = fetch_gpqa(url, cache_dir=cache)
+    assert path == cache / "gpqa" / "dataset.zip"
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == GPQA_SHA256
+    assert len(load_gpqa(path, "diamond")) == 198
+    # cached: no download at all (an unreachable URL would fail)
+    assert fetch_gpqa("file:///nonexistent/dataset.zip", cache_dir=cache) == path
+    # a corrupted cached copy is replaced
+    path.write_bytes(b"not a zip")
+    assert hashlib.sha256(fetch_gpqa(url, cache_dir=cache).read_bytes()).hexdigest() == GPQA_SHA256
+    # another file is refused and leaves nothing behind
+    other = tmp_path / "other.zip"
+    other.write_bytes(b"PK\x05\x06" + bytes(18))
+    with pytest.raises(ValueError, match="is not the official GPQA zip"):
+        fetch_gpqa(other.as_uri(), cache_dir=tmp_path / "fresh")
+    assert not (tmp_path / "fresh" / "gpqa" / "dataset.zip").exists()
+    assert list((tmp_path / "fresh" / "gpqa").iterdir()) == []
+    with pytest.raises(OSError, match="could not download the GPQA zip from file:///nonexistent"):
+        fetch_gpqa("file:///nonexistent/dataset.zip", cache_dir=tmp_path / "fresh")
+
+
+def test_fetch_gpqa_defaults_to_the_public_release_and_the_cache(monkeypatch, tmp_path):
+    """Without arguments it asks the GPQA release for its zip and keeps it under ``$REASONIR_CACHE``; the
+    network call is replaced here (no internet), the rest is the real code."""
+    from reasonir_rag.eval import datasets
+
+    monkeypatch.setenv("REASONIR_CACHE", str(tmp_path))
+    asked = []
+
+    def refuse(url, timeout):
+        asked.append(url)
+        raise OSError("no network in the tests")
+
+    monkeypatch.setattr(datasets.urllib.request, "urlopen", refuse)
+    with pytest.raises(OSError, match="could not download the GPQA zip"):
+        fetch_gpqa()
+    assert asked == [GPQA_RELEASE_URL] and GPQA_RELEASE_URL.startswith("https://")
+    assert (tmp_path / "gpqa").is_dir()
+
+
+def test_cli_gpqa_source_shipped_copy_or_a_url_into_the_cache(gpqa_zip, tmp_path, monkeypatch):
+    from reasonir_rag.eval.cli import gpqa_source
+
+    monkeypatch.setenv("REASONIR_CACHE", str(tmp_path))
+    assert gpqa_source(None) == gpqa_zip  # the clone's own copy
+    assert gpqa_source("some/where.zip") == Path("some/where.zip")
+    fetched = gpqa_source(gpqa_zip.resolve().as_uri())
+    assert fetched == tmp_path / "gpqa" / "dataset.zip" and fetched.read_bytes() == gpqa_zip.read_bytes()
+    assert gpqa_source("official") == fetched  # cached: the public release is not asked again

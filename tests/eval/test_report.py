@@ -119,7 +119,7 @@ def test_outcome_from_extraction():
     assert guess.method == "random" and not guess.extracted
 
 
-def test_run_record_names_everything_that_determines_the_run(shared_data):
+def test_run_record_names_everything_that_determines_the_run(repo_data):
     from reasonir_rag.eval.bm25 import BM25Retriever
     from reasonir_rag.eval.datasets import load_mmlu
     from reasonir_rag.eval.prompts import MMLU_SPEC
@@ -127,7 +127,7 @@ def test_run_record_names_everything_that_determines_the_run(shared_data):
     from reasonir_rag.types import Document
 
     docs = [Document("a", "Muscles contract."), Document("b", "Bones support the body.")]
-    dataset = load_mmlu(shared_data / "mmlu", subjects=["anatomy"], sample=5, seed=2)
+    dataset = load_mmlu(repo_data / "mmlu", subjects=["anatomy"], sample=5, seed=2)
     record = run_record(dataset=dataset, prompt=MMLU_SPEC, retriever=BM25Retriever(docs),
                         corpus=corpus_fingerprint(docs), seeds={"selection": 2, "bootstrap": 0}, condition_k=3)
     json.dumps(record, allow_nan=False)

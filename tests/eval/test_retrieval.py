@@ -20,8 +20,8 @@ logger = logging.getLogger(__name__)
 
 
 @pytest.fixture(scope="module")
-def scifact_sample(shared_data) -> IRCollection:
-    full = load_beir(shared_data / "scifact", "test")
+def scifact_sample(repo_data) -> IRCollection:
+    full = load_beir(repo_data / "scifact", "test")
     assert (len(full.corpus), len(full.queries), len(full.qrels)) == (5183, 300, 300)
     return subsample(full, n_queries=30, n_other_docs=150, seed=0)
 

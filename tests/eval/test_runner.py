@@ -12,6 +12,7 @@ import pytest
 from reasonir_rag.eval.datasets import load_mmlu
 from reasonir_rag.eval.journal import Journal
 from reasonir_rag.eval.runner import ALL_CONDITIONS, EvalSettings, RAGEvaluator
+from reasonir_rag.sample_data import jsonl_files, read_jsonl
 
 SUBJECTS = ["high_school_biology", "high_school_chemistry", "high_school_physics"]
 
@@ -29,16 +30,14 @@ def _one_torch_thread():
 
 
 @pytest.fixture(scope="module")
-def openstax_store(tmp_path_factory, minilm_encoder, shared_data):
+def openstax_store(tmp_path_factory, minilm_encoder, repo_data):
     from reasonir_rag.store import ChromaStore
     from reasonir_rag.types import Document
 
     docs = []
-    for path in sorted((shared_data / "openstax").glob("*.jsonl")):
-        with open(path, encoding="utf-8") as f:
-            for line in islice(f, 0, 1500, 25):  # 60 passages a book, spread over each book
-                rec = json.loads(line)
-                docs.append(Document(rec["id"], rec["text"], {"book": rec["book"], "section": rec["section"]}))
+    for path in jsonl_files(repo_data / "openstax"):
+        for rec in islice(read_jsonl(path), 0, 1500, 25):  # 60 passages a book, spread over each book
+            docs.append(Document(rec["id"], rec["text"], {"book": rec["book"], "section": rec["section"]}))
     store = ChromaStore("openstax-eval", encoder=minilm_encoder, path=tmp_path_factory.mktemp("chroma"))
     store.add(docs)
     return store
@@ -52,8 +51,8 @@ def smollm2(smollm2_dir):
 
 
 @pytest.fixture(scope="module")
-def questions(shared_data):
-    return load_mmlu(shared_data / "mmlu", subjects=SUBJECTS, sample=3, seed=5)
+def questions(repo_data):
+    return load_mmlu(repo_data / "mmlu", subjects=SUBJECTS, sample=3, seed=5)
 
 
 class RefusingReader:

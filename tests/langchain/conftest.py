@@ -3,11 +3,12 @@ passages), a tiny real-tokenizer reranker, and the real vLLM server (SmolLM2) fo
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from reasonir_rag.sample_data import openstax_records
 
 TINY_TEXTS = [
     ("bio-1", "Photosynthesis turns light, water and carbon dioxide into sugar in the chloroplasts.", "biology"),
@@ -22,10 +23,10 @@ TINY_TEXTS = [
 
 # OpenStax sections for the MiniLM store (a few topics, whole sections, ~40 passages) and a question each.
 OPENSTAX_SECTIONS = {
-    "university-physics-bundle.jsonl": ["Speed of Sound"],
-    "chemistry-bundle.jsonl": ["Isotopes"],
-    "microbiology.jsonl": ["Chemical Food Preservatives"],
-    "anatomy-physiology.jsonl": ["Electrocardiogram", "Stratum Basale"],
+    "university-physics-bundle": ["Speed of Sound"],
+    "chemistry-bundle": ["Isotopes"],
+    "microbiology": ["Chemical Food Preservatives"],
+    "anatomy-physiology": ["Electrocardiogram", "Stratum Basale"],
 }
 
 
@@ -47,11 +48,10 @@ def tiny_store(tiny_encoder, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def openstax_passages(shared_data: Path) -> list[dict[str, Any]]:
+def openstax_passages(repo_data: Path) -> list[dict[str, Any]]:
     rows = []
     for name, sections in OPENSTAX_SECTIONS.items():
-        with open(shared_data / "openstax" / name, encoding="utf-8") as f:
-            rows += [r for r in map(json.loads, f) if r["section"] in sections]
+        rows += [r for r in openstax_records(name, repo_data / "openstax") if r["section"] in sections]
     assert 20 <= len(rows) <= 120, f"unexpected OpenStax subset size {len(rows)}"
     return rows
 

@@ -2,30 +2,30 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from reasonir_rag.sample_data import openstax_records
+
 # (file, module) -> the first 10 passages of each: 40 passages on four unrelated topics
 SAMPLE_MODULES = (
-    ("microbiology.jsonl", "Staining Microscopic Specimens"),
-    ("anatomy-physiology.jsonl", "Homeostasis"),
-    ("chemistry-bundle.jsonl", "Measurement Uncertainty, Accuracy, and Precision"),
-    ("university-physics-bundle.jsonl", "Scalars and Vectors"),
+    ("microbiology", "Staining Microscopic Specimens"),
+    ("anatomy-physiology", "Homeostasis"),
+    ("chemistry-bundle", "Measurement Uncertainty, Accuracy, and Precision"),
+    ("university-physics-bundle", "Scalars and Vectors"),
 )
 GRAM_QUESTION = "Which steps of the Gram stain tell gram-positive from gram-negative bacteria?"
 GRAM_PASSAGE = "microbiology/m58788/9"
 
 
 @pytest.fixture(scope="session")
-def openstax_sample(shared_data) -> list[dict[str, Any]]:
+def openstax_sample(repo_data) -> list[dict[str, Any]]:
     """40 OpenStax passages (id, book, section, text) from four modules."""
     rows: list[dict[str, Any]] = []
     for name, module in SAMPLE_MODULES:
-        with open(shared_data / "openstax" / name, encoding="utf-8") as f:
-            picked = [r for r in map(json.loads, f) if r["module"] == module][:10]
+        picked = [r for r in openstax_records(name, repo_data / "openstax") if r["module"] == module][:10]
         assert len(picked) == 10, f"{name}: module {module!r} changed"
         rows += [{"id": r["id"], "book": r["book"], "section": r["section"], "text": r["text"]} for r in picked]
     return rows

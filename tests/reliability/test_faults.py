@@ -22,6 +22,7 @@ from reasonir_rag.eval.datasets import load_mmlu
 from reasonir_rag.eval.journal import Journal
 from reasonir_rag.eval.runner import EvalSettings, RAGEvaluator
 from reasonir_rag.llm.base import LLMError
+from reasonir_rag.sample_data import openstax_records
 from reasonir_rag.store import ChromaStore
 from reasonir_rag.types import Document
 from tests.reliability.conftest import (
@@ -36,12 +37,10 @@ from tests.reliability.conftest import (
 )
 
 
-def _openstax(shared_data: Path, book: str, n: int, step: int = 7) -> list[Document]:
+def _openstax(repo_data: Path, book: str, n: int, step: int = 7) -> list[Document]:
     docs = []
-    with open(shared_data / "openstax" / f"{book}.jsonl", encoding="utf-8") as f:
-        for line in islice(f, 0, n * step, step):
-            rec = json.loads(line)
-            docs.append(Document(rec["id"], rec["text"], {"book": rec["book"]}))
+    for rec in islice(openstax_records(book, repo_data / "openstax"), 0, n * step, step):
+        docs.append(Document(rec["id"], rec["text"], {"book": rec["book"]}))
     return docs
 
 
@@ -83,7 +82,7 @@ def _answered(proxy: RecordingProxy) -> dict[str, int]:
 
 
 def test_vllm_killed_mid_eval_fails_cleanly_then_resumes_without_lost_or_repeated_calls(
-        tmp_path, smollm2_dir, shared_data, minilm_encoder, vllm_server):
+        tmp_path, smollm2_dir, repo_data, minilm_encoder, vllm_server):
     """A real vLLM server (its own, not the session's) is SIGKILLed after 2 answers of a 3-question x 2-condition
     run. The run stops at once with a clear error (no request storm against the dead server), the journal keeps
     every answer; then the client's address leads to a live server again (the session's vLLM, another process
@@ -93,8 +92,8 @@ def test_vllm_killed_mid_eval_fails_cleanly_then_resumes_without_lost_or_repeate
     from tests.servers import vllm_cpu_server
 
     store = ChromaStore("fault-eval", encoder=minilm_encoder, path=tmp_path / "chroma")
-    store.add(_openstax(shared_data, "microbiology", 30, step=60))
-    questions = load_mmlu(shared_data / "mmlu", subjects=["college_biology"], sample=3, seed=1)
+    store.add(_openstax(repo_data, "microbiology", 30, step=60))
+    questions = load_mmlu(repo_data / "mmlu", subjects=["college_biology"], sample=3, seed=1)
     proxy = RecordingProxy()  # the client's fixed address; counts what the server really answered
     reader = OpenAICompatibleLLM("smollm2", base_url=proxy.url + "/v1", max_retries=2, backoff=0.2,
                                  max_concurrency=1, timeout=120)
@@ -146,11 +145,11 @@ def test_vllm_killed_mid_eval_fails_cleanly_then_resumes_without_lost_or_repeate
 
 # ------------------------------------------------------------------------------------------ Chroma restarted
 def test_chroma_server_down_mid_ingest_is_a_clear_error_and_a_rerun_resumes_by_id(
-        chroma_server_factory, tiny_encoder, shared_data):
+        chroma_server_factory, tiny_encoder, repo_data):
     """The server stops after the 3rd of 6 batches and stays down past the retries: a ConnectionError says how
     far the ingest got. Restarted on the same port, the same add() stores the rest, encoding only what is
     missing: count equals the corpus, every id once."""
-    docs = _openstax(shared_data, "chemistry-bundle", 120)
+    docs = _openstax(repo_data, "chemistry-bundle", 120)
     server = chroma_server_factory().start()
     encoder = KillingEncoder(tiny_encoder, on_call={3: server.stop})
     store = ChromaStore("ingest", encoder=encoder, host="127.0.0.1", port=server.port, batch_size=20, retries=1)
@@ -172,10 +171,10 @@ def test_chroma_server_down_mid_ingest_is_a_clear_error_and_a_rerun_resumes_by_i
 
 
 def test_chroma_server_restarted_mid_ingest_is_retried_and_nothing_is_lost(chroma_server_factory, tiny_encoder,
-                                                                             shared_data, caplog):
+                                                                             repo_data, caplog):
     """A restart (stop, start again on the same port) during the ingest: add() retries with backoff and
     finishes by itself; every document is stored once and encoded once."""
-    docs = _openstax(shared_data, "microbiology", 100)
+    docs = _openstax(repo_data, "microbiology", 100)
     server = chroma_server_factory().start()
 
     def restart() -> None:
@@ -193,7 +192,7 @@ def test_chroma_server_restarted_mid_ingest_is_retried_and_nothing_is_lost(chrom
 
 
 # ------------------------------------------------------------------------------------------ out of memory
-def test_out_of_memory_during_store_add_keeps_every_document(tmp_path, tiny_reasonir_dir, tiny_encoder, shared_data,
+def test_out_of_memory_during_store_add_keeps_every_document(tmp_path, tiny_reasonir_dir, tiny_encoder, repo_data,
                                                              monkeypatch):
     """FakeOOM (no GPU here): a simulated CUDA out-of-memory for any batch over 600 padded tokens. The encoder
     backs off (tests/encoder/test_batching.py covers the encoder alone); here the store's ingest must keep every
@@ -203,7 +202,7 @@ def test_out_of_memory_during_store_add_keeps_every_document(tmp_path, tiny_reas
     from reasonir_rag import _models
     from reasonir_rag.encoder import ReasonIREncoder
 
-    docs = _openstax(shared_data, "anatomy-physiology", 30)
+    docs = _openstax(repo_data, "anatomy-physiology", 30)
     encoder = ReasonIREncoder.from_pretrained(str(tiny_reasonir_dir), device="cpu", max_length=128,
                                               max_tokens_per_batch=8192)
     expected = encoder.encode_documents([d.text for d in docs])

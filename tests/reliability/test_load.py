@@ -5,12 +5,12 @@ in an embedded Chroma and behind a real Chroma server. Throughput is measured by
 from __future__ import annotations
 
 import asyncio
-import json
 from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
 
 import pytest
 
+from reasonir_rag.sample_data import openstax_records
 from reasonir_rag.store import ChromaStore
 from reasonir_rag.types import Document
 
@@ -30,13 +30,11 @@ def _one_torch_thread():
 
 
 @pytest.fixture(scope="module")
-def corpus(shared_data) -> list[Document]:
+def corpus(repo_data) -> list[Document]:
     docs = []
     for book in ("chemistry-bundle", "microbiology", "university-physics-bundle", "anatomy-physiology"):
-        with open(shared_data / "openstax" / f"{book}.jsonl", encoding="utf-8") as f:
-            for line in islice(f, 0, 50 * 29, 29):
-                rec = json.loads(line)
-                docs.append(Document(rec["id"], rec["text"], {"book": rec["book"]}))
+        for rec in islice(openstax_records(book, repo_data / "openstax"), 0, 50 * 29, 29):
+            docs.append(Document(rec["id"], rec["text"], {"book": rec["book"]}))
     return docs
 
 

@@ -272,10 +272,10 @@ print("cli rc:", rc, "writes:", writes)
 """
 
 
-def test_wrong_gpqa_password_is_named_and_writes_nothing(shared_data, tmp_path):
+def test_wrong_gpqa_password_is_named_and_writes_nothing(repo_data, tmp_path):
     """A fresh interpreter with an audit hook: the error names the zip and the password; no file is opened
     for writing (no CSV, no report folder), through the Python API and the CLI."""
-    zip_path = shared_data / "gpqa" / "dataset.zip"
+    zip_path = repo_data / "gpqa" / "dataset.zip"
     env = {k: v for k, v in os.environ.items() if k != "GPQA_PASSWORD"}
     done = subprocess.run([sys.executable, "-c", _NO_WRITES, str(zip_path)], cwd=tmp_path, capture_output=True,
                           text=True, env={**env, "PYTHONPATH": str(REPO)}, timeout=300)

@@ -122,13 +122,13 @@ def _chat_body(text: str) -> dict:
 
 
 @pytest.mark.parametrize("status", [401, 500])
-def test_api_key_stays_out_of_logs_and_errors_of_a_failed_eval(tmp_path, shared_data, secrets_in_env, debug_logs,
+def test_api_key_stays_out_of_logs_and_errors_of_a_failed_eval(tmp_path, repo_data, secrets_in_env, debug_logs,
                                                                 status):
     """An eval whose server refuses (401) or fails (500, retried): the key from OPENAI_API_KEY reaches the server
     and nothing else: not the logs at DEBUG, not the error, not its traceback with every chained cause."""
     from reasonir_rag.llm import OpenAICompatibleLLM
 
-    questions = load_mmlu(shared_data / "mmlu", subjects=["astronomy"], sample=2, seed=0)
+    questions = load_mmlu(repo_data / "mmlu", subjects=["astronomy"], sample=2, seed=0)
     body = {"error": {"message": "invalid api key" if status == 401 else "engine crashed", "code": status}}
     with ScriptedServer([(status, body)] * 8) as server:
         reader = OpenAICompatibleLLM("m", base_url=server.base_url, max_retries=1, backoff=0.01)
@@ -154,11 +154,11 @@ def test_a_server_that_echoes_the_key_is_redacted_in_our_error(secrets_in_env, d
     assert not _leaks(debug_logs.text)
 
 
-def test_api_keys_stay_out_of_a_written_report(tmp_path, shared_data, secrets_in_env, debug_logs):
+def test_api_keys_stay_out_of_a_written_report(tmp_path, repo_data, secrets_in_env, debug_logs):
     """A successful eval with every secret set: the report files, the journal and the logs hold none of them."""
     from reasonir_rag.llm import OpenAICompatibleLLM
 
-    questions = load_mmlu(shared_data / "mmlu", subjects=["astronomy"], sample=2, seed=0)
+    questions = load_mmlu(repo_data / "mmlu", subjects=["astronomy"], sample=2, seed=0)
     with ScriptedServer([(200, _chat_body("The answer is (B)."))] * 2) as server:
         reader = OpenAICompatibleLLM("m", base_url=server.base_url)
         evaluator = RAGEvaluator(reader=reader, journal=Journal(tmp_path / "out" / "journal.sqlite"),

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
+
+from reasonir_rag.sample_data import jsonl_files, read_jsonl
 
 
 class CountingEncoder:
@@ -45,17 +46,12 @@ OPENSTAX_IDS = (
 
 
 @pytest.fixture(scope="session")
-def openstax_sample(shared_data) -> list[dict[str, Any]]:
+def openstax_sample(repo_data) -> list[dict[str, Any]]:
     """A handful of real OpenStax passages (CC BY 4.0) with clearly different topics."""
     wanted = set(OPENSTAX_IDS)
     rows: dict[str, dict[str, Any]] = {}
-    for path in sorted((shared_data / "openstax").glob("*.jsonl")):
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                if any(w in line[:80] for w in wanted):
-                    row = json.loads(line)
-                    if row["id"] in wanted:
-                        rows[row["id"]] = row
+    for path in jsonl_files(repo_data / "openstax"):
+        rows.update((row["id"], row) for row in read_jsonl(path) if row["id"] in wanted)
     missing = wanted - set(rows)
-    assert not missing, f"OpenStax passages missing from {shared_data}: {sorted(missing)}"
+    assert not missing, f"OpenStax passages missing from {repo_data}: {sorted(missing)}"
     return [rows[i] for i in OPENSTAX_IDS]
