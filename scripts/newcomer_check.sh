@@ -8,11 +8,13 @@
 # reused (CI reaches the package registries and nothing else). Exits non-zero, with the log's tail, on any failure.
 #
 #   bash scripts/newcomer_check.sh            # NEWCOMER_KEEP=1 keeps the temporary folder for a look
+#   NEWCOMER_DEMO_ARGS=--no-progress NEWCOMER_TIMEOUT=1800 bash scripts/newcomer_check.sh   # the full-size demo
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PYTHON="${PYTHON:-python3}"
-LIMIT_S="${NEWCOMER_TIMEOUT:-900}"
+LIMIT_S="${NEWCOMER_TIMEOUT:-900}"  # per stage
+DEMO_ARGS="${NEWCOMER_DEMO_ARGS:---smoke --no-progress}"
 pip_cache="${PIP_CACHE_DIR:-$("$PYTHON" -m pip cache dir 2>/dev/null || true)}"
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/reasonir-newcomer.XXXXXX")"
@@ -50,9 +52,9 @@ stage() {  # stage NAME COMMAND...: run, time, log
 }
 
 stage "install (make demo's venv)" make .venv/.installed-demo
-stage "first demo run" make demo DEMO_ARGS="--smoke --no-progress"
+stage "first demo run" make demo DEMO_ARGS="$DEMO_ARGS"
 cp "$clone/.demo/summary.json" "$work/first.json"
-stage "second demo run" make demo DEMO_ARGS="--smoke --no-progress"
+stage "second demo run" make demo DEMO_ARGS="$DEMO_ARGS"
 
 "$clone/.venv/bin/python" - "$work/first.json" "$clone/.demo/summary.json" "$home" <<'PY' || fail "the runs did not do what they should"
 import json, pathlib, sys
