@@ -9,7 +9,7 @@ Random weights in the real shapes (no download: throughput does not depend on th
 - reranker, a Qwen2.5-7B-shaped causal LM: top-100 pointwise rerank of ~700-token (query, document) prompts,
   QwenReranker logits mode (shared query prefix computed once) vs ReasonIR's generation mode (32 sampled tokens).
 
-Everything runs through the package (ReasonIREncoder, reasonir_rag._models.embed_batch, QwenReranker,
+Everything runs through the package (ReasonIREncoder, reasonir_rag.encoding.backbones.embed_batch, QwenReranker,
 TransformersLLM); a word-level stand-in tokenizer replaces the real ones (not installed on a bare GPU machine;
 one word = one token, so lengths are exact). The random 7B model is put in place of the tiny model a
 TransformersLLM loads (``llm.model = ...``): the same backend code runs.
@@ -41,10 +41,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from reasonir_rag import _models
-from reasonir_rag.encoder import PRESETS, EncoderConfig, ReasonIREncoder
+from reasonir_rag.encoding import backbones
+from reasonir_rag.encoding.encoder import PRESETS, EncoderConfig, ReasonIREncoder
 from reasonir_rag.llm import TransformersLLM
-from reasonir_rag.reranker import QwenReranker
+from reasonir_rag.pipeline.reranker import QwenReranker
 
 logger = logging.getLogger("bench.gpu")
 
@@ -145,7 +145,7 @@ def naive_gritlm_loop(encoder: ReasonIREncoder, texts: list[str], batch_size: in
     prefix = encoder.document_prefix
     for start in range(0, len(texts), batch_size):
         rows, ranges = encoder._rows(texts[start : start + batch_size], prefix, "documents")
-        _models.embed_batch(backbone, rows, ranges)
+        backbones.embed_batch(backbone, rows, ranges)
 
 
 def encoder_section(args, device: str, dtype: Any, out: dict, deadline: float) -> Callable[[], None] | None:
@@ -156,9 +156,9 @@ def encoder_section(args, device: str, dtype: Any, out: dict, deadline: float) -
     config = transformers.LlamaConfig(**(TINY if args.smoke else LLAMA_8B))
     t0 = time.perf_counter()
     model = build(transformers.LlamaModel, config, device, dtype)
-    _models.make_bidirectional(model)
+    backbones.make_bidirectional(model)
     out["encoder_init_s"] = round(time.perf_counter() - t0, 1)
-    backbone = _models.Backbone(model, word_tokenizer(bos=True), config.hidden_size, device, dtype, "random")
+    backbone = backbones.Backbone(model, word_tokenizer(bos=True), config.hidden_size, device, dtype, "random")
     enc_config = EncoderConfig(name="random Llama-3.1-8B shape" if not args.smoke else "random tiny Llama",
                                preset="reasonir", **PRESETS["reasonir"])
     flops = Flops(config, model)
@@ -198,7 +198,7 @@ def encoder_section(args, device: str, dtype: Any, out: dict, deadline: float) -
     packed = ReasonIREncoder([backbone], enc_config, attention="packed", show_progress=False)
     out["packed_attention"] = packed.attention
     if packed.attention == "packed":
-        from reasonir_rag.packed import varlen_kernel
+        from reasonir_rag.encoding.packed import varlen_kernel
 
         out["varlen_kernel"] = varlen_kernel(device, dtype)[1]
         measure("packed_varlen", lambda: packed.encode_documents(texts), lambda: packed.encode_documents(few))

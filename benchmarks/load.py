@@ -28,8 +28,8 @@ from pathlib import Path
 import torch
 
 from reasonir_rag import ReasonIREncoder
+from reasonir_rag.index.store import ChromaStore
 from reasonir_rag.sample_data import openstax_dir, openstax_records
-from reasonir_rag.store import ChromaStore
 from reasonir_rag.types import Document
 
 logger = logging.getLogger("bench.load")

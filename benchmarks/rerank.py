@@ -32,7 +32,7 @@ import torch
 
 from reasonir_rag.llm import TransformersLLM
 from reasonir_rag.offline import smollm2_folder
-from reasonir_rag.reranker import QwenReranker
+from reasonir_rag.pipeline.reranker import QwenReranker
 from reasonir_rag.sample_data import read_jsonl, scifact_dir
 
 logger = logging.getLogger("bench.rerank")

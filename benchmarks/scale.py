@@ -84,7 +84,7 @@ class PrecomputedEncoder:
 
 
 def store_ingest(path: str, name: str, n: int, dim: int, batch: int, rng: np.random.Generator) -> float:
-    from reasonir_rag.store import ChromaStore
+    from reasonir_rag.index.store import ChromaStore
 
     encoder = PrecomputedEncoder(dim)
     store = ChromaStore(name, encoder=encoder, path=path, batch_size=batch, show_progress=False)
@@ -226,8 +226,8 @@ def gap_texts(n_docs: int, n_queries: int) -> tuple[list[str], list[str]]:
 
 def run_served_gap(args: argparse.Namespace) -> None:
     from reasonir_rag import ReasonIREncoder
+    from reasonir_rag.encoding.served import VLLM_SERVE_ARGS, OpenAIEmbeddingsEncoder
     from reasonir_rag.offline import build_tiny_reasonir
-    from reasonir_rag.remote_encoder import VLLM_SERVE_ARGS, OpenAIEmbeddingsEncoder
 
     work = Path(tempfile.mkdtemp(prefix="bench-served-", dir=args.tmp))
     model_dir = build_tiny_reasonir(work / "tiny", hidden_size=128)  # vLLM's CPU attention: head_dim >= 32

@@ -34,7 +34,7 @@ from langchain_core.runnables import Runnable, RunnableLambda, RunnablePassthrou
 from langchain_reasonir import ReasonIRQueryRewriter, ReasonIRRetriever
 
 from reasonir_rag import ChromaStore, ReasonIREncoder
-from reasonir_rag.rewriter import QueryRewriter
+from reasonir_rag.pipeline.rewriter import QueryRewriter
 from reasonir_rag.sample_data import openstax_dir, openstax_records
 
 logger = logging.getLogger("cookbook.langchain_rag")

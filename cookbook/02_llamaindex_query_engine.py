@@ -39,7 +39,7 @@ from llama_index.postprocessor.reasonir_rerank import QwenRerank
 from llama_index.retrievers.reasonir import ReasonIRQueryTransform
 from llama_index.vector_stores.chroma import ChromaVectorStore
 
-from reasonir_rag.loaders import load_documents
+from reasonir_rag.index.loaders import load_documents
 from reasonir_rag.sample_data import openstax_book, openstax_dir
 
 logger = logging.getLogger("cookbook.llamaindex_query_engine")

@@ -33,7 +33,7 @@ from typing import Any
 
 from reasonir_rag import ChromaStore, EvalSettings, Journal, RAGEvaluator, ReasonIREncoder, load_gpqa, load_mmlu
 from reasonir_rag.eval.report import render_markdown
-from reasonir_rag.loaders import load_documents
+from reasonir_rag.index.loaders import load_documents
 from reasonir_rag.sample_data import data_root, jsonl_files
 
 DATA = data_root()  # the sample data the repository ships (data/), or $REASONIR_DATA

@@ -9,24 +9,39 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from reasonir_rag.errors import (
+    BulkEmbeddingError,
+    CollectionNotFoundError,
+    DataNotFoundError,
+    EncoderMismatchError,
+    EncoderOutOfMemoryError,
+    GPQAPasswordError,
+    InvalidInputError,
+    LLMError,
+    MissingDependencyError,
+    ReasonIRError,
+    RerankError,
+    ServiceUnavailableError,
+    StorageError,
+    UnsupportedError,
+    UsageError,
+)
 from reasonir_rag.types import Document, ScoredDocument
 
 __version__ = "0.1.0"
 
 _LAZY = {
-    "ReasonIREncoder": "reasonir_rag.encoder",
-    "EncoderConfig": "reasonir_rag.encoder",
-    "EmbeddingCache": "reasonir_rag.cache",
-    "ChromaStore": "reasonir_rag.store",
-    "EncoderMismatchError": "reasonir_rag.store",
-    "CollectionNotFoundError": "reasonir_rag.store",
-    "chunk_documents": "reasonir_rag.chunking",
-    "load_documents": "reasonir_rag.loaders",
-    "chunk_text": "reasonir_rag.chunking",
-    "bright_instruction": "reasonir_rag.instructions",
-    "QueryRewriter": "reasonir_rag.rewriter",
-    "Rewrite": "reasonir_rag.rewriter",
-    "QwenReranker": "reasonir_rag.reranker",
+    "ReasonIREncoder": "reasonir_rag.encoding.encoder",
+    "EncoderConfig": "reasonir_rag.encoding.encoder",
+    "EmbeddingCache": "reasonir_rag.encoding.cache",
+    "ChromaStore": "reasonir_rag.index.store",
+    "chunk_documents": "reasonir_rag.index.chunking",
+    "load_documents": "reasonir_rag.index.loaders",
+    "chunk_text": "reasonir_rag.index.chunking",
+    "bright_instruction": "reasonir_rag.encoding.instructions",
+    "QueryRewriter": "reasonir_rag.pipeline.rewriter",
+    "Rewrite": "reasonir_rag.pipeline.rewriter",
+    "QwenReranker": "reasonir_rag.pipeline.reranker",
     "TransformersLLM": "reasonir_rag.llm",
     "OpenAICompatibleLLM": "reasonir_rag.llm",
     "load_llm": "reasonir_rag.llm",
@@ -40,41 +55,56 @@ _LAZY = {
     "Question": "reasonir_rag.eval.datasets",
     "evaluate_retrieval": "reasonir_rag.eval.retrieval",
     "build_report": "reasonir_rag.eval.report",
-    "embed_corpus_with_ray": "reasonir_rag.bulk",
-    "BulkEmbeddingError": "reasonir_rag.bulk",
-    "ChromaSink": "reasonir_rag.bulk",
-    "ParquetSink": "reasonir_rag.bulk",
-    "OpenAIEmbeddingsEncoder": "reasonir_rag.remote_encoder",
+    "embed_corpus_with_ray": "reasonir_rag.bulk.ray_embed",
+    "ChromaSink": "reasonir_rag.bulk.sinks",
+    "ParquetSink": "reasonir_rag.bulk.sinks",
+    "OpenAIEmbeddingsEncoder": "reasonir_rag.encoding.served",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
-    from reasonir_rag.bulk import BulkEmbeddingError, ChromaSink, ParquetSink, embed_corpus_with_ray
-    from reasonir_rag.cache import EmbeddingCache
-    from reasonir_rag.chunking import chunk_documents, chunk_text
-    from reasonir_rag.encoder import EncoderConfig, ReasonIREncoder
+    from reasonir_rag.bulk.ray_embed import embed_corpus_with_ray
+    from reasonir_rag.bulk.sinks import ChromaSink, ParquetSink
+    from reasonir_rag.encoding.cache import EmbeddingCache
+    from reasonir_rag.encoding.encoder import EncoderConfig, ReasonIREncoder
+    from reasonir_rag.encoding.instructions import bright_instruction
+    from reasonir_rag.encoding.served import OpenAIEmbeddingsEncoder
     from reasonir_rag.eval.bm25 import BM25Retriever
     from reasonir_rag.eval.datasets import Question, fetch_gpqa, load_gpqa, load_mmlu
     from reasonir_rag.eval.journal import Journal
     from reasonir_rag.eval.report import build_report
     from reasonir_rag.eval.retrieval import evaluate_retrieval
     from reasonir_rag.eval.runner import EvalSettings, RAGEvaluator
-    from reasonir_rag.instructions import bright_instruction
+    from reasonir_rag.index.chunking import chunk_documents, chunk_text
+    from reasonir_rag.index.loaders import load_documents
+    from reasonir_rag.index.store import ChromaStore
     from reasonir_rag.llm import OpenAICompatibleLLM, TransformersLLM, load_llm
-    from reasonir_rag.loaders import load_documents
-    from reasonir_rag.remote_encoder import OpenAIEmbeddingsEncoder
-    from reasonir_rag.reranker import QwenReranker
-    from reasonir_rag.rewriter import QueryRewriter, Rewrite
-    from reasonir_rag.store import ChromaStore, CollectionNotFoundError, EncoderMismatchError
+    from reasonir_rag.pipeline.reranker import QwenReranker
+    from reasonir_rag.pipeline.rewriter import QueryRewriter, Rewrite
 
 __all__ = [  # noqa: RUF022 - grouped by layer
     "Document", "ScoredDocument", "__version__",
-    "ReasonIREncoder", "EncoderConfig", "EmbeddingCache", "ChromaStore", "EncoderMismatchError",
-    "CollectionNotFoundError", "chunk_documents", "load_documents",
+    "ReasonIREncoder", "EncoderConfig", "EmbeddingCache", "ChromaStore", "chunk_documents", "load_documents",
     "chunk_text", "bright_instruction",
     "QueryRewriter", "Rewrite", "QwenReranker", "TransformersLLM", "OpenAICompatibleLLM", "load_llm",
     "RAGEvaluator", "EvalSettings", "fetch_gpqa",
     "BM25Retriever", "Journal", "load_mmlu", "load_gpqa", "Question", "evaluate_retrieval", "build_report",
-    "embed_corpus_with_ray", "BulkEmbeddingError", "ChromaSink", "ParquetSink", "OpenAIEmbeddingsEncoder",
+    "embed_corpus_with_ray", "ChromaSink", "ParquetSink", "OpenAIEmbeddingsEncoder",
+    # errors (reasonir_rag.errors): ReasonIRError is the base of every one
+    "ReasonIRError",
+    "InvalidInputError",
+    "DataNotFoundError",
+    "StorageError",
+    "ServiceUnavailableError",
+    "MissingDependencyError",
+    "UnsupportedError",
+    "UsageError",
+    "EncoderOutOfMemoryError",
+    "EncoderMismatchError",
+    "CollectionNotFoundError",
+    "GPQAPasswordError",
+    "LLMError",
+    "RerankError",
+    "BulkEmbeddingError",
 ]
 
 

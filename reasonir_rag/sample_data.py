@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from reasonir_rag.errors import DataNotFoundError
+
 ENV_VAR = "REASONIR_DATA"
 REPO_DATA = Path(__file__).resolve().parents[1] / "data"
 OPENSTAX_BOOKS = ("anatomy-physiology", "chemistry-bundle", "microbiology", "university-physics-bundle")
@@ -36,7 +38,7 @@ def data_root(root: str | os.PathLike[str] | None = None) -> Path:
     else:
         path, origin = REPO_DATA, "the sample data ships with a clone of the repository, not with a wheel"
     if not path.is_dir():
-        raise FileNotFoundError(f"sample data folder {path} does not exist ({origin}); pass --data or set "
+        raise DataNotFoundError(f"sample data folder {path} does not exist ({origin}); pass --data or set "
                                 f"{ENV_VAR} to a folder holding openstax/, mmlu/, gpqa/ and scifact/")
     return path
 
@@ -75,7 +77,7 @@ def openstax_book(book: str, folder: str | os.PathLike[str] | None = None) -> Pa
     for suffix in JSONL_SUFFIXES:
         if (folder / f"{book}{suffix}").is_file():
             return folder / f"{book}{suffix}"
-    raise FileNotFoundError(f"no OpenStax book {book!r} (.jsonl or .jsonl.gz) in {folder} "
+    raise DataNotFoundError(f"no OpenStax book {book!r} (.jsonl or .jsonl.gz) in {folder} "
                             f"(the shipped books: {', '.join(OPENSTAX_BOOKS)})")
 
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Union
 
 # Which prefix a text is encoded with: a question (query prefix) or a passage (document prefix, e.g. HyDE).
 PrefixKind = Literal["query", "document"]
+# What an LLM is sent: a rendered string, or chat messages ({"role": ..., "content": ...}).
+Message = Mapping[str, str]
+Prompt = Union[str, Sequence[Message]]  # noqa: UP007 - a runtime alias, kept readable on 3.10
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ def test_the_pattern_check_would_catch_a_reference(tmp_path):
     """The same patterns, on a file that does point at the mirror: each line is caught."""
     import re
 
-    lines = ['DATA = REPO.parent / "' + _SH + '" / "data"', "see ../" + _SH + "/data/mmlu",
+    lines = ['DATA = REPO' + '.parent / "' + _SH + '" / "data"', "see ../" + _SH + "/data/mmlu",
              "os.environ['REASONIR_" + _SH.upper() + "_DATA']"]
     for line in lines:
         assert any(re.search(p, line) for p in OUTSIDE_THE_REPOSITORY), line

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from reasonir_rag._deps import require
+from reasonir_rag.errors import InvalidInputError
 from reasonir_rag.types import Document, ScoredDocument
 
 logger = logging.getLogger(__name__)
@@ -33,10 +34,11 @@ class BM25Retriever:
         bm25s = require("bm25s")
         self._docs: list[Document] = list(documents)
         if not self._docs:
-            raise ValueError("BM25Retriever needs at least one document")
+            raise InvalidInputError("BM25Retriever needs at least one document")
         bad = [i for i, d in enumerate(self._docs) if not isinstance(d, Document) or not isinstance(d.text, str)]
         if bad:
-            raise TypeError(f"documents must be reasonir_rag.Document objects with text; bad positions {bad[:10]}")
+            raise InvalidInputError(
+                f"documents must be reasonir_rag.Document objects with text; bad positions {bad[:10]}")
         self._stopwords = stopwords
         self._stemmer = require("Stemmer").Stemmer(stemmer) if stemmer else None
         self.settings = {"k1": k1, "b": b, "method": method, "stopwords": stopwords, "stemmer": stemmer}
@@ -63,7 +65,7 @@ class BM25Retriever:
         for parity with ChromaStore and ignored (BM25 has no prefixes: a HyDE passage is matched as text);
         ``where`` keeps documents whose metadata equals every given value."""
         if not isinstance(query, str):
-            raise TypeError(f"search() takes one query string, got {type(query).__name__}")
+            raise InvalidInputError(f"search() takes one query string, got {type(query).__name__}")
         return self.search_many([query], k, where=where)[0]
 
     def search_many(
@@ -72,12 +74,12 @@ class BM25Retriever:
     ) -> list[list[ScoredDocument]]:
         """One result list per query, computed in one batch."""
         if isinstance(queries, str) or any(not isinstance(q, str) for q in queries):
-            raise TypeError("queries must be a list of strings")
+            raise InvalidInputError("queries must be a list of strings")
         if not isinstance(k, int) or k < 1:
-            raise ValueError(f"k must be a positive integer, got {k!r}")
+            raise InvalidInputError(f"k must be a positive integer, got {k!r}")
         if where is not None and any(isinstance(v, Mapping) or str(key).startswith("$")
                                      for key, v in where.items()):
-            raise ValueError("BM25Retriever supports only plain equality filters in where= ({'field': value})")
+            raise InvalidInputError("BM25Retriever supports only plain equality filters in where= ({'field': value})")
         if not queries:
             return []
         mask = None

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from reasonir_rag._deps import require
+from reasonir_rag.errors import DataNotFoundError, GPQAPasswordError, InvalidInputError, StorageError
 from reasonir_rag.sample_data import cache_root
 
 logger = logging.getLogger(__name__)
@@ -47,10 +48,6 @@ _GPQA_COLUMNS = ("Question", "Correct Answer", "Incorrect Answer 1", "Incorrect 
 _MAX_LOGGED_PROBLEMS = 5
 
 
-class GPQAPasswordError(ValueError):
-    """The GPQA zip could not be decrypted with the given password."""
-
-
 @dataclass(frozen=True)
 class Question:
     """One multiple-choice question. Text fields stay out of ``repr`` so logs never show them (GPQA)."""
@@ -66,9 +63,9 @@ class Question:
         if not isinstance(self.choices, tuple):
             object.__setattr__(self, "choices", tuple(self.choices))
         if not 2 <= len(self.choices) <= len(LETTERS):
-            raise ValueError(f"question {self.id}: needs 2..{len(LETTERS)} choices, got {len(self.choices)}")
+            raise InvalidInputError(f"question {self.id}: needs 2..{len(LETTERS)} choices, got {len(self.choices)}")
         if not 0 <= self.answer_index < len(self.choices):
-            raise ValueError(f"question {self.id}: answer_index {self.answer_index} is outside "
+            raise InvalidInputError(f"question {self.id}: answer_index {self.answer_index} is outside "
                              f"0..{len(self.choices) - 1}")
 
     @property
@@ -139,11 +136,11 @@ def select_questions(
         known = {_norm_subject(q.subject) for q in pool}
         unknown = sorted(wanted - known)
         if unknown:
-            raise ValueError(f"unknown subject(s) {unknown}; available: {sorted(known)}")
+            raise InvalidInputError(f"unknown subject(s) {unknown}; available: {sorted(known)}")
         pool = [q for q in pool if _norm_subject(q.subject) in wanted]
     for name, value in (("sample", sample), ("per_subject", per_subject)):
         if value is not None and (not isinstance(value, int) or value < 1):
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            raise InvalidInputError(f"{name} must be a positive integer, got {value!r}")
     if per_subject is not None:
         by_subject: dict[str, list[int]] = {}
         for i, q in enumerate(pool):
@@ -167,7 +164,7 @@ def _finish(dataset: Dataset, subjects, sample, per_subject, seed) -> Dataset:
         logger.warning("%s: skipped %d malformed record(s): %s%s", dataset.name, len(dataset.problems), shown,
                        f" (and {more} more)" if more > 0 else "")
     if not dataset.questions:
-        raise ValueError(f"{dataset.name}: no usable question in {dataset.source}"
+        raise InvalidInputError(f"{dataset.name}: no usable question in {dataset.source}"
                          + (f"; problems: {'; '.join(dataset.problems[:_MAX_LOGGED_PROBLEMS])}"
                             if dataset.problems else ""))
     dataset.questions = select_questions(dataset.questions, subjects=subjects, sample=sample,
@@ -212,11 +209,11 @@ def _mmlu_files(folder: Path, split: str) -> dict[str, Path]:
 
 def _mmlu_split_dir(root: Path, split: str) -> tuple[Path, dict[str, Path]]:
     if not root.is_dir():
-        raise FileNotFoundError(f"MMLU folder {root} does not exist")
+        raise DataNotFoundError(f"MMLU folder {root} does not exist")
     for candidate in (root / split, root / "data" / split, root):
         if candidate.is_dir() and (files := _mmlu_files(candidate, split)):
             return candidate, files
-    raise FileNotFoundError(f"no '<subject>_{split}.csv' files under {root} (looked in {root / split}, "
+    raise DataNotFoundError(f"no '<subject>_{split}.csv' files under {root} (looked in {root / split}, "
                             f"{root / 'data' / split} and {root}, for .csv and .csv.gz)")
 
 
@@ -277,7 +274,7 @@ def _header_layout(row: list[str], where: str) -> dict[str, Any] | None:
     choices = [i for i, n in enumerate(names) if n.startswith("choice")] or [
         names.index(letter) for letter in "abcd" if letter in names]
     if missing or len(choices) < 2:
-        raise ValueError(f"{where}: header {row} lacks column(s) "
+        raise InvalidInputError(f"{where}: header {row} lacks column(s) "
                          f"{missing or ['choice0..choice3']}; expected question,choice0..3,answer")
     return {"question": names.index("question"), "choices": choices, "answer": names.index("answer"),
             "width": len(names)}
@@ -386,10 +383,10 @@ def load_gpqa(
     same order in every subset and selection. ``subjects`` are the high-level domains (Physics, ...).
     """
     if subset not in GPQA_SUBSETS:
-        raise ValueError(f"unknown GPQA subset {subset!r}; choose one of {sorted(GPQA_SUBSETS)}")
+        raise InvalidInputError(f"unknown GPQA subset {subset!r}; choose one of {sorted(GPQA_SUBSETS)}")
     path = Path(zip_path)
     if not path.is_file():
-        raise FileNotFoundError(f"GPQA zip {path} does not exist")
+        raise DataNotFoundError(f"GPQA zip {path} does not exist")
     pwd = (password or os.environ.get("GPQA_PASSWORD") or GPQA_PUBLIC_PASSWORD).encode()
     data, member = _read_zip_member(path, GPQA_SUBSETS[subset], pwd)
     where = f"{path.name}:{member}"
@@ -418,9 +415,9 @@ def fetch_gpqa(url: str = GPQA_RELEASE_URL, *, cache_dir: str | os.PathLike[str]
         with urllib.request.urlopen(url, timeout=timeout) as response:
             data = response.read()
     except (OSError, ValueError) as exc:
-        raise OSError(f"could not download the GPQA zip from {url}: {exc}") from None
+        raise StorageError(f"could not download the GPQA zip from {url}: {exc}") from None
     if sha256 is not None and (got := _sha256(data)) != sha256:
-        raise ValueError(f"the file at {url} is not the official GPQA zip (sha256 {got}, expected {sha256})")
+        raise InvalidInputError(f"the file at {url} is not the official GPQA zip (sha256 {got}, expected {sha256})")
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".dataset.", suffix=".zip.tmp")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -450,7 +447,7 @@ def _read_zip_member_cached(resolved: str, _mtime: int, _size: int, basename: st
         with zipfile.ZipFile(path) as zf:
             names = [n for n in zf.namelist() if n.rsplit("/", 1)[-1] == basename]
             if not names:
-                raise ValueError(f"{path}: no member named {basename!r} (is this the official GPQA zip?)")
+                raise InvalidInputError(f"{path}: no member named {basename!r} (is this the official GPQA zip?)")
             try:
                 return zf.read(names[0], pwd=pwd), names[0]
             except (RuntimeError, zlib.error, zipfile.BadZipFile) as exc:
@@ -460,7 +457,7 @@ def _read_zip_member_cached(resolved: str, _mtime: int, _size: int, basename: st
                     f"{path}: cannot decrypt {names[0]!r} ({type(exc).__name__}): wrong password? "
                     "Pass password= or set GPQA_PASSWORD (the GPQA README publishes it)") from None
     except zipfile.BadZipFile as exc:
-        raise ValueError(f"{path}: not a readable zip file ({exc})") from None
+        raise InvalidInputError(f"{path}: not a readable zip file ({exc})") from None
 
 
 def parse_gpqa_csv(text: str, *, subset: str, seed: int, where: str) -> tuple[list[Question], list[str]]:
@@ -468,7 +465,7 @@ def parse_gpqa_csv(text: str, *, subset: str, seed: int, where: str) -> tuple[li
     reader = csv.DictReader(io.StringIO(text))
     missing = [c for c in _GPQA_COLUMNS if c not in (reader.fieldnames or [])]
     if missing:
-        raise ValueError(f"{where}: missing column(s) {missing}; expected the official GPQA CSV columns")
+        raise InvalidInputError(f"{where}: missing column(s) {missing}; expected the official GPQA CSV columns")
     questions: list[Question] = []
     problems: list[str] = []
     seen: set[str] = set()

@@ -17,6 +17,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from reasonir_rag.errors import InvalidInputError
 from reasonir_rag.eval.datasets import LETTERS
 
 _THINK_END = "</think>"
@@ -143,9 +144,9 @@ def extract_choice(
     unextractable answer becomes a guess seeded by (seed, ``key``) with method ``"random"``.
     """
     if style not in STYLES:
-        raise ValueError(f"unknown extraction style {style!r}; choose one of {sorted(STYLES)}")
+        raise InvalidInputError(f"unknown extraction style {style!r}; choose one of {sorted(STYLES)}")
     if not 2 <= n_choices <= len(LETTERS):
-        raise ValueError(f"n_choices must be in 2..{len(LETTERS)}, got {n_choices}")
+        raise InvalidInputError(f"n_choices must be in 2..{len(LETTERS)}, got {n_choices}")
     letters = LETTERS[:n_choices]
     if isinstance(text, str) and text.strip():
         segments = [text.rsplit(_THINK_END, 1)[1], text] if _THINK_END in text else [text]

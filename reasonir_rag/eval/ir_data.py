@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from reasonir_rag._deps import require
-from reasonir_rag.loaders import utf8_lines
+from reasonir_rag.errors import DataNotFoundError, InvalidInputError
+from reasonir_rag.index.loaders import utf8_lines
 from reasonir_rag.types import Document
 
 logger = logging.getLogger(__name__)
@@ -111,7 +112,7 @@ def _first_existing(folder: Path, stem: str) -> Path:
     parquet = sorted(folder.glob(f"{stem}-*.parquet"))
     if len(parquet) == 1:
         return parquet[0]
-    raise FileNotFoundError(f"no {stem}.jsonl, {stem}.jsonl.gz or {stem}.parquet in {folder}")
+    raise DataNotFoundError(f"no {stem}.jsonl, {stem}.jsonl.gz or {stem}.parquet in {folder}")
 
 
 def _log_problems(name: str, problems: list[str]) -> None:
@@ -124,13 +125,13 @@ def load_beir(folder: str | os.PathLike[str], split: str = "test", *, name: str 
     """A BEIR collection; a document's text is ``title + " " + text`` (the MTEB convention)."""
     root = Path(folder)
     if not root.is_dir():
-        raise FileNotFoundError(f"BEIR folder {root} does not exist")
+        raise DataNotFoundError(f"BEIR folder {root} does not exist")
     corpus_path = _first_existing(root, "corpus")
     queries_path = _first_existing(root, "queries")
     qrels_path = root / "qrels" / f"{split}.tsv"
     if not qrels_path.is_file():
         available = sorted(p.stem for p in (root / "qrels").glob("*.tsv")) if (root / "qrels").is_dir() else []
-        raise FileNotFoundError(f"no qrels for split {split!r} at {qrels_path}; available: {available}")
+        raise DataNotFoundError(f"no qrels for split {split!r} at {qrels_path}; available: {available}")
     problems: list[str] = []
     qrels = _read_qrels(qrels_path, problems)
     corpus: dict[str, Document] = {}
@@ -146,7 +147,7 @@ def load_beir(folder: str | os.PathLike[str], split: str = "test", *, name: str 
             qrels.pop(qid)
     _log_problems(str(root), problems)
     if not corpus or not queries:
-        raise ValueError(f"{root}: no usable {'documents' if not corpus else 'queries'}; "
+        raise InvalidInputError(f"{root}: no usable {'documents' if not corpus else 'queries'}; "
                          f"problems: {problems[:5]}")
     return IRCollection(name=name or root.name, corpus=corpus, queries=queries, qrels=qrels,
                         fingerprint=_file_digest([corpus_path, queries_path, qrels_path]), problems=problems)
@@ -220,7 +221,7 @@ def load_bright(
         excluded[qid] = drop
     _log_problems(f"BRIGHT {task}", problems)
     if not corpus or not queries:
-        raise ValueError(f"BRIGHT {task}: no usable {'documents' if not corpus else 'examples'}; "
+        raise InvalidInputError(f"BRIGHT {task}: no usable {'documents' if not corpus else 'examples'}; "
                          f"problems: {problems[:5]}")
     return IRCollection(name=f"bright/{task}" + (":long" if long_documents else ""), corpus=corpus,
                         queries=queries, qrels=qrels, excluded=excluded,

@@ -20,6 +20,8 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from reasonir_rag.errors import InvalidInputError
+
 logger = logging.getLogger(__name__)
 
 Qrels = Mapping[str, Mapping[str, int]]
@@ -41,10 +43,10 @@ class RetrievalScores:
 def parse_metric(name: str) -> tuple[str, int | None]:
     m = _METRIC.fullmatch(name.strip().lower())
     if not m or (m.group(1) in ("ndcg", "recall", "precision") and m.group(2) is None):
-        raise ValueError(f"unknown metric {name!r}: use ndcg@k, recall@k, precision@k, mrr@k or mrr")
+        raise InvalidInputError(f"unknown metric {name!r}: use ndcg@k, recall@k, precision@k, mrr@k or mrr")
     k = int(m.group(2)) if m.group(2) else None
     if k is not None and k < 1:
-        raise ValueError(f"metric cut-off must be >= 1 in {name!r}")
+        raise InvalidInputError(f"metric cut-off must be >= 1 in {name!r}")
     return m.group(1), k
 
 

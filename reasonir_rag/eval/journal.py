@@ -23,6 +23,8 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from reasonir_rag.errors import InvalidInputError, StorageError, UsageError
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
     key TEXT PRIMARY KEY,
@@ -39,7 +41,7 @@ def _dumps(value: Any, what: str) -> str:
     try:
         return json.dumps(value, sort_keys=True, ensure_ascii=False, allow_nan=True)
     except (TypeError, ValueError) as exc:
-        raise TypeError(f"journal {what} must be JSON-serialisable: {exc}") from None
+        raise InvalidInputError(f"journal {what} must be JSON-serialisable: {exc}") from None
 
 
 def journal_key(kind: str, **parts: Any) -> str:
@@ -54,7 +56,7 @@ class Journal:
 
     def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "FULL", timeout: float = 60.0):
         if synchronous.upper() not in ("FULL", "NORMAL", "EXTRA"):
-            raise ValueError(f"synchronous must be FULL, EXTRA or NORMAL, got {synchronous!r}")
+            raise InvalidInputError(f"synchronous must be FULL, EXTRA or NORMAL, got {synchronous!r}")
         self.path = Path(path)
         self._lock = threading.RLock()
         self._inflight: dict[str, threading.Event] = {}
@@ -67,10 +69,10 @@ class Journal:
             self._conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
             self._conn.execute(_SCHEMA)
         except (OSError, sqlite3.Error) as exc:
-            raise OSError(f"the journal at {self.path} cannot be opened for writing: {exc} "
+            raise StorageError(f"the journal at {self.path} cannot be opened for writing: {exc} "
                           "(is the folder writable and the disk not full?)") from exc
         if str(mode).lower() != "wal":
-            raise RuntimeError(f"{self.path}: SQLite refused WAL mode (got {mode}); use a local filesystem")
+            raise UsageError(f"{self.path}: SQLite refused WAL mode (got {mode}); use a local filesystem")
 
     # ----------------------------------------------------------------------------------------- basics
     def get(self, key: str, default: Any = None) -> Any:
@@ -163,7 +165,7 @@ class Journal:
         try:
             yield
         except sqlite3.Error as exc:
-            raise OSError(f"could not write to the journal at {self.path}: {exc} (disk full or folder not "
+            raise StorageError(f"could not write to the journal at {self.path}: {exc} (disk full or folder not "
                           "writable? what is already recorded is intact; free space and rerun to resume)") from exc
 
     # ----------------------------------------------------------------------------------------- closing

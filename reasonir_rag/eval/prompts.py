@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from reasonir_rag.errors import InvalidInputError
 from reasonir_rag.eval.datasets import Question
 from reasonir_rag.llm.prompts import neutralise_control_tokens
 from reasonir_rag.types import ScoredDocument
@@ -122,15 +123,15 @@ def _passage_texts(
     if passages is None:
         return []
     if isinstance(passages, (str, bytes)):
-        raise TypeError("passages must be a list of strings or ScoredDocuments, not a single string")
+        raise InvalidInputError("passages must be a list of strings or ScoredDocuments, not a single string")
     out = []
     for i, p in enumerate(passages):
         text = p.text if isinstance(p, ScoredDocument) else p
         if not isinstance(text, str):
-            raise TypeError(f"passage #{i} is a {type(p).__name__}; expected str or ScoredDocument")
+            raise InvalidInputError(f"passage #{i} is a {type(p).__name__}; expected str or ScoredDocument")
         if max_passage_tokens is not None:
             if truncate is None:
-                raise ValueError("max_passage_tokens needs truncate= (e.g. the reader's llm.truncate)")
+                raise InvalidInputError("max_passage_tokens needs truncate= (e.g. the reader's llm.truncate)")
             text = truncate(text, max_passage_tokens)
         text = clean_passage(text)
         if text:
@@ -174,7 +175,7 @@ def gpqa_messages(
 ) -> Messages:
     """ReasonIR's GPQA chat (``variant``: Search-o1's per-model wording, "default" for Qwen2.5)."""
     if variant not in GPQA_TASK:
-        raise ValueError(f"unknown GPQA prompt variant {variant!r}; choose one of {sorted(GPQA_TASK)}")
+        raise InvalidInputError(f"unknown GPQA prompt variant {variant!r}; choose one of {sorted(GPQA_TASK)}")
     texts = _passage_texts(passages, top_k, max_passage_tokens, truncate)
     block = gpqa_question_block(question)
     task = GPQA_TASK[variant].format(question=block)
@@ -196,7 +197,7 @@ def build_messages(dataset: str, question: Question, passages: Sequence[Passage]
 def spec_for(dataset: str) -> PromptSpec:
     key = "gpqa" if dataset.startswith("gpqa") else dataset
     if key not in SPECS:
-        raise ValueError(f"no reader prompt for dataset {dataset!r}; known: mmlu, gpqa")
+        raise InvalidInputError(f"no reader prompt for dataset {dataset!r}; known: mmlu, gpqa")
     return SPECS[key]
 
 

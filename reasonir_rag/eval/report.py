@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from reasonir_rag._deps import require
+from reasonir_rag.errors import InvalidInputError
 from reasonir_rag.eval.datasets import Dataset, Question
 from reasonir_rag.eval.extract import Extraction
 from reasonir_rag.eval.prompts import PromptSpec
@@ -137,11 +138,11 @@ def build_report(
     """The full report as a JSON-ready dict (see the module docstring)."""
     names = [c.name for c in conditions]
     if len(set(names)) != len(names):
-        raise ValueError(f"condition names must be unique, got {names}")
+        raise InvalidInputError(f"condition names must be unique, got {names}")
     for c in conditions:
         ids = [o.question_id for o in c.outcomes]
         if len(set(ids)) != len(ids):
-            raise ValueError(f"condition {c.name!r} has duplicate question ids")
+            raise InvalidInputError(f"condition {c.name!r} has duplicate question ids")
     base = next((c for c in conditions if c.name == baseline), None)
     if base is None:
         logger.warning("no %r condition: gains and McNemar tests are left out", baseline)

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from reasonir_rag.errors import InvalidInputError
 from reasonir_rag.eval.ir_data import IRCollection
 from reasonir_rag.eval.ir_metrics import DEFAULT_METRICS, RetrievalScores, evaluate_run, exclude_from_run
 from reasonir_rag.types import ScoredDocument
@@ -56,7 +57,7 @@ def top_k_cosine(query_vectors: np.ndarray, doc_vectors: np.ndarray, k: int,
                  chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-k by inner product (cosine for L2-normalised rows): (indices, scores), best first."""
     if query_vectors.ndim != 2 or doc_vectors.ndim != 2 or query_vectors.shape[1] != doc_vectors.shape[1]:
-        raise ValueError(f"embedding shapes do not match: queries {query_vectors.shape}, "
+        raise InvalidInputError(f"embedding shapes do not match: queries {query_vectors.shape}, "
                          f"documents {doc_vectors.shape}")
     k = min(k, doc_vectors.shape[0])
     all_idx = np.empty((query_vectors.shape[0], k), dtype=np.int64)
@@ -86,7 +87,7 @@ def dense_run(
         doc_embeddings = encoder.encode_documents([collection.corpus[d].text for d in doc_ids])
         timing["encode_documents"] = time.perf_counter() - t0
     elif doc_embeddings.shape[0] != len(doc_ids):
-        raise ValueError(f"doc_embeddings has {doc_embeddings.shape[0]} rows for {len(doc_ids)} documents")
+        raise InvalidInputError(f"doc_embeddings has {doc_embeddings.shape[0]} rows for {len(doc_ids)} documents")
     qids = list(collection.queries)
     t0 = time.perf_counter()
     if collection.task is not None and instruction is None:
@@ -163,7 +164,7 @@ def evaluate_retrieval(
                         seconds=seconds)
         kind = "index"
     else:
-        raise TypeError(f"retriever must be an encoder (encode_queries) or an index (search), "
+        raise InvalidInputError(f"retriever must be an encoder (encode_queries) or an index (search), "
                         f"got {type(retriever).__name__}")
     run = finish_run(run, collection, top_k)
     scores = evaluate_run(collection.qrels, run, metrics)

@@ -16,12 +16,13 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from reasonir_rag._deps import require
+from reasonir_rag.errors import InvalidInputError, LLMError
 from reasonir_rag.eval.datasets import Dataset, Question
 from reasonir_rag.eval.extract import extract_choice
 from reasonir_rag.eval.journal import Journal
 from reasonir_rag.eval.prompts import build_messages, prompt_hash, spec_for
 from reasonir_rag.eval.report import ConditionResult, QuestionOutcome, build_report, run_record
-from reasonir_rag.llm.base import LLMError
+from reasonir_rag.protocols import LLM, Reranker, Rewriter, SearchIndex
 from reasonir_rag.types import ScoredDocument
 
 logger = logging.getLogger(__name__)
@@ -56,9 +57,9 @@ class EvalSettings:
     def __post_init__(self) -> None:
         unknown = [c for c in self.conditions if c not in ALL_CONDITIONS]
         if unknown or not self.conditions:
-            raise ValueError(f"unknown conditions {unknown}; choose from {list(ALL_CONDITIONS)}")
+            raise InvalidInputError(f"unknown conditions {unknown}; choose from {list(ALL_CONDITIONS)}")
         if self.candidates < 1 or self.concurrency < 1 or (self.top_k is not None and self.top_k < 1):
-            raise ValueError("candidates, concurrency and top_k must be >= 1")
+            raise InvalidInputError("candidates, concurrency and top_k must be >= 1")
 
 
 @dataclass
@@ -86,8 +87,9 @@ def _messages_tokens(llm: Any, prompt: Any) -> int:
 class RAGEvaluator:
     """Runs the conditions of a reader comparison and builds the report (see the module docstring)."""
 
-    def __init__(self, *, reader: Any, journal: Journal, retriever: Any = None, rewriter: Any = None,
-                 reranker: Any = None, settings: EvalSettings | None = None):
+    def __init__(self, *, reader: LLM, journal: Journal, retriever: SearchIndex | None = None,
+                 rewriter: Rewriter | None = None, reranker: Reranker | None = None,
+                 settings: EvalSettings | None = None):
         self.reader, self.journal = reader, journal
         self.retriever, self.rewriter, self.reranker = retriever, rewriter, reranker
         self.settings = settings or EvalSettings()
@@ -97,7 +99,7 @@ class RAGEvaluator:
                  "reranker": any(CONDITIONS.get(c, (False, False))[1] for c in wanted)}
         missing = [name for name, needed in needs.items() if needed and getattr(self, name) is None]
         if missing:
-            raise ValueError(f"conditions {list(wanted)} need a {' and a '.join(missing)}")
+            raise InvalidInputError(f"conditions {list(wanted)} need a {' and a '.join(missing)}")
 
     # ------------------------------------------------------------------ public
     def run(self, dataset: Dataset, name: str = "mmlu") -> list[ConditionResult]:
@@ -105,7 +107,7 @@ class RAGEvaluator:
         spec = spec_for(name)
         questions = list(dataset)
         if not questions:
-            raise ValueError("the dataset selection holds no question")
+            raise InvalidInputError("the dataset selection holds no question")
         top_k = self.settings.top_k or spec.top_k
         results = []
         for condition in self.settings.conditions:

@@ -12,15 +12,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from reasonir_rag.errors import InvalidInputError
+
 Outcomes = Sequence[bool] | Sequence[int] | np.ndarray
 
 
 def _as_bool(values: Outcomes, name: str = "outcomes") -> np.ndarray:
     arr = np.asarray(values)
     if arr.ndim != 1:
-        raise ValueError(f"{name} must be a 1-d sequence of 0/1 values, got shape {arr.shape}")
+        raise InvalidInputError(f"{name} must be a 1-d sequence of 0/1 values, got shape {arr.shape}")
     if arr.size and not np.isin(arr, (0, 1)).all():
-        raise ValueError(f"{name} must hold only 0/1 (or booleans)")
+        raise InvalidInputError(f"{name} must hold only 0/1 (or booleans)")
     return arr.astype(bool)
 
 
@@ -56,9 +58,9 @@ def bootstrap_ci_of_mean(
 ) -> tuple[float, float]:
     """Percentile bootstrap interval of the mean of ``values`` (chunked: bounded memory)."""
     if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+        raise InvalidInputError(f"confidence must be in (0, 1), got {confidence}")
     if n_resamples < 1:
-        raise ValueError(f"n_resamples must be >= 1, got {n_resamples}")
+        raise InvalidInputError(f"n_resamples must be >= 1, got {n_resamples}")
     rng = np.random.default_rng(seed)
     n = values.size
     means = np.empty(n_resamples)
@@ -87,7 +89,7 @@ class McNemarResult:
 def _paired(a: Outcomes, b: Outcomes) -> tuple[np.ndarray, np.ndarray]:
     x, y = _as_bool(a, "a"), _as_bool(b, "b")
     if x.shape != y.shape:
-        raise ValueError(f"paired outcomes need equal lengths, got {x.size} and {y.size}")
+        raise InvalidInputError(f"paired outcomes need equal lengths, got {x.size} and {y.size}")
     return x, y
 
 

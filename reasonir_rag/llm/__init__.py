@@ -8,9 +8,11 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from reasonir_rag.llm.base import LLM, LLMError, Message, Prompt
+from reasonir_rag.errors import InvalidInputError, LLMError
 from reasonir_rag.llm.openai_backend import OpenAICompatibleLLM
 from reasonir_rag.llm.transformers_backend import TransformersLLM
+from reasonir_rag.protocols import LLM
+from reasonir_rag.types import Message, Prompt
 
 __all__ = ["LLM", "LLMError", "Message", "OpenAICompatibleLLM", "Prompt", "TransformersLLM", "load_llm"]
 
@@ -22,12 +24,12 @@ def load_llm(spec: str, *, base_url: str | None = None, api_key: str | None = No
     A bare name goes to the server when ``base_url`` (or ``OPENAI_BASE_URL``) is set, else to transformers.
     """
     if not spec or not isinstance(spec, str):
-        raise ValueError("an LLM spec is needed, e.g. 'openai:Qwen/Qwen2.5-7B-Instruct' or 'hf:PATH_OR_HUB_ID'")
+        raise InvalidInputError("an LLM spec is needed, e.g. 'openai:Qwen/Qwen2.5-7B-Instruct' or 'hf:PATH_OR_HUB_ID'")
     kind, sep, name = spec.partition(":")
     if not sep or kind not in ("openai", "hf", "transformers"):
         kind, name = ("openai" if (base_url or os.environ.get("OPENAI_BASE_URL")) else "hf"), spec
     if not name:
-        raise ValueError(f"LLM spec {spec!r} names no model")
+        raise InvalidInputError(f"LLM spec {spec!r} names no model")
     if kind == "openai":
         return OpenAICompatibleLLM(name, base_url=base_url, api_key=api_key, tokenizer=tokenizer)
     return TransformersLLM(name, device=device, dtype=dtype)

@@ -7,7 +7,7 @@ only handed to the ``openai`` client: it is never logged, never in a repr and ne
 Scoring the next token: a rendered string goes to ``/v1/completions`` (``max_tokens=1``, ``logprobs=k``); a
 message list ending in an assistant prefix goes to ``/v1/chat/completions`` with vLLM's
 ``continue_final_message``. Only the server's top-k log-probs come back, so a candidate outside them is missing
-from the result; callers renormalise over what is present (see :mod:`reasonir_rag.reranker`).
+from the result; callers renormalise over what is present (see :mod:`reasonir_rag.pipeline.reranker`).
 """
 
 from __future__ import annotations
@@ -21,14 +21,14 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from reasonir_rag._deps import require
+from reasonir_rag.errors import InvalidInputError, LLMError, UnsupportedError
 from reasonir_rag.llm.base import (
-    LLMError,
-    Prompt,
     estimate_tokens,
     is_continuation,
     logsumexp,
     validate_prompts,
 )
+from reasonir_rag.types import Prompt
 
 logger = logging.getLogger(__name__)
 
@@ -61,9 +61,9 @@ class OpenAICompatibleLLM:
     ):
         openai = require("openai")
         if not model:
-            raise ValueError("model must name the served model (e.g. the --served-model-name of a vLLM server)")
+            raise InvalidInputError("model must name the served model (e.g. the --served-model-name of a vLLM server)")
         if max_concurrency < 1 or max_retries < 0:
-            raise ValueError("max_concurrency must be >= 1 and max_retries >= 0")
+            raise InvalidInputError("max_concurrency must be >= 1 and max_retries >= 0")
         self.model_name = model
         self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
         key = api_key or os.environ.get("OPENAI_API_KEY")
@@ -91,7 +91,7 @@ class OpenAICompatibleLLM:
     def render_chat(self, messages, *, add_generation_prompt: bool = True,
                     continue_final_message: bool = False) -> str:
         if self.tokenizer is None or not getattr(self.tokenizer, "chat_template", None):
-            raise NotImplementedError(f"{self!r} has no local tokenizer with a chat template; pass tokenizer=...")
+            raise UnsupportedError(f"{self!r} has no local tokenizer with a chat template; pass tokenizer=...")
         return self.tokenizer.apply_chat_template(
             list(messages), tokenize=False, add_generation_prompt=add_generation_prompt and not continue_final_message,
             continue_final_message=continue_final_message)
@@ -149,7 +149,7 @@ class OpenAICompatibleLLM:
         """Top-k log-probs of the next token, folded onto ``candidates`` (matching ignores surrounding spaces)."""
         items = validate_prompts(prompts, "next_token_logprobs")
         if shared_prefix and any(not isinstance(p, str) for p in items):
-            raise ValueError("shared_prefix works with string prompts only")
+            raise InvalidInputError("shared_prefix works with string prompts only")
         wanted = {c.strip() or c: c for c in candidates}
         params = dict(model=self.model_name, max_tokens=1, temperature=0.0)
 

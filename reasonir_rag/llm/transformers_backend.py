@@ -13,10 +13,12 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from reasonir_rag import _models
 from reasonir_rag._deps import require
-from reasonir_rag.batching import token_budget_batches
-from reasonir_rag.llm.base import Prompt, is_continuation, validate_prompts
+from reasonir_rag.encoding import backbones
+from reasonir_rag.encoding.batching import token_budget_batches
+from reasonir_rag.errors import InvalidInputError, UnsupportedError
+from reasonir_rag.llm.base import is_continuation, validate_prompts
+from reasonir_rag.types import Prompt
 
 logger = logging.getLogger(__name__)
 
@@ -40,8 +42,8 @@ class TransformersLLM:
         torch = require("torch")
         transformers = require("transformers")
         self.model_name = str(name_or_path)
-        self.device = _models.pick_device(device)
-        self.dtype = _models.pick_dtype(dtype, self.device)
+        self.device = backbones.pick_device(device)
+        self.dtype = backbones.pick_dtype(dtype, self.device)
         self.tokenizer = transformers.AutoTokenizer.from_pretrained(
             self.model_name, revision=revision, trust_remote_code=trust_remote_code)
         self.model = transformers.AutoModelForCausalLM.from_pretrained(
@@ -70,7 +72,7 @@ class TransformersLLM:
     def render_chat(self, messages, *, add_generation_prompt: bool = True,
                     continue_final_message: bool = False) -> str:
         if not getattr(self.tokenizer, "chat_template", None):
-            raise NotImplementedError(f"{self.model_name} has no chat template; pass rendered string prompts")
+            raise UnsupportedError(f"{self.model_name} has no chat template; pass rendered string prompts")
         return self.tokenizer.apply_chat_template(
             list(messages), tokenize=False, add_generation_prompt=add_generation_prompt and not continue_final_message,
             continue_final_message=continue_final_message)
@@ -139,7 +141,8 @@ class TransformersLLM:
         for c in candidates:
             toks = self.tokenize(c)
             if len(toks) != 1:
-                raise ValueError(f"candidate {c!r} is {len(toks)} tokens for {self.model_name}; it must be one token")
+                raise InvalidInputError(
+                    f"candidate {c!r} is {len(toks)} tokens for {self.model_name}; it must be one token")
             ids.append(toks[0])
         return ids
 
@@ -151,7 +154,7 @@ class TransformersLLM:
         items = validate_prompts(prompts, "next_token_logprobs")
         cand_ids = self.candidate_ids(candidates)
         if shared_prefix and any(not isinstance(p, str) for p in items):
-            raise ValueError("shared_prefix works with string prompts only")
+            raise InvalidInputError("shared_prefix works with string prompts only")
         if shared_prefix:
             prefix = self._encode(shared_prefix)
             rows = [self.tokenize(p) for p in items]  # type: ignore[arg-type]

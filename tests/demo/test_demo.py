@@ -16,8 +16,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from reasonir_rag.cli import main
-from reasonir_rag.demo import PAPER_ENCODER, PAPER_LLM, collection_name, resolve_config
+from reasonir_rag.cli.main import main
+from reasonir_rag.demo.config import PAPER_ENCODER, PAPER_LLM, collection_name, resolve_config
 
 N_PASSAGES = 240
 
@@ -115,8 +115,8 @@ def test_summary_json_tells_what_each_run_did(demo):
 
 def test_passages_limit_spreads_over_the_books(tmp_path):
     """``--passages N`` (and ``--smoke``) takes the first passages of each book, at most N."""
-    from reasonir_rag.demo import _passages
-    from reasonir_rag.loaders import LoadReport
+    from reasonir_rag.demo.run import _passages
+    from reasonir_rag.index.loaders import LoadReport
 
     for book, n in (("a", 4), ("b", 1), ("c", 6)):
         rows = [json.dumps({"id": f"{book}{i}", "text": f"passage {i} of {book}"}) for i in range(n)]

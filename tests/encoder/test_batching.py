@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from reasonir_rag import _models
-from reasonir_rag.batching import token_budget_batches
-from reasonir_rag.encoder import ReasonIREncoder
+from reasonir_rag.encoding import backbones
+from reasonir_rag.encoding.batching import token_budget_batches
+from reasonir_rag.encoding.encoder import ReasonIREncoder
 
 WORDS = "energy enzyme momentum photon cell buffer acid base torque orbit gene protein charge field".split()
 
@@ -48,13 +48,13 @@ def test_input_order_survives_random_length_batching(tiny_encoder):
 
 def test_duplicates_are_encoded_once_and_returned_everywhere(tiny_encoder, monkeypatch):
     seen: list[int] = []
-    real = _models.embed_batch
+    real = backbones.embed_batch
 
     def counting(backbone, rows, ranges):
         seen.append(len(rows))
         return real(backbone, rows, ranges)
 
-    monkeypatch.setattr(_models, "embed_batch", counting)
+    monkeypatch.setattr(backbones, "embed_batch", counting)
     out = tiny_encoder.encode_documents(["alpha beta", "gamma", "alpha beta"])
     assert sum(seen) == 2
     np.testing.assert_array_equal(out[0], out[2])
@@ -65,7 +65,7 @@ def test_out_of_memory_backoff_loses_nothing(tiny_encoder, monkeypatch):
     batches fit, and every input still gets its exact embedding, in order."""
     texts = _random_texts(30, seed=3)
     expected = tiny_encoder.encode_documents(texts)
-    real = _models.embed_batch
+    real = backbones.embed_batch
     failures = []
 
     def oom_over_400_tokens(backbone, rows, ranges):
@@ -74,7 +74,7 @@ def test_out_of_memory_backoff_loses_nothing(tiny_encoder, monkeypatch):
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (simulated)")
         return real(backbone, rows, ranges)
 
-    monkeypatch.setattr(_models, "embed_batch", oom_over_400_tokens)
+    monkeypatch.setattr(backbones, "embed_batch", oom_over_400_tokens)
     encoder = _encoder_like(tiny_encoder, max_tokens_per_batch=4096, batch_size=64)
     out = encoder.encode_documents(texts)
     assert failures, "the simulated OOM never triggered"
@@ -86,7 +86,7 @@ def test_out_of_memory_on_a_single_input_is_a_clear_error(tiny_encoder, monkeypa
     def always_oom(backbone, rows, ranges):
         raise RuntimeError("CUDA error: out of memory (simulated)")
 
-    monkeypatch.setattr(_models, "embed_batch", always_oom)
+    monkeypatch.setattr(backbones, "embed_batch", always_oom)
     with pytest.raises(MemoryError, match="lower max_length"):
         _encoder_like(tiny_encoder).encode_documents(["a short text"])
 
@@ -95,7 +95,7 @@ def test_other_errors_are_not_mistaken_for_oom(tiny_encoder, monkeypatch):
     def broken(backbone, rows, ranges):
         raise RuntimeError("shape mismatch")
 
-    monkeypatch.setattr(_models, "embed_batch", broken)
+    monkeypatch.setattr(backbones, "embed_batch", broken)
     with pytest.raises(RuntimeError, match="shape mismatch"):
         _encoder_like(tiny_encoder).encode_documents(["a", "b"])
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from reasonir_rag.instructions import DOCUMENT_PREFIX, bright_instruction, query_prefix
+from reasonir_rag.encoding.instructions import DOCUMENT_PREFIX, bright_instruction, query_prefix
 from tests.encoder.reference import ReferenceLlama, gritlm_embedding
 
 TEXTS = [

@@ -7,8 +7,8 @@ import logging
 import numpy as np
 import pytest
 
-from reasonir_rag.encoder import InvalidInputError
-from reasonir_rag.instructions import BRIGHT_TASKS, bright_instruction, resolve_task
+from reasonir_rag.encoding.instructions import BRIGHT_TASKS, bright_instruction, resolve_task
+from reasonir_rag.errors import InvalidInputError
 
 
 def test_empty_list_gives_an_empty_matrix(tiny_encoder):
@@ -44,7 +44,7 @@ def test_a_single_string_is_one_input(tiny_encoder):
 
 def test_huge_document_is_truncated_and_logged(tiny_encoder, caplog):
     huge = "word " * 200_000  # 1M characters
-    with caplog.at_level(logging.WARNING, logger="reasonir_rag.encoder"):
+    with caplog.at_level(logging.WARNING, logger="reasonir_rag.encoding.encoder"):
         out = tiny_encoder.encode_documents(["short one", huge])
     assert out.shape == (2, tiny_encoder.dim)
     assert np.isfinite(out).all()
@@ -57,7 +57,7 @@ def test_huge_document_is_truncated_and_logged(tiny_encoder, caplog):
 
 
 def test_lone_surrogates_are_replaced_and_logged(tiny_encoder, caplog):
-    with caplog.at_level(logging.WARNING, logger="reasonir_rag.encoder"):
+    with caplog.at_level(logging.WARNING, logger="reasonir_rag.encoding.encoder"):
         out = tiny_encoder.encode_documents(["broken \ud800 text", "fine"])
     assert out.shape == (2, tiny_encoder.dim)
     assert any("lone surrogates" in r.getMessage() for r in caplog.records)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from safetensors.torch import load_file, save_file
 
-from reasonir_rag.encoder import ReasonIREncoder
+from reasonir_rag.encoding.encoder import ReasonIREncoder
 from reasonir_rag.offline import build_tiny_reasonir
 
 TEXTS = ["Photosynthesis turns light into chemical energy.", "A buffer resists changes in pH."]
@@ -109,7 +109,7 @@ def test_unknown_preset():
 def test_minilm_matches_sentence_transformers(minilm_encoder):
     from sentence_transformers import SentenceTransformer
 
-    from reasonir_rag._models import minilm_folder
+    from reasonir_rag.encoding.backbones import minilm_folder
 
     reference = SentenceTransformer(str(minilm_folder()), device="cpu")
     texts = [*TEXTS, "Short.", "A much longer passage about thermodynamics and entropy. " * 60]
@@ -124,14 +124,14 @@ def test_minilm_matches_sentence_transformers(minilm_encoder):
 
 
 def test_cache_makes_re_encoding_free(tmp_path, tiny_encoder, monkeypatch):
-    from reasonir_rag import _models
-    from reasonir_rag.cache import EmbeddingCache
+    from reasonir_rag.encoding import backbones
+    from reasonir_rag.encoding.cache import EmbeddingCache
 
     cached = ReasonIREncoder(tiny_encoder._backbones, tiny_encoder.config, cache=EmbeddingCache(tmp_path / "c"))
     first = cached.encode_documents(TEXTS)
     calls = []
-    real = _models.embed_batch
-    monkeypatch.setattr(_models, "embed_batch", lambda *a: calls.append(1) or real(*a))
+    real = backbones.embed_batch
+    monkeypatch.setattr(backbones, "embed_batch", lambda *a: calls.append(1) or real(*a))
     again = cached.encode_documents(TEXTS)
     assert calls == [] and len(cached.cache) == 2
     np.testing.assert_array_equal(first, again)
@@ -140,7 +140,7 @@ def test_cache_makes_re_encoding_free(tmp_path, tiny_encoder, monkeypatch):
 
 
 def test_unwritable_cache_folder_is_a_clear_error(tmp_path):
-    from reasonir_rag.cache import EmbeddingCache
+    from reasonir_rag.encoding.cache import EmbeddingCache
 
     blocker = tmp_path / "file-not-folder"
     blocker.write_text("x")
@@ -157,7 +157,7 @@ def test_import_is_light():
 
 
 def test_shared_encoder_loads_once_per_argument_set(tiny_reasonir_dir):
-    from reasonir_rag.encoder import shared_encoder
+    from reasonir_rag.encoding.encoder import shared_encoder
 
     a = shared_encoder(str(tiny_reasonir_dir), device="cpu")
     assert shared_encoder(str(tiny_reasonir_dir), device="cpu") is a

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from reasonir_rag import packed
-from reasonir_rag.encoder import ReasonIREncoder
+from reasonir_rag.encoding import packed
+from reasonir_rag.encoding.encoder import ReasonIREncoder
 
 WORDS = "energy enzyme momentum photon cell buffer acid base torque orbit gene protein charge field".split()
 MIXED = [
@@ -145,7 +145,7 @@ def test_attention_choice_errors_and_fallbacks(packed_encoder, caplog):
 
     causal = transformers.LlamaModel(transformers.LlamaConfig(
         hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, vocab_size=32))
-    with caplog.at_level("WARNING", logger="reasonir_rag.packed"):
+    with caplog.at_level("WARNING", logger="reasonir_rag.encoding.packed"):
         mode, why = packed.resolve_attention("packed", causal, "cpu", torch.float32)
     assert mode == "padded" and "causal" in why and "falls back to padded" in caplog.text
     # a CUDA device without any usable varlen kernel: logged fallback to padded (simulated: no GPU here)

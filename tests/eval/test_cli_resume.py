@@ -28,7 +28,7 @@ def _reader_entries(journal) -> dict[str, float]:
 
 @pytest.fixture(scope="module")
 def small_collection(tmp_path_factory, minilm_encoder, repo_data):
-    from reasonir_rag.store import ChromaStore
+    from reasonir_rag.index.store import ChromaStore
     from reasonir_rag.types import Document
 
     path = tmp_path_factory.mktemp("chroma")
@@ -42,7 +42,7 @@ def small_collection(tmp_path_factory, minilm_encoder, repo_data):
 def test_killed_eval_resumes_without_repeating_or_losing_calls(tmp_path, small_collection, smollm2_dir,
                                                               repo_data):
     out, journal = tmp_path / "out", tmp_path / "out" / "journal.sqlite"
-    cmd = [sys.executable, "-m", "reasonir_rag.cli", "eval", "mmlu", "--collection", "micro",
+    cmd = [sys.executable, "-m", "reasonir_rag", "eval", "mmlu", "--collection", "micro",
            "--path", str(small_collection), "--encoder", "minilm", "--device", "cpu",
            "--data", str(repo_data / "mmlu"), "--subjects", "college_biology", "--sample", "4",
            "--reader", f"hf:{smollm2_dir}", "--conditions", "closed-book,rag", "--max-tokens", "24",
@@ -69,3 +69,18 @@ def test_killed_eval_resumes_without_repeating_or_losing_calls(tmp_path, small_c
     report = json.loads((out / "report.json").read_text())
     assert [(c["name"], c["n"]) for c in report["conditions"]] == [("closed-book", 4), ("rag", 4)]
     assert "| closed-book |" in second.stdout or "closed-book" in second.stdout
+
+
+def test_an_unreachable_reader_is_one_line_and_exit_2(tmp_path, small_collection, repo_data, capsys):
+    """An ``LLMError`` (a ReasonIRError) from ``eval`` is printed as one line with exit code 2, no traceback."""
+    from reasonir_rag.cli.main import main
+    from tests.servers import free_port
+
+    code = main(["eval", "mmlu", "--collection", "micro", "--path", str(small_collection), "--encoder", "minilm",
+                 "--device", "cpu", "--data", str(repo_data / "mmlu"), "--subjects", "college_biology",
+                 "--sample", "1", "--reader", "openai:nobody", "--base-url", f"http://127.0.0.1:{free_port()}/v1",
+                 "--conditions", "closed-book", "--out", str(tmp_path / "out"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    lines = [line for line in err.splitlines() if line.startswith("reasonir-rag eval: error:")]
+    assert len(lines) == 1 and "Traceback" not in err, err

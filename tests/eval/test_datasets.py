@@ -361,7 +361,7 @@ def test_fetch_gpqa_defaults_to_the_public_release_and_the_cache(monkeypatch, tm
 
 
 def test_cli_gpqa_source_shipped_copy_or_a_url_into_the_cache(gpqa_zip, tmp_path, monkeypatch):
-    from reasonir_rag.eval.cli import gpqa_source
+    from reasonir_rag.cli.eval import gpqa_source
 
     monkeypatch.setenv("REASONIR_CACHE", str(tmp_path))
     assert gpqa_source(None) == gpqa_zip  # the clone's own copy

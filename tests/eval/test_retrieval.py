@@ -182,7 +182,7 @@ def test_dense_run_applies_the_task_instruction(bright_root, tiny_encoder):
 def test_chromastore_index_gives_the_exact_dense_run(bright_root, tiny_encoder, tmp_path):
     """A real embedded ChromaStore built from the collection retrieves what exact cosine does (same task
     instruction, same document prefix), with the excluded ids removed."""
-    from reasonir_rag.store import ChromaStore
+    from reasonir_rag.index.store import ChromaStore
 
     coll = load_bright(bright_root, "biology")
     store = ChromaStore("bright-biology", encoder=tiny_encoder, path=tmp_path / "chroma")

@@ -31,7 +31,7 @@ def _one_torch_thread():
 
 @pytest.fixture(scope="module")
 def openstax_store(tmp_path_factory, minilm_encoder, repo_data):
-    from reasonir_rag.store import ChromaStore
+    from reasonir_rag.index.store import ChromaStore
     from reasonir_rag.types import Document
 
     docs = []
@@ -102,8 +102,8 @@ def _check_report(report, questions, store):
 
 def test_five_conditions_report_is_complete_and_resumes_from_the_journal(
         tmp_path, openstax_store, smollm2, questions, minilm_encoder):
-    from reasonir_rag.reranker import QwenReranker
-    from reasonir_rag.rewriter import QueryRewriter
+    from reasonir_rag.pipeline.reranker import QwenReranker
+    from reasonir_rag.pipeline.rewriter import QueryRewriter
 
     rewriter = QueryRewriter(smollm2, max_tokens=24, encoder=minilm_encoder)
     reranker = QwenReranker(smollm2, max_doc_tokens=128)
@@ -131,8 +131,9 @@ def test_a_failed_rewrite_is_not_journaled_as_an_answer(tmp_path, openstax_store
                                                         minilm_encoder):
     """The rewriter falls back to the question when its server is down; in a run that fallback must not be
     recorded as the rewrite, or a resumed run would never redo it. The run stops; the rag answers are kept."""
-    from reasonir_rag.llm import LLMError, OpenAICompatibleLLM
-    from reasonir_rag.rewriter import QueryRewriter
+    from reasonir_rag.errors import LLMError
+    from reasonir_rag.llm import OpenAICompatibleLLM
+    from reasonir_rag.pipeline.rewriter import QueryRewriter
     from tests.servers import free_port
 
     dead = OpenAICompatibleLLM("m", base_url=f"http://127.0.0.1:{free_port()}/v1", max_retries=0)
@@ -151,8 +152,9 @@ def test_a_failed_rewrite_is_not_journaled_as_an_answer(tmp_path, openstax_store
 def test_a_reranker_whose_server_is_down_stops_the_run_instead_of_journaling_zeros(
         tmp_path, openstax_store, smollm2, smollm2_dir, questions):
     """Zeros from an unreachable server would be journaled as real rerank scores and never redone on resume."""
-    from reasonir_rag.llm import LLMError, OpenAICompatibleLLM
-    from reasonir_rag.reranker import QwenReranker
+    from reasonir_rag.errors import LLMError
+    from reasonir_rag.llm import OpenAICompatibleLLM
+    from reasonir_rag.pipeline.reranker import QwenReranker
     from tests.servers import free_port
 
     dead = OpenAICompatibleLLM("m", base_url=f"http://127.0.0.1:{free_port()}/v1", max_retries=0,
@@ -180,8 +182,8 @@ def test_five_conditions_through_the_vllm_server(tmp_path, openstax_store, vllm_
                                                  minilm_encoder):
     """The same run with SmolLM2 served by the real local vLLM server as rewriter, reranker and reader."""
     from reasonir_rag.llm import OpenAICompatibleLLM
-    from reasonir_rag.reranker import QwenReranker
-    from reasonir_rag.rewriter import QueryRewriter
+    from reasonir_rag.pipeline.reranker import QwenReranker
+    from reasonir_rag.pipeline.rewriter import QueryRewriter
 
     served = OpenAICompatibleLLM(vllm_server.model, base_url=vllm_server.base_url, tokenizer=str(smollm2_dir))
     evaluator = RAGEvaluator(

@@ -39,7 +39,7 @@ def served_llm(vllm_server) -> Any:
 @pytest.fixture(scope="session")
 def tiny_store(tiny_encoder, tmp_path_factory):
     """A real embedded Chroma collection of 8 short texts with a ``topic`` field, tiny ReasonIR-shaped encoder."""
-    from reasonir_rag.store import ChromaStore
+    from reasonir_rag.index.store import ChromaStore
 
     store = ChromaStore("lc-tiny", encoder=tiny_encoder, path=tmp_path_factory.mktemp("chroma-tiny"))
     store.add([t for _, t, _ in TINY_TEXTS], ids=[i for i, _, _ in TINY_TEXTS],
@@ -59,7 +59,7 @@ def openstax_passages(repo_data: Path) -> list[dict[str, Any]]:
 @pytest.fixture(scope="session")
 def minilm_store(minilm_encoder, openstax_passages, tmp_path_factory):
     """A real embedded Chroma collection of OpenStax passages, all-MiniLM-L6-v2 (real weights)."""
-    from reasonir_rag.store import ChromaStore
+    from reasonir_rag.index.store import ChromaStore
 
     store = ChromaStore("lc-openstax", encoder=minilm_encoder, path=tmp_path_factory.mktemp("chroma-minilm"))
     store.add([r["text"] for r in openstax_passages], ids=[r["id"] for r in openstax_passages],
@@ -71,7 +71,7 @@ def minilm_store(minilm_encoder, openstax_passages, tmp_path_factory):
 def tiny_qwen_reranker(tiny_qwen_dir):
     """ReasonIR's reranker on a tiny random Qwen2 with the real Qwen2.5 tokenizer (real code path, random scores)."""
     from reasonir_rag.llm import TransformersLLM
-    from reasonir_rag.reranker import QwenReranker
+    from reasonir_rag.pipeline.reranker import QwenReranker
 
     return QwenReranker(TransformersLLM(str(tiny_qwen_dir), device="cpu"))
 
@@ -93,6 +93,6 @@ def rewrite_cache(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def smollm2_rewriter(smollm2_local, rewrite_cache):
     """ReasonIR-style rewriting with SmolLM2 (16 new tokens: enough to see a rewrite, cheap on CPU)."""
-    from reasonir_rag.rewriter import QueryRewriter
+    from reasonir_rag.pipeline.rewriter import QueryRewriter
 
     return QueryRewriter(smollm2_local, max_tokens=16, cache=rewrite_cache)

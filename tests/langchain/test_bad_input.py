@@ -12,7 +12,7 @@ from langchain_core.documents import Document
 from langchain_reasonir import ReasonIREmbeddings, ReasonIRReranker, ReasonIRRetriever
 from pydantic import ValidationError
 
-from reasonir_rag.encoder import InvalidInputError
+from reasonir_rag.errors import InvalidInputError
 from reasonir_rag.types import ScoredDocument
 
 
@@ -60,7 +60,7 @@ async def test_bad_input_async(emb):
 
 
 def test_lone_surrogates_and_huge_documents_are_handled_and_logged(emb, caplog):
-    with caplog.at_level(logging.WARNING, logger="reasonir_rag.encoder"):
+    with caplog.at_level(logging.WARNING, logger="reasonir_rag.encoding.encoder"):
         vectors = emb.embed_documents(["broken \ud800 text", "fine", "word " * 100_000])
     assert len(vectors) == 3 and all(len(v) == emb.encoder.dim for v in vectors)
     messages = " ".join(r.getMessage() for r in caplog.records)

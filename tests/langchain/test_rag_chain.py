@@ -11,8 +11,8 @@ from langchain_openai import ChatOpenAI
 from langchain_reasonir import ReasonIRQueryRewriter, ReasonIRRetriever
 
 from reasonir_rag.llm import OpenAICompatibleLLM
-from reasonir_rag.reranker import QwenReranker
-from reasonir_rag.rewriter import QueryRewriter
+from reasonir_rag.pipeline.reranker import QwenReranker
+from reasonir_rag.pipeline.rewriter import QueryRewriter
 
 from .helpers import RunRecorder
 

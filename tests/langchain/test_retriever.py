@@ -7,7 +7,7 @@ import pytest
 from langchain_core.documents import Document
 from langchain_reasonir import ReasonIRQueryRewriter, ReasonIRRetriever
 
-from reasonir_rag.rewriter import QueryRewriter
+from reasonir_rag.pipeline.rewriter import QueryRewriter
 
 from .helpers import RunRecorder
 

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from langchain_reasonir import ReasonIRQueryRewriter
 
-from reasonir_rag.encoder import InvalidInputError
-from reasonir_rag.rewriter import QueryRewriter
+from reasonir_rag.errors import InvalidInputError
+from reasonir_rag.pipeline.rewriter import QueryRewriter
 
 from .helpers import RunRecorder
 

@@ -12,7 +12,8 @@ import pytest
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.embeddings.reasonir import ReasonIREmbedding
 
-from reasonir_rag.encoder import InvalidInputError, ReasonIREncoder, shared_encoder
+from reasonir_rag.encoding.encoder import ReasonIREncoder, shared_encoder
+from reasonir_rag.errors import InvalidInputError
 
 QUESTION = "Why do leaves change colour in autumn?"
 PASSAGE = "Chlorophyll breaks down in autumn, revealing carotenoid pigments in the leaf."
@@ -177,7 +178,7 @@ def test_bad_single_inputs(tiny_encoder):
 
 def test_lone_surrogates_are_replaced_and_logged(tiny_encoder, caplog):
     emb = ReasonIREmbedding(encoder=tiny_encoder)
-    with caplog.at_level(logging.WARNING, logger="reasonir_rag.encoder"):
+    with caplog.at_level(logging.WARNING, logger="reasonir_rag.encoding.encoder"):
         out = emb.get_text_embedding_batch(["broken \ud800 text", "fine"])
     assert len(out) == 2 and all(np.isfinite(v).all() for v in out)
     assert any("lone surrogates" in r.getMessage() for r in caplog.records)
@@ -185,7 +186,7 @@ def test_lone_surrogates_are_replaced_and_logged(tiny_encoder, caplog):
 
 def test_too_long_text_is_truncated_and_logged(tiny_encoder, caplog):
     emb = ReasonIREmbedding(encoder=tiny_encoder)
-    with caplog.at_level(logging.WARNING, logger="reasonir_rag.encoder"):
+    with caplog.at_level(logging.WARNING, logger="reasonir_rag.encoding.encoder"):
         out = emb.get_text_embedding_batch(["short one", "word " * 5000])
     assert len(out) == 2 and np.isfinite(out[1]).all()
     assert any("truncated 1 of 2" in r.getMessage() for r in caplog.records)

@@ -10,9 +10,9 @@ from llama_index.core.indices.query.query_transform.base import BaseQueryTransfo
 from llama_index.embeddings.reasonir import ReasonIREmbedding
 from llama_index.retrievers.reasonir import ReasonIRQueryTransform
 
-from reasonir_rag.encoder import InvalidInputError
+from reasonir_rag.errors import InvalidInputError
 from reasonir_rag.llm import OpenAICompatibleLLM
-from reasonir_rag.rewriter import QueryRewriter
+from reasonir_rag.pipeline.rewriter import QueryRewriter
 
 from .conftest import GRAM_QUESTION
 
@@ -48,7 +48,7 @@ def test_a_failed_rewrite_embeds_the_question_as_a_query(tiny_biology, tiny_enco
         port = s.getsockname()[1]
     dead = OpenAICompatibleLLM("nobody", base_url=f"http://127.0.0.1:{port}/v1", max_retries=0, timeout=5)
     transform = ReasonIRQueryTransform.from_llm(dead, tiny_biology, style="hyde")
-    with caplog.at_level("WARNING", logger="reasonir_rag.rewriter"):
+    with caplog.at_level("WARNING", logger="reasonir_rag.pipeline.rewriter"):
         bundle = transform.run(GRAM_QUESTION)
     assert any("using the original question" in r.getMessage() for r in caplog.records)
     assert bundle.custom_embedding_strs == [GRAM_QUESTION]

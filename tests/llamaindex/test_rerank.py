@@ -15,8 +15,8 @@ from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle, TextNode
 from llama_index.postprocessor.reasonir_rerank import QwenRerank
 
-from reasonir_rag.encoder import InvalidInputError
-from reasonir_rag.reranker import QwenReranker
+from reasonir_rag.errors import InvalidInputError
+from reasonir_rag.pipeline.reranker import QwenReranker
 from reasonir_rag.types import ScoredDocument
 
 from .conftest import GRAM_QUESTION

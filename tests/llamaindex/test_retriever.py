@@ -10,8 +10,8 @@ from llama_index.core.base.base_retriever import BaseRetriever
 from llama_index.core.schema import QueryBundle
 from llama_index.retrievers.reasonir import ReasonIRRetriever
 
-from reasonir_rag.encoder import InvalidInputError
-from reasonir_rag.store import ChromaStore
+from reasonir_rag.errors import InvalidInputError
+from reasonir_rag.index.store import ChromaStore
 from reasonir_rag.types import Document
 
 from .conftest import GRAM_PASSAGE, GRAM_QUESTION

@@ -13,7 +13,7 @@ from llama_index.core.schema import MetadataMode, TextNode
 from llama_index.embeddings.reasonir import ReasonIREmbedding
 from llama_index.vector_stores.chroma import ChromaVectorStore
 
-from reasonir_rag.encoder import InvalidInputError
+from reasonir_rag.errors import InvalidInputError
 
 from .conftest import GRAM_PASSAGE, GRAM_QUESTION, new_collection
 

@@ -8,7 +8,8 @@ import math
 
 import pytest
 
-from reasonir_rag.llm import LLM, LLMError, OpenAICompatibleLLM, TransformersLLM, load_llm
+from reasonir_rag.errors import LLMError
+from reasonir_rag.llm import LLM, OpenAICompatibleLLM, TransformersLLM, load_llm
 from tests.llm.helpers import ScriptedServer, completion_body, free_port
 
 DIGITS = [str(d) for d in range(6)]
@@ -205,7 +206,8 @@ def test_importing_the_llm_stages_stays_light():
     import subprocess
     import sys
 
-    code = ("import sys, reasonir_rag.llm, reasonir_rag.reranker, reasonir_rag.rewriter, reasonir_rag.llm_cli; "
+    code = ("import sys, reasonir_rag.llm, reasonir_rag.pipeline.reranker, reasonir_rag.pipeline.rewriter, "
+            "reasonir_rag.cli.llm; "
             "print([m for m in ('torch', 'transformers', 'openai') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

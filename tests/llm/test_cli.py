@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from reasonir_rag.llm_cli import read_records, register
+from reasonir_rag.cli.llm import read_records, register
 from tests.llm.helpers import SERVED_NAME
 
 

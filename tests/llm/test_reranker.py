@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from reasonir_rag.encoder import InvalidInputError
+from reasonir_rag.errors import InvalidInputError, RerankError
 from reasonir_rag.llm import TransformersLLM
 from reasonir_rag.llm.prompts import RERANK_GENERAL, rerank_prompt
-from reasonir_rag.reranker import QwenReranker, RerankError, expected_score, parse_score
+from reasonir_rag.pipeline.reranker import QwenReranker, expected_score, parse_score
 from reasonir_rag.types import Document, ScoredDocument
 
 QUERY = "What is the boiling point of water at sea level?"

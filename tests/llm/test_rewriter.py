@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from reasonir_rag.encoder import InvalidInputError, ReasonIREncoder
-from reasonir_rag.llm import LLMError, OpenAICompatibleLLM
-from reasonir_rag.rewriter import QueryRewriter, RewriteCache
+from reasonir_rag.encoding.encoder import ReasonIREncoder
+from reasonir_rag.errors import InvalidInputError, LLMError
+from reasonir_rag.llm import OpenAICompatibleLLM
+from reasonir_rag.pipeline.rewriter import QueryRewriter, RewriteCache
 from tests.llm.helpers import free_port
 
 QUESTION = "Why does ice float on water?"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from reasonir_rag.llm import OpenAICompatibleLLM
-from reasonir_rag.reranker import QwenReranker, parse_score
-from reasonir_rag.rewriter import QueryRewriter
+from reasonir_rag.pipeline.reranker import QwenReranker, parse_score
+from reasonir_rag.pipeline.rewriter import QueryRewriter
 from reasonir_rag.types import ScoredDocument
 from tests.llm.helpers import SERVED_NAME
 

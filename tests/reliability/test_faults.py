@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from reasonir_rag.errors import LLMError
 from reasonir_rag.eval.datasets import load_mmlu
 from reasonir_rag.eval.journal import Journal
 from reasonir_rag.eval.runner import EvalSettings, RAGEvaluator
-from reasonir_rag.llm.base import LLMError
+from reasonir_rag.index.store import ChromaStore
 from reasonir_rag.sample_data import openstax_records
-from reasonir_rag.store import ChromaStore
 from reasonir_rag.types import Document
 from tests.reliability.conftest import (
     LOOPBACK,
@@ -183,7 +183,7 @@ def test_chroma_server_restarted_mid_ingest_is_retried_and_nothing_is_lost(chrom
 
     encoder = KillingEncoder(tiny_encoder, on_call={2: restart})
     store = ChromaStore("restart", encoder=encoder, host="127.0.0.1", port=server.port, batch_size=25, retries=6)
-    with caplog.at_level(logging.WARNING, logger="reasonir_rag.store"):
+    with caplog.at_level(logging.WARNING, logger="reasonir_rag.index.store"):
         store.add(docs)
     assert "did not answer" in caplog.text, "the restart was not noticed: the test did not test anything"
     assert encoder.documents_encoded == len(docs)
@@ -199,14 +199,14 @@ def test_out_of_memory_during_store_add_keeps_every_document(tmp_path, tiny_reas
     document with exactly the embedding an OOM-free run gives."""
     import torch
 
-    from reasonir_rag import _models
-    from reasonir_rag.encoder import ReasonIREncoder
+    from reasonir_rag.encoding import backbones
+    from reasonir_rag.encoding.encoder import ReasonIREncoder
 
     docs = _openstax(repo_data, "anatomy-physiology", 30)
     encoder = ReasonIREncoder.from_pretrained(str(tiny_reasonir_dir), device="cpu", max_length=128,
                                               max_tokens_per_batch=8192)
     expected = encoder.encode_documents([d.text for d in docs])
-    real, failures = _models.embed_batch, []
+    real, failures = backbones.embed_batch, []
 
     def fake_oom_over_600_tokens(backbone, rows, ranges):
         if len(rows) * max(len(r) for r in rows) > 600:
@@ -214,7 +214,7 @@ def test_out_of_memory_during_store_add_keeps_every_document(tmp_path, tiny_reas
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (simulated)")
         return real(backbone, rows, ranges)
 
-    monkeypatch.setattr(_models, "embed_batch", fake_oom_over_600_tokens)
+    monkeypatch.setattr(backbones, "embed_batch", fake_oom_over_600_tokens)
     store = ChromaStore("oom", encoder=encoder, path=tmp_path / "chroma", batch_size=40)
     assert store.add(docs) == [d.id for d in docs]
     assert failures, "the simulated OOM never triggered"
@@ -229,9 +229,9 @@ def test_out_of_memory_during_store_add_keeps_every_document(tmp_path, tiny_reas
 _OPEN_ALL = """
 import json, sys
 from pathlib import Path
-from reasonir_rag.cache import EmbeddingCache
+from reasonir_rag.encoding.cache import EmbeddingCache
 from reasonir_rag.eval.journal import Journal
-from reasonir_rag.rewriter import RewriteCache
+from reasonir_rag.pipeline.rewriter import RewriteCache
 folder = Path(sys.argv[1])
 out = {}
 for name, make, path in [
@@ -274,14 +274,14 @@ def fill_under_a_size_limit(folder: str) -> None:
     import resource
     import signal
 
-    from reasonir_rag.cache import EmbeddingCache
-    from reasonir_rag.rewriter import RewriteCache
+    from reasonir_rag.encoding.cache import EmbeddingCache
+    from reasonir_rag.pipeline.rewriter import RewriteCache
 
     root = Path(folder)
     cache, journal, rewrites = EmbeddingCache(root / "emb"), Journal(root / "journal.sqlite"), \
         RewriteCache(root / "rewrites.sqlite")
     cache.put_many({f"small{i}": np.full(384, i, np.float32) for i in range(5)})
-    from reasonir_rag.encoder import ReasonIREncoder
+    from reasonir_rag.encoding.encoder import ReasonIREncoder
 
     texts = [f"passage number {i} about enzymes and activation energy" for i in range(400)]
     encoder = ReasonIREncoder.from_pretrained(preset="minilm", device="cpu", cache=cache, show_progress=False)
@@ -323,8 +323,8 @@ def test_disk_full_is_a_clear_error_and_the_next_run_finds_no_corrupt_entry(tmp_
     """A real write failure (a file-size limit in a subprocess; SQLite sees EFBIG as on a full disk): each store
     raises an OSError naming its file. The next run, without the limit, opens all three: integrity_check ok, the
     earlier entries exact, the failed write absent (all or nothing), and writing works again."""
-    from reasonir_rag.cache import EmbeddingCache
-    from reasonir_rag.rewriter import RewriteCache
+    from reasonir_rag.encoding.cache import EmbeddingCache
+    from reasonir_rag.pipeline.rewriter import RewriteCache
 
     code = ("import sys\nfrom tests.reliability.test_faults import fill_under_a_size_limit as fill\n"
             "fill(sys.argv[1])")

@@ -10,8 +10,8 @@ from itertools import islice
 
 import pytest
 
+from reasonir_rag.index.store import ChromaStore
 from reasonir_rag.sample_data import openstax_records
-from reasonir_rag.store import ChromaStore
 from reasonir_rag.types import Document
 
 N = 32
@@ -48,7 +48,7 @@ def queries(corpus) -> list[str]:
 def ingest_encoder(tmp_path_factory):
     """MiniLM with an embedding cache, so the corpus is encoded once for both stores (searches use the plain
     ``minilm_encoder``: the model itself, not the cache, must answer the concurrent queries)."""
-    from reasonir_rag.encoder import ReasonIREncoder
+    from reasonir_rag.encoding.encoder import ReasonIREncoder
 
     return ReasonIREncoder.from_pretrained(preset="minilm", device="cpu",
                                            cache=str(tmp_path_factory.mktemp("emb-cache")))

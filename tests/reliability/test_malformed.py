@@ -21,10 +21,11 @@ from pathlib import Path
 
 import pytest
 
-from reasonir_rag.cli import main
-from reasonir_rag.eval.datasets import GPQAPasswordError, load_gpqa, load_mmlu, parse_mmlu_csv
+from reasonir_rag.cli.main import main
+from reasonir_rag.errors import GPQAPasswordError
+from reasonir_rag.eval.datasets import load_gpqa, load_mmlu, parse_mmlu_csv
 from reasonir_rag.eval.ir_data import load_beir, load_bright
-from reasonir_rag.loaders import MAX_LOGGED_PER_FILE, LoadReport, load_documents
+from reasonir_rag.index.loaders import MAX_LOGGED_PER_FILE, LoadReport, load_documents
 
 REPO = Path(__file__).resolve().parents[2]
 GOOD = [{"id": f"g{i}", "title": f"Title {i}", "text": f"Good record {i}: enzymes lower activation energy. é 中"}
@@ -57,7 +58,7 @@ def test_broken_jsonl_lines_are_named_and_the_good_records_kept(tmp_path, caplog
     ]
     path = tmp_path / "mixed.jsonl"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    with caplog.at_level(logging.ERROR, logger="reasonir_rag.loaders"):
+    with caplog.at_level(logging.ERROR, logger="reasonir_rag.index.loaders"):
         docs, report = _load(path)
     assert [d.id for d in docs] == ["g0", "g1", "g2", "g3"] and report.records == 4
     assert [where for where, _ in report.skipped] == [f"mixed.jsonl:{n}" for n in (2, 4, 5, 6, 7, 11)]
@@ -76,7 +77,7 @@ def test_byte_order_marked_files_are_read_in_their_encoding(tmp_path, caplog, en
     (tmp_path / "wide.jsonl").write_bytes(data)
     notes = "Notes in UTF-16: résumé, 日本語."
     (tmp_path / "notes.txt").write_bytes(notes.encode("utf-16") if encoding != "utf-8-sig" else notes.encode(encoding))
-    with caplog.at_level(logging.WARNING, logger="reasonir_rag.loaders"):
+    with caplog.at_level(logging.WARNING, logger="reasonir_rag.index.loaders"):
         docs, report = _load(tmp_path)
     assert [d.text for d in docs if d.id != "notes.txt"] == [g["text"] for g in GOOD]
     assert [d.text for d in docs if d.id == "notes.txt"] == [notes]
@@ -88,7 +89,7 @@ def test_byte_order_marked_files_are_read_in_their_encoding(tmp_path, caplog, en
 def test_latin1_and_bomless_utf16_are_named_clearly(tmp_path, caplog):
     (tmp_path / "latin1.jsonl").write_bytes(_jsonl(GOOD[:3]).encode("latin-1", "replace"))
     (tmp_path / "utf16le.jsonl").write_bytes(_jsonl(GOOD[:2]).encode("utf-16-le"))  # no byte-order mark
-    with caplog.at_level(logging.WARNING, logger="reasonir_rag.loaders"):
+    with caplog.at_level(logging.WARNING, logger="reasonir_rag.index.loaders"):
         docs, report = _load(tmp_path)
     # latin-1: every record kept, the bad bytes replaced (U+FFFD) and reported with file and line
     assert [d.id for d in docs] == ["g0", "g1", "g2"] and all("\ufffd" in d.text for d in docs)
@@ -102,7 +103,7 @@ def test_latin1_and_bomless_utf16_are_named_clearly(tmp_path, caplog):
 def test_a_flood_of_bad_records_is_logged_in_short(tmp_path, caplog):
     records = [{"id": i, "content": f"text {i}"} for i in range(MAX_LOGGED_PER_FILE + 15)] + GOOD[:1]
     (tmp_path / "wrong-field.jsonl").write_text(_jsonl(records), encoding="utf-8")
-    with caplog.at_level(logging.ERROR, logger="reasonir_rag.loaders"):
+    with caplog.at_level(logging.ERROR, logger="reasonir_rag.index.loaders"):
         docs, report = _load(tmp_path / "wrong-field.jsonl")
     assert [d.id for d in docs] == ["g0"] and report.bad_records == MAX_LOGGED_PER_FILE + 15
     assert len(caplog.records) == MAX_LOGGED_PER_FILE + 1
@@ -148,7 +149,7 @@ def test_cli_index_counts_good_records_and_names_the_bad(tmp_path, tiny_reasonir
     assert "d-empty.md: empty file" in logged
     assert "c-latin1.txt: invalid UTF-8" in logged and "b-utf16.jsonl: UTF-16" in logged
 
-    from reasonir_rag.store import ChromaStore
+    from reasonir_rag.index.store import ChromaStore
 
     store = ChromaStore("malformed", path=str(db), encoder=tiny_encoder, create=False)
     assert sorted(d.id for d in store.iter_documents()) == sorted([*(g["id"] for g in GOOD), "c-latin1.txt"])
@@ -246,9 +247,9 @@ def test_mmlu_parser_never_raises_on_csv_garbage():
 _NO_WRITES = r"""
 import os, sys
 # imported first: a fresh checkout writes .pyc files, which are not what this test is about
-from reasonir_rag.cli import main
-import reasonir_rag.eval.cli, reasonir_rag.eval.datasets, reasonir_rag.eval.journal, reasonir_rag.eval.report
-import reasonir_rag.eval.runner, reasonir_rag.reranker, reasonir_rag.rewriter
+from reasonir_rag.cli.main import main
+import reasonir_rag.cli.eval, reasonir_rag.eval.datasets, reasonir_rag.eval.journal, reasonir_rag.eval.report
+import reasonir_rag.eval.runner, reasonir_rag.pipeline.reranker, reasonir_rag.pipeline.rewriter
 writes = []
 def hook(event, args):
     if event == "open":
@@ -259,7 +260,8 @@ def hook(event, args):
     elif event in ("os.rename", "os.replace", "shutil.copyfile", "os.mkdir"):
         writes.append(f"{event}:{args[0]}")
 sys.addaudithook(hook)
-from reasonir_rag.eval.datasets import GPQAPasswordError, load_gpqa
+from reasonir_rag.eval.datasets import load_gpqa
+from reasonir_rag.errors import GPQAPasswordError
 try:
     load_gpqa(sys.argv[1], "diamond", password="not-the-password")
 except GPQAPasswordError as exc:

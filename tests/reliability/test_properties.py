@@ -23,15 +23,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reasonir_rag.chunking import chunk_documents, chunk_text, token_spans_for
-from reasonir_rag.encoder import InvalidInputError
+from reasonir_rag.encoding.instructions import BRIGHT_TASKS, QUERY_TEMPLATE
+from reasonir_rag.errors import InvalidInputError
 from reasonir_rag.eval.datasets import LETTERS, Question
 from reasonir_rag.eval.extract import STYLES, _answer_colon, _answer_is, _last_letter, boxed_contents, extract_choice
 from reasonir_rag.eval.prompts import clean_passage, gpqa_messages, mmlu_messages
-from reasonir_rag.instructions import BRIGHT_TASKS, QUERY_TEMPLATE
+from reasonir_rag.index.chunking import chunk_documents, chunk_text, token_spans_for
 from reasonir_rag.llm.prompts import RERANK_DELIMITERS
-from reasonir_rag.reranker import QwenReranker
-from reasonir_rag.rewriter import QueryRewriter
+from reasonir_rag.pipeline.reranker import QwenReranker
+from reasonir_rag.pipeline.rewriter import QueryRewriter
 from reasonir_rag.types import Document
 
 # Hypothesis runs inside each test (nested @given) so that the session's model fixtures are reused.
@@ -81,7 +81,7 @@ def encoder(request):
 @pytest.fixture(scope="module", params=["tiny", "minilm"])
 def short_encoder(request):
     """The same two models cut to 48 tokens, so that many "huge" texts stay cheap to embed."""
-    from reasonir_rag.encoder import ReasonIREncoder
+    from reasonir_rag.encoding.encoder import ReasonIREncoder
 
     if request.param == "tiny":
         return ReasonIREncoder.from_pretrained(str(request.getfixturevalue("tiny_reasonir_dir")), device="cpu",

@@ -22,11 +22,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from reasonir_rag.errors import LLMError
 from reasonir_rag.eval.datasets import load_mmlu
 from reasonir_rag.eval.journal import Journal
 from reasonir_rag.eval.runner import EvalSettings, RAGEvaluator
-from reasonir_rag.llm.base import LLMError
-from reasonir_rag.store import ChromaStore
+from reasonir_rag.index.store import ChromaStore
 from tests.llm.helpers import ScriptedServer
 from tests.reliability.conftest import LOOPBACK, REPO, RecordingProxy, listening_addresses
 
@@ -96,7 +96,7 @@ def _pickle_only(source: Path, target: Path) -> Path:
 
 def test_encoder_loads_safetensors_only_unless_opted_in(tmp_path, tiny_reasonir_dir, tiny_encoder):
     folder = _pickle_only(tiny_reasonir_dir, tmp_path / "pickled")
-    from reasonir_rag.encoder import ReasonIREncoder
+    from reasonir_rag.encoding.encoder import ReasonIREncoder
 
     with pytest.raises(OSError, match=r"model\.safetensors.*use_safetensors=False") as err:
         ReasonIREncoder.from_pretrained(str(folder))

@@ -32,7 +32,7 @@ def served_tiny_encoder(served_tiny_dir):
 @pytest.fixture(scope="module")
 def vllm_token_server(served_tiny_dir, tmp_path_factory) -> Iterator[ServedModel]:
     """The tiny model served the faithful way: bidirectional, per-token states (one start; stopped with its module)."""
-    from reasonir_rag.remote_encoder import VLLM_SERVE_ARGS
+    from reasonir_rag.encoding.served import VLLM_SERVE_ARGS
 
     try:
         with vllm_cpu_server(served_tiny_dir, tmp_path_factory.mktemp("vllm-pool") / "server.log", name=SERVED,

@@ -15,16 +15,10 @@ import pyarrow.parquet as pq
 import pytest
 import ray
 
-from reasonir_rag.bulk import (
-    BulkEmbeddingError,
-    ChromaSink,
-    ParquetSink,
-    embed_corpus_with_ray,
-    existing_ids,
-    read_parquet_embeddings,
-    write_parquet_part,
-)
-from reasonir_rag.store import HASH_KEY, ChromaStore, text_hash
+from reasonir_rag.bulk.ray_embed import embed_corpus_with_ray
+from reasonir_rag.bulk.sinks import ChromaSink, ParquetSink, existing_ids, read_parquet_embeddings, write_parquet_part
+from reasonir_rag.errors import BulkEmbeddingError
+from reasonir_rag.index.store import HASH_KEY, ChromaStore, text_hash
 from reasonir_rag.types import Document
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")
@@ -49,7 +43,7 @@ class CrashOnTextSimulated:
         self.folder, self.marker = folder, marker
 
     def __call__(self):
-        from reasonir_rag.encoder import shared_encoder
+        from reasonir_rag.encoding.encoder import shared_encoder
 
         encoder = shared_encoder(self.folder, device="cpu")
         marker = self.marker

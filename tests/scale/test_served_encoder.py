@@ -11,9 +11,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reasonir_rag.llm.base import LLMError
-from reasonir_rag.remote_encoder import OpenAIEmbeddingsEncoder, from_spec, parse_spec
-from reasonir_rag.store import ChromaStore, EncoderMismatchError
+from reasonir_rag.encoding.served import OpenAIEmbeddingsEncoder, from_spec, parse_spec
+from reasonir_rag.errors import EncoderMismatchError, LLMError
+from reasonir_rag.index.store import ChromaStore
 
 DOCS = [
     "Enzymes lower the activation energy of a reaction without being consumed.",

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reasonir_rag import chunking
-from reasonir_rag.chunking import Chunk, chunk_documents, chunk_text, regex_spans, token_spans_for
+from reasonir_rag.index import chunking
+from reasonir_rag.index.chunking import Chunk, chunk_documents, chunk_text, regex_spans, token_spans_for
 from reasonir_rag.types import Document
 
 PARAGRAPHS = (
@@ -88,7 +88,7 @@ def test_regex_fallback_when_tiktoken_is_missing(monkeypatch, caplog):
 
     monkeypatch.setattr(chunking, "tiktoken_encoding", missing)
     monkeypatch.setattr(chunking, "_warned_regex", False)
-    with caplog.at_level(logging.WARNING, logger="reasonir_rag.chunking"):
+    with caplog.at_level(logging.WARNING, logger="reasonir_rag.index.chunking"):
         first = chunk_text(PARAGRAPHS, chunk_tokens=10, overlap=2)
         chunk_text(PARAGRAPHS, chunk_tokens=10, overlap=2)
     assert caplog.text.count("regex words") == 1
@@ -129,7 +129,7 @@ def test_chunk_documents_keeps_metadata_and_names_chunks(caplog):
         Document("empty", "   ", {}),
         Document("short", "A short one.", {"book": "Physics"}),
     ]
-    with caplog.at_level(logging.WARNING, logger="reasonir_rag.chunking"):
+    with caplog.at_level(logging.WARNING, logger="reasonir_rag.index.chunking"):
         chunks = chunk_documents(docs, tokenizer="regex", chunk_tokens=40, overlap=5)
     long_ones = [c for c in chunks if c.metadata["source_id"] == "book/ch1"]
     assert len(long_ones) > 3

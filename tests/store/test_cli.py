@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from reasonir_rag.cli import main
+from reasonir_rag.cli.main import main
 
 PASSAGES = [
     {
@@ -138,7 +138,7 @@ def test_errors_exit_2_without_traceback(tmp_path, corpus, tiny_reasonir_dir, ca
 
 def test_console_entry_point_reports_errors_in_one_line(tmp_path):
     done = subprocess.run(
-        [sys.executable, "-m", "reasonir_rag.cli", "search", "q", "--collection", "nope", "--path", str(tmp_path)],
+        [sys.executable, "-m", "reasonir_rag", "search", "q", "--collection", "nope", "--path", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -150,7 +150,7 @@ def test_console_entry_point_reports_errors_in_one_line(tmp_path):
         [
             sys.executable,
             "-m",
-            "reasonir_rag.cli",
+            "reasonir_rag",
             "-v",
             "search",
             "q",

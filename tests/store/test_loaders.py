@@ -8,7 +8,7 @@ import logging
 
 import pytest
 
-from reasonir_rag.loaders import LoadReport, load_documents
+from reasonir_rag.index.loaders import LoadReport, load_documents
 
 
 def _jsonl(path, rows):
@@ -56,7 +56,7 @@ def test_broken_lines_are_logged_with_file_and_line_and_skipped(tmp_path, caplog
         ],
     )
     report = LoadReport()
-    with caplog.at_level(logging.ERROR, logger="reasonir_rag.loaders"):
+    with caplog.at_level(logging.ERROR, logger="reasonir_rag.index.loaders"):
         docs = list(load_documents(path, report=report))
     assert [d.id for d in docs] == ["ok1", "ok2"]
     assert [where for where, _ in report.skipped] == [f"bad.jsonl:{n}" for n in (2, 3, 4, 5, 6)]
@@ -74,7 +74,7 @@ def test_invalid_utf8_is_replaced_with_a_warning(tmp_path, caplog):
         b'{"id": "m", "text": "na\xefve"}\n{"id": "n", "text": "ok"}\n{"id": "o", "text": "\xff"}\n'
     )
     report = LoadReport()
-    with caplog.at_level(logging.WARNING, logger="reasonir_rag.loaders"):
+    with caplog.at_level(logging.WARNING, logger="reasonir_rag.index.loaders"):
         docs = {d.id: d for d in load_documents(tmp_path, report=report)}
     assert docs["latin1.txt"].text == "caf\ufffd cr\ufffdme"
     assert docs["m"].text == "na\ufffdve" and docs["n"].text == "ok"
@@ -108,7 +108,7 @@ def test_truncated_gzip_keeps_the_other_files(tmp_path, caplog):
     (tmp_path / "a.jsonl.gz").write_bytes(data[: len(data) // 2])
     (tmp_path / "b.txt").write_text("still read", encoding="utf-8")
     report = LoadReport()
-    with caplog.at_level(logging.ERROR, logger="reasonir_rag.loaders"):
+    with caplog.at_level(logging.ERROR, logger="reasonir_rag.index.loaders"):
         docs = list(load_documents(tmp_path, report=report))
     assert docs[-1].id == "b.txt"
     assert report.skipped[-1][0] == "a.jsonl.gz" and "could not read" in report.skipped[-1][1]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from reasonir_rag.store import ChromaStore
+from reasonir_rag.index.store import ChromaStore
 from reasonir_rag.types import Document
 
 QUESTIONS = {

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from reasonir_rag.store import ChromaStore, EncoderMismatchError
+from reasonir_rag.errors import EncoderMismatchError
+from reasonir_rag.index.store import ChromaStore
 from tests.servers import free_port
 
 TEXTS = [

@@ -10,7 +10,8 @@ import textwrap
 import numpy as np
 import pytest
 
-from reasonir_rag.store import ChromaStore, CollectionNotFoundError, EncoderMismatchError, content_id
+from reasonir_rag.errors import CollectionNotFoundError, EncoderMismatchError
+from reasonir_rag.index.store import ChromaStore, content_id
 from reasonir_rag.types import Document, ScoredDocument
 
 TEXTS = [
@@ -29,7 +30,7 @@ def _store(tmp_path, encoder, name="test-collection", **kwargs) -> ChromaStore:
 def test_persists_across_processes(tmp_path, tiny_reasonir_dir, tiny_encoder):
     script = textwrap.dedent(f"""
         from reasonir_rag import ReasonIREncoder
-        from reasonir_rag.store import ChromaStore
+        from reasonir_rag.index.store import ChromaStore
         enc = ReasonIREncoder.from_pretrained({str(tiny_reasonir_dir)!r}, device="cpu")
         store = ChromaStore("persist-test", encoder=enc, path={str(tmp_path / "chroma")!r})
         ids = store.add({TEXTS!r}, metadatas=[{{"n": i}} for i in range({len(TEXTS)})])
@@ -84,7 +85,7 @@ def test_interrupted_ingest_resumes_where_it_stopped(tmp_path, counting):
 
 def test_duplicate_ids_in_one_call_last_wins(tmp_path, tiny_encoder, caplog):
     store = _store(tmp_path, tiny_encoder)
-    with caplog.at_level(logging.WARNING, logger="reasonir_rag.store"):
+    with caplog.at_level(logging.WARNING, logger="reasonir_rag.index.store"):
         ids = store.add(["first text", "second text", "third text"], ids=["a", "b", "a"])
     assert ids == ["a", "b"]
     assert store.count() == 2
@@ -202,7 +203,7 @@ def test_delete_and_get(tmp_path, tiny_encoder):
 
 def test_metadata_is_made_chroma_safe(tmp_path, tiny_encoder, caplog):
     store = _store(tmp_path, tiny_encoder)
-    with caplog.at_level(logging.INFO, logger="reasonir_rag.store"):
+    with caplog.at_level(logging.INFO, logger="reasonir_rag.index.store"):
         store.add(
             [TEXTS[0]],
             ids=["m"],
@@ -226,7 +227,7 @@ def test_metadata_is_made_chroma_safe(tmp_path, tiny_encoder, caplog):
 def test_bad_inputs_to_add(tmp_path, tiny_encoder, caplog):
     store = _store(tmp_path, tiny_encoder)
     assert store.add([]) == []
-    with caplog.at_level(logging.WARNING, logger="reasonir_rag.store"):
+    with caplog.at_level(logging.WARNING, logger="reasonir_rag.index.store"):
         assert store.add("") == []
         ids = store.add(["kept text", "", None, 42, "   \n"], ids=["ok", "empty", "none", "number", "blank"])
     assert ids == ["ok"]

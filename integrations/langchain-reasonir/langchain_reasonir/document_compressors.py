@@ -1,7 +1,7 @@
 """ReasonIR's LLM reranker as a LangChain ``BaseDocumentCompressor`` (for ``ContextualCompressionRetriever``).
 
 Prompts, scoring, truncation, the tie-break with the retriever score and the failure policy are the core
-:class:`~reasonir_rag.reranker.QwenReranker`'s; this class maps LangChain documents in and out.
+:class:`~reasonir_rag.pipeline.reranker.QwenReranker`'s; this class maps LangChain documents in and out.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 from langchain_core.callbacks import Callbacks
 from langchain_core.documents import BaseDocumentCompressor, Document
 from pydantic import ConfigDict, Field, field_validator
-from reasonir_rag.reranker import QwenReranker
+from reasonir_rag.pipeline.reranker import QwenReranker
 from reasonir_rag.types import Document as CoreDocument
 from reasonir_rag.types import ScoredDocument
 
@@ -35,7 +35,7 @@ class ReasonIRReranker(BaseDocumentCompressor):
     stays in place. Documents without a numeric ``metadata["score"]`` (e.g. from another vector store) take a
     retrieval score of 0, so the LLM's score alone orders them.
 
-    ``reranker`` is a :class:`~reasonir_rag.reranker.QwenReranker`, an LLM backend, or a model spec for one.
+    ``reranker`` is a :class:`~reasonir_rag.pipeline.reranker.QwenReranker`, an LLM backend, or a model spec for one.
 
     Example:
         .. code-block:: python
@@ -50,7 +50,7 @@ class ReasonIRReranker(BaseDocumentCompressor):
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
     reranker: Any
-    """The core :class:`~reasonir_rag.reranker.QwenReranker`."""
+    """The core :class:`~reasonir_rag.pipeline.reranker.QwenReranker`."""
     top_n: int | None = Field(default=3, ge=1, strict=True)
     """How many documents to keep (None: all, reordered)."""
     task: str | None = None

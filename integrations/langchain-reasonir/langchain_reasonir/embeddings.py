@@ -1,7 +1,7 @@
 """ReasonIR embeddings as a LangChain ``Embeddings``: documents and queries get their own prefixes.
 
 Everything model-related (prompts, pooling, batching, truncation, input checks) is the core
-:class:`~reasonir_rag.encoder.ReasonIREncoder`'s; this class only translates numpy rows into lists of floats.
+:class:`~reasonir_rag.encoding.encoder.ReasonIREncoder`'s; this class only translates numpy rows into lists of floats.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from typing import Any
 
 from langchain_core.embeddings import Embeddings
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
-from reasonir_rag.encoder import InvalidInputError, shared_encoder
+from reasonir_rag.encoding.encoder import shared_encoder
+from reasonir_rag.errors import InvalidInputError
 
 logger = logging.getLogger(__name__)
 
@@ -25,8 +26,9 @@ class ReasonIREmbeddings(BaseModel, Embeddings):
     with an instruction (``task=`` picks a BRIGHT task's own instruction, which ReasonIR needs for its numbers).
 
     Pass an already loaded ``encoder``, or let the class load one from ``model_name`` / ``preset`` / ``device``
-    / ``model_kwargs``; loaded encoders are shared per process (:func:`reasonir_rag.encoder.shared_encoder`), so
-    several instances, and unpickled copies, reuse the same weights.
+    / ``model_kwargs``; loaded encoders are shared per process
+    (:func:`reasonir_rag.encoding.encoder.shared_encoder`), so several instances, and unpickled copies, reuse the
+    same weights.
 
     Example:
         .. code-block:: python
@@ -41,7 +43,7 @@ class ReasonIREmbeddings(BaseModel, Embeddings):
     model_config = ConfigDict(extra="forbid", protected_namespaces=(), arbitrary_types_allowed=True)
 
     encoder: Any = Field(default=None, repr=False, exclude=True)
-    """A loaded :class:`~reasonir_rag.encoder.ReasonIREncoder` (or any object with its encode methods)."""
+    """A loaded :class:`~reasonir_rag.encoding.encoder.ReasonIREncoder` (or any object with its encode methods)."""
     model_name: str | None = None
     """Hub id or local folder; None: ReasonIR-8B (or all-MiniLM-L6-v2 with ``preset="minilm"``)."""
     preset: str | None = None

@@ -1,6 +1,6 @@
 """A LangChain retriever over the core ChromaStore, with optional rewriting and reranking.
 
-Encoding, search and filtering are the core :class:`~reasonir_rag.store.ChromaStore`'s; rewriting and reranking go
+Encoding, search and filtering are the core :class:`~reasonir_rag.index.store.ChromaStore`'s; rewriting and reranking go
 through :class:`~langchain_reasonir.ReasonIRQueryRewriter` and :class:`~langchain_reasonir.ReasonIRReranker`, so
 they appear as child runs in callbacks and traces.
 """
@@ -27,7 +27,7 @@ _IGNORED = frozenset({"verbose"})  # BaseRetriever.invoke reads it and passes it
 
 
 class ReasonIRRetriever(BaseRetriever):
-    """Retrieve from a :class:`~reasonir_rag.store.ChromaStore` with ReasonIR's query prefix.
+    """Retrieve from a :class:`~reasonir_rag.index.store.ChromaStore` with ReasonIR's query prefix.
 
     Each document's ``metadata["score"]`` is its cosine similarity; ``id`` is the store's id. With a
     ``reranker``, ``fetch_k`` candidates (ReasonIR: 100) are reranked against the original question and the best
@@ -49,7 +49,7 @@ class ReasonIRRetriever(BaseRetriever):
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
     store: Any
-    """The core :class:`~reasonir_rag.store.ChromaStore` (its encoder encodes the queries)."""
+    """The core :class:`~reasonir_rag.index.store.ChromaStore` (its encoder encodes the queries)."""
     k: int = Field(default=4, ge=1, strict=True)
     """How many documents to return."""
     fetch_k: int | None = Field(default=None, ge=1, strict=True)

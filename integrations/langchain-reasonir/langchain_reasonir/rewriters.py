@@ -1,7 +1,7 @@
 """The core query rewriter as a LangChain Runnable (``str -> str``), composable as ``rewriter | retriever``.
 
 The prompt, the LLM call, the token budget, caching and the failure policy are the core
-:class:`~reasonir_rag.rewriter.QueryRewriter`'s; this class adds callbacks, batching through the core's single
+:class:`~reasonir_rag.pipeline.rewriter.QueryRewriter`'s; this class adds callbacks, batching through the core's single
 batched call, and async.
 """
 
@@ -13,8 +13,8 @@ from typing import Any
 
 from langchain_core.runnables import RunnableConfig, RunnableSerializable
 from pydantic import ConfigDict, field_validator
-from reasonir_rag.encoder import InvalidInputError
-from reasonir_rag.rewriter import QueryRewriter
+from reasonir_rag.errors import InvalidInputError
+from reasonir_rag.pipeline.rewriter import QueryRewriter
 
 logger = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 class ReasonIRQueryRewriter(RunnableSerializable[str, str]):
     """Rewrite a question into ReasonIR's long reasoning query (or a HyDE passage) before retrieval.
 
-    ``rewriter`` is a :class:`~reasonir_rag.rewriter.QueryRewriter`, or an LLM backend from
+    ``rewriter`` is a :class:`~reasonir_rag.pipeline.rewriter.QueryRewriter`, or an LLM backend from
     :mod:`reasonir_rag.llm` (then one is built with ReasonIR's defaults).
 
     Example:
@@ -41,7 +41,7 @@ class ReasonIRQueryRewriter(RunnableSerializable[str, str]):
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
     rewriter: Any
-    """The core :class:`~reasonir_rag.rewriter.QueryRewriter`."""
+    """The core :class:`~reasonir_rag.pipeline.rewriter.QueryRewriter`."""
 
     @field_validator("rewriter", mode="before")
     @classmethod

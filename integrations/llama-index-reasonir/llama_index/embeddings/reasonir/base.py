@@ -1,11 +1,12 @@
 """ReasonIR as a LlamaIndex ``BaseEmbedding``: queries get the instruction prefix, texts the document prefix.
 
-Only types are translated here; prompts, batching and pooling live in :class:`reasonir_rag.encoder.ReasonIREncoder`.
+Only types are translated here; prompts, batching and pooling live in
+:class:`reasonir_rag.encoding.encoder.ReasonIREncoder`.
 
 The loaded encoder sits in a private attribute that is never pickled nor serialised: a pickled (or JSON) copy
 carries only how to load it (``model_name`` + ``load_kwargs``). Unpickled in the same process it reuses the very
 same encoder; in another process (an ``IngestionPipeline`` worker) it loads once per process through
-:func:`reasonir_rag.encoder.shared_encoder`, lazily at first use.
+:func:`reasonir_rag.encoding.encoder.shared_encoder`, lazily at first use.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from typing import Any
 from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
 from llama_index.core.bridge.pydantic import BaseModel, Field, PrivateAttr
 from llama_index.core.callbacks import CallbackManager
-from reasonir_rag.encoder import DEFAULT_MODEL, ReasonIREncoder, shared_encoder, validate_texts
-from reasonir_rag.instructions import resolve_task
+from reasonir_rag.encoding.encoder import DEFAULT_MODEL, ReasonIREncoder, shared_encoder, validate_texts
+from reasonir_rag.encoding.instructions import resolve_task
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ def _live(handle: str | None) -> ReasonIREncoder | None:
 
 
 class ReasonIREmbedding(BaseEmbedding):
-    """ReasonIR (or any preset of :class:`~reasonir_rag.encoder.ReasonIREncoder`) for LlamaIndex.
+    """ReasonIR (or any preset of :class:`~reasonir_rag.encoding.encoder.ReasonIREncoder`) for LlamaIndex.
 
     ``get_query_embedding`` uses ReasonIR's query prefix with ``task`` (a BRIGHT task) or ``instruction``;
     ``get_text_embedding(s)`` use the document prefix. Pass a loaded ``encoder=`` or a ``model_name``

@@ -1,7 +1,7 @@
 """ReasonIR's pointwise Qwen reranker as a LlamaIndex node postprocessor.
 
 Scoring (one forward pass per node for the 0-5 relevance digit, tie-broken with the retrieval score), prompts and
-failure handling are the core's :class:`~reasonir_rag.reranker.QwenReranker`; this class translates nodes and
+failure handling are the core's :class:`~reasonir_rag.pipeline.reranker.QwenReranker`; this class translates nodes and
 emits LlamaIndex's rerank events (``ReRankStartEvent`` / ``ReRankEndEvent`` and the ``RERANKING`` callback).
 """
 
@@ -16,8 +16,8 @@ from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
-from reasonir_rag.llm import LLM
-from reasonir_rag.reranker import DEFAULT_RERANKER, QwenReranker
+from reasonir_rag.pipeline.reranker import DEFAULT_RERANKER, QwenReranker
+from reasonir_rag.protocols import LLM
 from reasonir_rag.types import ScoredDocument
 
 logger = logging.getLogger(__name__)

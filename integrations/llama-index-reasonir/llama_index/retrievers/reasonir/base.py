@@ -1,4 +1,4 @@
-"""A LlamaIndex retriever over a reasonir-rag :class:`~reasonir_rag.store.ChromaStore`.
+"""A LlamaIndex retriever over a reasonir-rag :class:`~reasonir_rag.index.store.ChromaStore`.
 
 Use it for collections built by reasonir-rag itself (``reasonir-rag index``, ``ChromaStore.add``), which carry
 the encoder's fingerprint and are searched with the encoder they were built with. For an index built by
@@ -17,7 +17,7 @@ import numpy as np
 from llama_index.core.base.base_retriever import BaseRetriever
 from llama_index.core.callbacks import CallbackManager
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
-from reasonir_rag.store import ChromaStore
+from reasonir_rag.index.store import ChromaStore
 from reasonir_rag.types import ScoredDocument
 
 logger = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ def to_node(hit: ScoredDocument) -> NodeWithScore:
 
 
 class ReasonIRRetriever(BaseRetriever):
-    """Top-``similarity_top_k`` passages from a :class:`~reasonir_rag.store.ChromaStore`, best first.
+    """Top-``similarity_top_k`` passages from a :class:`~reasonir_rag.index.store.ChromaStore`, best first.
 
     A :class:`~llama_index.core.schema.QueryBundle` that already carries an ``embedding`` (as
     :class:`~llama_index.retrievers.reasonir.ReasonIRQueryTransform` sets it) is searched by that vector;

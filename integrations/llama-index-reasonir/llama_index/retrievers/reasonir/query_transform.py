@@ -23,9 +23,9 @@ from typing import Any, Literal
 from llama_index.core.indices.query.query_transform.base import BaseQueryTransform
 from llama_index.core.prompts.mixin import PromptDictType
 from llama_index.core.schema import QueryBundle
-from reasonir_rag.encoder import ReasonIREncoder
-from reasonir_rag.llm import LLM
-from reasonir_rag.rewriter import QueryRewriter
+from reasonir_rag.encoding.encoder import ReasonIREncoder
+from reasonir_rag.pipeline.rewriter import QueryRewriter
+from reasonir_rag.protocols import LLM
 
 from llama_index.embeddings.reasonir import ReasonIREmbedding
 
@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 
 
 class ReasonIRQueryTransform(BaseQueryTransform):
-    """Rewrite the question with the core :class:`~reasonir_rag.rewriter.QueryRewriter` and embed the rewrite.
+    """Rewrite the question with the core :class:`~reasonir_rag.pipeline.rewriter.QueryRewriter` and embed the rewrite.
 
     ``embed_model`` must be the embedding the index is searched with (same encoder, same ``task``): the
     transform embeds with it, so the vector lands in the index's space with the right prefix.
@@ -69,7 +69,7 @@ class ReasonIRQueryTransform(BaseQueryTransform):
         """A transform whose rewriter fits its output to ``embed_model``'s encoder and task.
 
         ``llm`` is a reasonir-rag LLM backend (``OpenAICompatibleLLM``, ``TransformersLLM``); ``rewriter_kwargs``
-        go to :class:`~reasonir_rag.rewriter.QueryRewriter` (``max_tokens``, ``keep_original``, ``cache``...).
+        go to :class:`~reasonir_rag.pipeline.rewriter.QueryRewriter` (``max_tokens``, ``keep_original``, ``cache``...).
         """
         if not isinstance(llm, LLM):
             raise TypeError(f"the rewriter needs a reasonir-rag LLM backend, not {type(llm).__name__}: e.g. "

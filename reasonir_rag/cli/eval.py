@@ -8,11 +8,13 @@ import logging
 from pathlib import Path
 from typing import Any
 
-logger = logging.getLogger("reasonir_rag.cli")
+from reasonir_rag.cli.common import add_encoder_args, add_store_args, connection, encoder_name, load_encoder
+from reasonir_rag.errors import InvalidInputError
+
+logger = logging.getLogger("reasonir_rag.cli.main")
 
 
 def register(subparsers: Any) -> None:
-    from reasonir_rag import cli as main_cli
     from reasonir_rag.eval.datasets import GPQA_RELEASE_URL
     from reasonir_rag.eval.runner import ALL_CONDITIONS
 
@@ -20,8 +22,8 @@ def register(subparsers: Any) -> None:
     kinds = parser.add_subparsers(dest="benchmark", required=True)
     for name in ("mmlu", "gpqa"):
         p = kinds.add_parser(name, help=f"{name.upper()}: closed-book against RAG variants on one reader")
-        main_cli._add_store_args(p)
-        main_cli._add_encoder_args(p)
+        add_store_args(p)
+        add_encoder_args(p)
         p.add_argument("--data", help="MMLU folder or hub id (default cais/mmlu from the hub)" if name == "mmlu"
                        else "the official GPQA dataset.zip, or its URL (downloaded once into the cache; "
                        f"'official': {GPQA_RELEASE_URL}); default: the clone's data/gpqa/dataset.zip")
@@ -82,12 +84,11 @@ def _llm(spec: str | None, fallback: Any, args: argparse.Namespace) -> Any:
 
 def _retriever(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     """The dense ChromaStore (or BM25 over its documents) and the corpus fingerprint for the run record."""
-    from reasonir_rag import cli as main_cli
     from reasonir_rag.eval.report import corpus_fingerprint
-    from reasonir_rag.store import ChromaStore
+    from reasonir_rag.index.store import ChromaStore
 
-    encoder = main_cli._load_encoder(main_cli._encoder_name(args, must_exist=True), args)
-    store = ChromaStore(args.collection, encoder=encoder, **main_cli._client_args(args))
+    encoder = load_encoder(encoder_name(args, must_exist=True), args)
+    store = ChromaStore(args.collection, encoder=encoder, connection=connection(args))
     documents = list(store.iter_documents())
     corpus = {"collection": args.collection, **corpus_fingerprint(documents)}
     if args.retriever == "bm25":
@@ -117,8 +118,8 @@ def cmd_eval_reader(args: argparse.Namespace) -> int:
     from reasonir_rag.eval.journal import Journal
     from reasonir_rag.eval.report import render_markdown
     from reasonir_rag.eval.runner import CLOSED_BOOK, CONDITIONS, EvalSettings, RAGEvaluator
-    from reasonir_rag.reranker import QwenReranker
-    from reasonir_rag.rewriter import QueryRewriter
+    from reasonir_rag.pipeline.reranker import QwenReranker
+    from reasonir_rag.pipeline.rewriter import QueryRewriter
 
     conditions = tuple(c.strip() for c in args.conditions.split(",") if c.strip())
     subjects = [s.strip() for s in args.subjects.split(",")] if args.subjects else None
@@ -152,12 +153,12 @@ def cmd_eval_reader(args: argparse.Namespace) -> int:
 
 
 def cmd_eval_retrieval(args: argparse.Namespace) -> int:
-    from reasonir_rag.encoder import ReasonIREncoder
+    from reasonir_rag.encoding.encoder import ReasonIREncoder
     from reasonir_rag.eval.ir_data import load_beir, load_bright, subsample
     from reasonir_rag.eval.retrieval import evaluate_retrieval
 
     if args.bright and not args.task:
-        raise ValueError("--bright needs --task (one of BRIGHT's 12 tasks)")
+        raise InvalidInputError("--bright needs --task (one of BRIGHT's 12 tasks)")
     collection = (load_beir(args.beir, args.split) if args.beir else
                   load_bright(args.bright, args.task, long_documents=args.long_documents, reasoning=args.reasoning))
     if args.queries:
@@ -172,7 +173,7 @@ def cmd_eval_retrieval(args: argparse.Namespace) -> int:
         retriever = ReasonIREncoder.from_pretrained(name, device=args.device, cache=args.cache)
     instruction = args.instruction
     if args.beir and args.task and instruction is None:
-        from reasonir_rag.instructions import resolve_task
+        from reasonir_rag.encoding.instructions import resolve_task
 
         instruction = resolve_task(args.task)
     result = evaluate_retrieval(collection, retriever, instruction=instruction)

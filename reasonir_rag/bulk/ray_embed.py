@@ -4,12 +4,12 @@ The pipeline is Ray Data's: read (jsonl / parquet / a list) -> prepare (ids, tex
 already holds) -> ``map_batches`` with an encoder actor pool (``num_gpus=1`` each, one per GPU; on CPU
 ``num_cpus`` actors) -> write. Each actor loads the model itself from a picklable *spec*, never from
 weights shipped by the driver: ``("path/or/hub-id", {kwargs})`` as :meth:`ReasonIREncoder.load_spec`
-returns, ``"openai:MODEL@URL"`` for a served model (:mod:`reasonir_rag.remote_encoder`), or a picklable
+returns, ``"openai:MODEL@URL"`` for a served model (:mod:`reasonir_rag.encoding.served`), or a picklable
 zero-argument factory.
 
 Sinks: :class:`ParquetSink` (a folder of ``part-*.parquet`` files, each written whole then renamed, so a
 killed run never leaves half a file) and :class:`ChromaSink` (a Chroma server, written by writer actors
-through :class:`~reasonir_rag.store.ChromaStore`, or an embedded folder, written by the driver). Before
+through :class:`~reasonir_rag.index.store.ChromaStore`, or an embedded folder, written by the driver). Before
 encoding, the ids already in the sink are skipped (for Chroma: same id and same text hash, as
 ``ChromaStore.add`` does), so a killed run resumes with nothing lost and nothing encoded twice. Ids are
 assumed unique in the source.
@@ -22,7 +22,6 @@ import json
 import logging
 import os
 import time
-import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,51 +30,17 @@ from typing import Any
 import numpy as np
 
 from reasonir_rag._deps import require
-from reasonir_rag.store import HASH_KEY, EncoderMismatchError, content_id, text_hash
+from reasonir_rag.bulk.sinks import ChromaSink, ParquetSink, existing_ids, write_parquet_part
+from reasonir_rag.errors import BulkEmbeddingError, DataNotFoundError, InvalidInputError
+from reasonir_rag.index.store import content_id, text_hash
 from reasonir_rag.types import Document
 
 logger = logging.getLogger(__name__)
 
-FINGERPRINT_FILE = "_fingerprint.json"
 EncoderSpec = Any  # (name_or_path, kwargs) | str | Callable[[], encoder]
 
 # statuses each row carries through the pipeline
 TODO, SKIP, INVALID, ENCODED, FAILED = "todo", "skip", "invalid", "encoded", "failed"
-
-
-# ---------------------------------------------------------------------------------------------- sinks
-@dataclass(frozen=True)
-class ParquetSink:
-    """A folder of parquet parts: ``id``, ``text``, ``metadata`` (JSON), ``text_sha256``, ``embedding``."""
-
-    path: str
-
-    def describe(self) -> str:
-        return f"parquet folder {self.path}"
-
-
-@dataclass(frozen=True)
-class ChromaSink:
-    """A Chroma collection: on a server (``host``/``port``) or in an embedded folder (``path``)."""
-
-    collection: str
-    host: str | None = None
-    port: int | None = None
-    path: str | None = None
-    ssl: bool = False
-
-    @property
-    def on_server(self) -> bool:
-        return self.host is not None or self.port is not None
-
-    def client_args(self) -> dict[str, Any]:
-        if self.on_server:
-            return {"host": self.host, "port": self.port, "ssl": self.ssl}
-        return {"path": self.path}
-
-    def describe(self) -> str:
-        where = f"{self.host or 'localhost'}:{self.port or 8000}" if self.on_server else self.path
-        return f"Chroma collection {self.collection!r} at {where}"
 
 
 @dataclass
@@ -92,14 +57,6 @@ class BulkResult:
     sink: str = ""
 
 
-class BulkEmbeddingError(RuntimeError):
-    """A bulk run ended with texts not embedded; everything else reached the sink and a rerun resumes by ids."""
-
-    def __init__(self, message: str, result: BulkResult | None = None):
-        super().__init__(message)
-        self.result = result
-
-
 # ---------------------------------------------------------------------------------------------- encoder specs
 def load_encoder(spec: EncoderSpec, *, device: str | None = None) -> Any:
     """Build the encoder a spec names (inside an actor: each process loads its own model once)."""
@@ -107,10 +64,10 @@ def load_encoder(spec: EncoderSpec, *, device: str | None = None) -> Any:
         return spec()
     name, kwargs = (spec, {}) if isinstance(spec, str) else (spec[0], dict(spec[1] or {}))
     if isinstance(name, str) and name.startswith("openai:"):
-        from reasonir_rag.remote_encoder import from_spec
+        from reasonir_rag.encoding.served import from_spec
 
         return from_spec(name, **kwargs)
-    from reasonir_rag.encoder import shared_encoder
+    from reasonir_rag.encoding.encoder import shared_encoder
 
     if device is not None:
         kwargs.setdefault("device", device)
@@ -123,7 +80,8 @@ def _portable_spec(spec: EncoderSpec) -> EncoderSpec:
         return spec.load_spec()
     if isinstance(spec, (str, tuple, list)) or callable(spec):
         return spec
-    raise TypeError(f"encoder_spec must be (name_or_path, kwargs), a string, an encoder or a factory; got {spec!r}")
+    raise InvalidInputError(
+        f"encoder_spec must be (name_or_path, kwargs), a string, an encoder or a factory; got {spec!r}")
 
 
 # ---------------------------------------------------------------------------------------------- pipeline stages
@@ -267,12 +225,12 @@ def _write_chroma(sink: ChromaSink, batch: Any, stores: dict[str, Any]) -> None:
     ids, texts, metas, vectors, fingerprint = _encoded_rows(batch)
     if not ids:
         return
-    from reasonir_rag.store import ChromaStore
+    from reasonir_rag.index.store import ChromaStore
 
     store = stores.get(fingerprint)
     if store is None:
         encoder = _PrecomputedEncoder(json.loads(fingerprint))
-        store = stores[fingerprint] = ChromaStore(sink.collection, encoder=encoder, **sink.client_args())
+        store = stores[fingerprint] = ChromaStore(sink.collection, encoder=encoder, connection=sink.connection)
     store.encoder.vectors = dict(zip(texts, vectors, strict=True))  # this batch's
     store.add([Document(i, t, m) for i, t, m in zip(ids, texts, metas, strict=True)], show_progress=False)
 
@@ -296,76 +254,6 @@ def _write_parquet(batch: Any, *, sink: ParquetSink) -> Any:
     return _summary(batch)
 
 
-def write_parquet_part(folder: str | Path, ids: list[str], texts: list[str], metadatas: list[dict[str, Any]],
-                       vectors: np.ndarray, fingerprint: dict[str, Any]) -> Path:
-    """One part file of a :class:`ParquetSink`, written under a temporary name and renamed whole."""
-    pa = require("pyarrow")
-    pq = require("pyarrow.parquet")
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    _check_parquet_fingerprint(folder, fingerprint)
-    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    table = pa.table({
-        "id": pa.array(ids, pa.string()),
-        "text": pa.array(texts, pa.string()),
-        "metadata": pa.array([json.dumps(m, ensure_ascii=False, default=str) for m in metadatas], pa.string()),
-        "text_sha256": pa.array([text_hash(t) for t in texts], pa.string()),
-        "embedding": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), vectors.shape[1]),
-    })
-    name = f"part-{uuid.uuid4().hex}.parquet"
-    tmp = folder / f".{name}.tmp"
-    pq.write_table(table, tmp)
-    os.replace(tmp, folder / name)
-    return folder / name
-
-
-def _check_parquet_fingerprint(folder: Path, fingerprint: dict[str, Any]) -> None:
-    path = folder / FINGERPRINT_FILE
-    if not path.exists():
-        tmp = folder / f".{FINGERPRINT_FILE}.{uuid.uuid4().hex}.tmp"
-        tmp.write_text(json.dumps(fingerprint, sort_keys=True))
-        os.replace(tmp, path)
-        return
-    stored = json.loads(path.read_text())
-    if stored != json.loads(json.dumps(fingerprint)):
-        raise EncoderMismatchError(f"{folder} holds embeddings from encoder {stored}, not {fingerprint}; "
-                                   "write into another folder")
-
-
-# ---------------------------------------------------------------------------------------------- the sink's state
-def existing_ids(sink: ParquetSink | ChromaSink, client: Any = None) -> dict[str, str | None]:
-    """What the sink already holds: id -> text hash (None where unknown)."""
-    if isinstance(sink, ParquetSink):
-        folder = Path(sink.path)
-        parts = sorted(folder.glob("part-*.parquet")) if folder.is_dir() else []
-        if not parts:
-            return {}
-        pq = require("pyarrow.parquet")
-        done: dict[str, str | None] = {}
-        for part in parts:
-            table = pq.read_table(part, columns=["id", "text_sha256"])
-            done.update(zip(table.column("id").to_pylist(), table.column("text_sha256").to_pylist(), strict=True))
-        return done
-    from reasonir_rag.store import make_client
-
-    errors = require("chromadb.errors")
-    if client is None:
-        client, _ = make_client(**sink.client_args())
-    try:
-        col = client.get_collection(sink.collection, embedding_function=None)
-    except errors.NotFoundError:
-        return {}
-    done = {}
-    offset, page = 0, 5000
-    while True:
-        got = col.get(include=["metadatas"], limit=page, offset=offset)
-        for doc_id, meta in zip(got["ids"], got["metadatas"] or [None] * len(got["ids"]), strict=True):
-            done[doc_id] = (meta or {}).get(HASH_KEY)
-        if len(got["ids"]) < page:
-            return done
-        offset += page
-
-
 # ---------------------------------------------------------------------------------------------- reading
 def _read_source(ray: Any, source: Any, text_field: str, batch_size: int) -> Any:
     if isinstance(source, ray.data.Dataset):
@@ -373,7 +261,7 @@ def _read_source(ray: Any, source: Any, text_field: str, batch_size: int) -> Any
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if not path.exists():
-            raise FileNotFoundError(f"no corpus at {path}")
+            raise DataNotFoundError(f"no corpus at {path}")
         files = sorted(path.rglob("*")) if path.is_dir() else [path]
         parquet = [str(p) for p in files if p.suffix == ".parquet"]
         jsonl = [str(p) for p in files if p.name.endswith((".jsonl", ".jsonl.gz", ".json"))]
@@ -381,7 +269,7 @@ def _read_source(ray: Any, source: Any, text_field: str, batch_size: int) -> Any
             return ray.data.read_parquet(parquet)
         if jsonl and not parquet:
             return ray.data.read_json(jsonl, lines=True)
-        raise ValueError(f"{path}: expected .jsonl(.gz) or .parquet files (one kind), found "
+        raise InvalidInputError(f"{path}: expected .jsonl(.gz) or .parquet files (one kind), found "
                          f"{len(jsonl)} jsonl and {len(parquet)} parquet")
     if isinstance(source, Iterable):
         rows = []
@@ -393,11 +281,11 @@ def _read_source(ray: Any, source: Any, text_field: str, batch_size: int) -> Any
             elif isinstance(item, Mapping):
                 rows.append(dict(item))
             else:
-                raise TypeError(f"source items must be Documents, dicts or strings; got {type(item).__name__}")
+                raise InvalidInputError(f"source items must be Documents, dicts or strings; got {type(item).__name__}")
         if not rows:
-            raise ValueError("the source holds no documents")
+            raise InvalidInputError("the source holds no documents")
         return ray.data.from_items(rows, override_num_blocks=max(1, min(200, -(-len(rows) // batch_size))))
-    raise TypeError(f"source must be a path, a list of documents or a ray Dataset; got {type(source).__name__}")
+    raise InvalidInputError(f"source must be a path, a list of documents or a ray Dataset; got {type(source).__name__}")
 
 
 def _optional(name: str) -> Any:
@@ -426,7 +314,7 @@ def embed_corpus_with_ray(
 
     ``source``: a ``.jsonl``/``.jsonl.gz``/``.parquet`` file or folder, a list of :class:`Document` s,
     dicts or strings, or a ``ray.data.Dataset``; ``id_field``/``text_field`` name the columns (missing ids
-    become :func:`~reasonir_rag.store.content_id` of the text); other columns (or ``metadata_fields``)
+    become :func:`~reasonir_rag.index.store.content_id` of the text); other columns (or ``metadata_fields``)
     become metadata. One encoder actor per GPU when the cluster has GPUs, else ``num_actors`` (default:
     the cluster's CPUs minus one, so reading and writing keep a core) actors of ``num_cpus_per_actor``.
     ``sink``: a :class:`ParquetSink`, a :class:`ChromaSink` or a folder path (parquet). Ray is started
@@ -437,12 +325,12 @@ def embed_corpus_with_ray(
     if isinstance(sink, (str, os.PathLike)):
         sink = ParquetSink(str(sink))
     if not isinstance(sink, (ParquetSink, ChromaSink)):
-        raise TypeError(f"sink must be a ParquetSink, a ChromaSink or a folder path; got {sink!r}")
+        raise InvalidInputError(f"sink must be a ParquetSink, a ChromaSink or a folder path; got {sink!r}")
     if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        raise InvalidInputError(f"batch_size must be >= 1, got {batch_size}")
     spec = _portable_spec(encoder_spec)
     if isinstance(source, (str, os.PathLike)) and not Path(source).exists():
-        raise FileNotFoundError(f"no corpus at {source}")
+        raise DataNotFoundError(f"no corpus at {source}")
     if not ray.is_initialized():
         ray.init(address=ray_address, include_dashboard=False, log_to_driver=True)
     resources = ray.cluster_resources()
@@ -456,10 +344,8 @@ def embed_corpus_with_ray(
         Path(sink.path).mkdir(parents=True, exist_ok=True)
         for stale in Path(sink.path).glob(".part-*.tmp"):  # a killed run's unfinished part: never counted
             stale.unlink()
-    elif not sink.on_server:
-        from reasonir_rag.store import make_client
-
-        driver_client, _ = make_client(**sink.client_args())
+    elif not sink.connection.on_server:
+        driver_client, _ = sink.connection.open()
     done = existing_ids(sink, driver_client)
     logger.info("%s already holds %d records; those are skipped", sink.describe(), len(done))
 
@@ -473,7 +359,7 @@ def embed_corpus_with_ray(
     if isinstance(sink, ParquetSink):
         ds = ds.map_batches(_write_parquet, batch_format="pyarrow", batch_size=None, num_cpus=0.5,
                             fn_kwargs={"sink": sink})
-    elif sink.on_server:
+    elif sink.connection.on_server:
         ds = ds.map_batches(_ChromaWriter, fn_constructor_kwargs={"sink": sink}, batch_format="pyarrow",
                             batch_size=None, num_cpus=0.25, compute=ray.data.ActorPoolStrategy(size=max(1, writers)))
     # else: an embedded Chroma folder belongs to one process: the driver writes it below
@@ -509,7 +395,7 @@ def embed_corpus_with_ray(
 def _collect(ds: Any, sink: ParquetSink | ChromaSink, stores: dict[str, Any], result: BulkResult) -> None:
     """Drain the pipeline into ``result`` (and into an embedded Chroma folder, which only the driver may write)."""
     for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
-        if isinstance(sink, ChromaSink) and not sink.on_server:
+        if isinstance(sink, ChromaSink) and not sink.connection.on_server:
             _write_chroma(sink, batch, stores)
         for doc_id, status, error in zip(batch.column("id").to_pylist(), batch.column("status").to_pylist(),
                                          batch.column("error").to_pylist(), strict=True):
@@ -527,28 +413,4 @@ def _collect(ds: Any, sink: ParquetSink | ChromaSink, stores: dict[str, Any], re
                     result.failures[doc_id] = error
 
 
-def read_parquet_embeddings(path: str | Path) -> tuple[list[str], np.ndarray]:
-    """Ids and vectors from a :class:`ParquetSink` folder, one row per id (for loading into another index).
-
-    A batch that a crashed driver still had in flight can land after the resumed run re-did it: its rows
-    repeat ids with the same text and vector; the first of each id is kept.
-    """
-    pq = require("pyarrow.parquet")
-    ids: list[str] = []
-    vectors: list[np.ndarray] = []
-    for part in sorted(Path(path).glob("part-*.parquet")):
-        table = pq.read_table(part, columns=["id", "embedding"])
-        ids.extend(table.column("id").to_pylist())
-        emb = table.column("embedding").combine_chunks()
-        vectors.append(emb.flatten().to_numpy().reshape(len(emb), -1))
-    if not ids:
-        return [], np.zeros((0, 0), dtype=np.float32)
-    first = list({doc_id: i for i, doc_id in reversed(list(enumerate(ids)))}.values())
-    first.sort()
-    if len(first) < len(ids):
-        logger.info("%s: %d repeated id(s) from a re-done batch; kept one row each", path, len(ids) - len(first))
-    return [ids[i] for i in first], np.concatenate(vectors).astype(np.float32)[first]
-
-
-__all__ = ["BulkEmbeddingError", "BulkResult", "ChromaSink", "ParquetSink", "embed_corpus_with_ray", "existing_ids",
-           "load_encoder", "read_parquet_embeddings", "write_parquet_part"]
+__all__ = ["BulkEmbeddingError", "BulkResult", "embed_corpus_with_ray", "load_encoder"]

@@ -7,6 +7,8 @@ a generic instruction drops BRIGHT nDCG@10 from 24.4 to about 20.5, so use the t
 
 from __future__ import annotations
 
+from reasonir_rag.errors import InvalidInputError
+
 QUERY_TEMPLATE = "<|user|>\n{instruction}\n<|embed|>\n"
 DOCUMENT_PREFIX = "<|embed|>\n"
 DEFAULT_INSTRUCTION = "Given a question, retrieve relevant passages that help answer the question"
@@ -41,7 +43,7 @@ def bright_instruction(task: str, *, long_documents: bool = False) -> str:
     table = _LONG if long_documents else _SHORT
     if task not in table:
         variant = "long-document " if long_documents else ""
-        raise ValueError(
+        raise InvalidInputError(
             f"unknown {variant}BRIGHT task {task!r}; known: {', '.join(sorted(table))}"
         )
     return table[task]
@@ -51,7 +53,7 @@ def resolve_task(task: str) -> str:
     """Instruction for ``task``: a BRIGHT task name, with ``:long`` for the long-document variant."""
     name, _, variant = task.partition(":")
     if variant not in ("", "long", "short"):
-        raise ValueError(f"task variant must be ':long' or ':short', got {task!r}")
+        raise InvalidInputError(f"task variant must be ':long' or ':short', got {task!r}")
     return bright_instruction(name, long_documents=variant == "long")
 
 

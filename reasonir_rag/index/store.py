@@ -15,7 +15,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -25,6 +24,14 @@ from typing import Any
 import numpy as np
 
 from reasonir_rag._deps import require
+from reasonir_rag.errors import (
+    CollectionNotFoundError,
+    EncoderMismatchError,
+    InvalidInputError,
+    ServiceUnavailableError,
+)
+from reasonir_rag.index.connection import ChromaConnection
+from reasonir_rag.protocols import Encoder
 from reasonir_rag.types import Document, PrefixKind, ScoredDocument
 
 logger = logging.getLogger(__name__)
@@ -34,14 +41,6 @@ HASH_KEY = "reasonir_text_sha256"
 _INTERNAL_KEYS = frozenset({HASH_KEY})
 DEFAULT_BATCH_SIZE = 1000
 _INT64 = 2**63
-
-
-class EncoderMismatchError(ValueError):
-    """The collection was indexed with another encoder (weights, dim, prefixes or pooling differ)."""
-
-
-class CollectionNotFoundError(LookupError):
-    """The collection does not exist (raised when opening with ``create=False``)."""
 
 
 @dataclass
@@ -80,7 +79,7 @@ class _MetadataCleaner:
         if metadata is None:
             return {}
         if not isinstance(metadata, Mapping):
-            raise TypeError(f"metadata must be a dict, got {type(metadata).__name__}")
+            raise InvalidInputError(f"metadata must be a dict, got {type(metadata).__name__}")
         clean: dict[str, Any] = {}
         for key, value in metadata.items():
             key = str(key)
@@ -116,7 +115,7 @@ def _repair_unicode(text: str) -> str:
 
 def _check_k(k: Any) -> int:
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"k must be an int >= 1, got {k!r}")
+        raise InvalidInputError(f"k must be an int >= 1, got {k!r}")
     return int(k)
 
 
@@ -124,57 +123,28 @@ def _public(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
     return {k: v for k, v in (metadata or {}).items() if k not in _INTERNAL_KEYS}
 
 
-def make_client(
-    *,
-    path: str | Path | None = None,
-    host: str | None = None,
-    port: int | None = None,
-    ssl: bool = False,
-    auth_token: str | None = None,
-    headers: Mapping[str, str] | None = None,
-) -> tuple[Any, str]:
-    """A Chroma client and where it points: a server when ``host``/``port`` is given, else a folder."""
-    chromadb = require("chromadb")
-    settings = chromadb.config.Settings(anonymized_telemetry=False)
-    if host is None and port is None:
-        folder = Path(path if path is not None else os.environ.get("REASONIR_CHROMA_PATH", "./reasonir-chroma"))
-        where = str(folder.expanduser())
-        return chromadb.PersistentClient(path=where, settings=settings), where
-    token = auth_token if auth_token is not None else os.environ.get("CHROMA_AUTH_TOKEN")
-    all_headers = dict(headers or {})
-    if token:
-        all_headers["Authorization"] = f"Bearer {token}"
-    host = host or "localhost"
-    port = int(port or 8000)
-    where = f"{'https' if ssl else 'http'}://{host}:{port}"
-    try:
-        client = chromadb.HttpClient(host=host, port=port, ssl=ssl, headers=all_headers or None, settings=settings)
-    except Exception as exc:  # the message never includes the headers (the token stays private)
-        raise ConnectionError(f"could not reach the Chroma server at {where}: {exc}") from exc
-    return client, where
-
-
-def stored_fingerprint(collection: str, **client_args: Any) -> dict[str, Any] | None:
-    """The encoder fingerprint recorded in ``collection`` (None when it has none); ``client_args`` as
-    for :func:`make_client`. Raises :class:`CollectionNotFoundError` when the collection is missing."""
-    client, where = make_client(**client_args)
+def stored_fingerprint(collection: str, connection: ChromaConnection | None = None) -> dict[str, Any] | None:
+    """The encoder fingerprint recorded in ``collection`` (None when it has none). Raises
+    :class:`CollectionNotFoundError` when the collection is missing."""
+    client, where = (connection or ChromaConnection()).open()
     errors = require("chromadb.errors")
     try:
         col = client.get_collection(collection, embedding_function=None)
     except errors.NotFoundError as exc:
         raise CollectionNotFoundError(f"collection {collection!r} does not exist at {where}") from exc
     except errors.ChromaError as exc:
-        raise ValueError(f"cannot open collection {collection!r} at {where}: {exc}") from exc
+        raise InvalidInputError(f"cannot open collection {collection!r} at {where}: {exc}") from exc
     raw = (col.metadata or {}).get(FINGERPRINT_KEY)
     return json.loads(raw) if raw else None
 
 
 class ChromaStore:
-    """A Chroma collection searched with a :class:`~reasonir_rag.encoder.ReasonIREncoder`.
+    """A Chroma collection searched with a :class:`~reasonir_rag.encoding.encoder.ReasonIREncoder`.
 
     Embedded (a folder, default ``$REASONIR_CHROMA_PATH`` or ``./reasonir-chroma``) unless ``host`` or
     ``port`` is given, then a Chroma server through ``HttpClient``; ``auth_token`` (default
-    ``$CHROMA_AUTH_TOKEN``) is sent as ``Authorization: Bearer``. ``create=False`` raises
+    ``$CHROMA_AUTH_TOKEN``) is sent as ``Authorization: Bearer``. The same settings as one value:
+    ``connection=`` (:class:`~reasonir_rag.index.connection.ChromaConnection`). ``create=False`` raises
     :class:`CollectionNotFoundError` instead of creating a missing collection. While :meth:`add` writes,
     a server that cannot be reached (restarting) is retried ``retries`` times with backoff (0.5 s, 1 s,
     2 s, ... up to 8 s); then a :class:`ConnectionError` says how far the ingest got (re-run ``add``
@@ -185,7 +155,8 @@ class ChromaStore:
         self,
         collection: str,
         *,
-        encoder: Any,
+        encoder: Encoder,
+        connection: ChromaConnection | None = None,
         path: str | Path | None = None,
         host: str | None = None,
         port: int | None = None,
@@ -198,18 +169,20 @@ class ChromaStore:
         retries: int = 4,
     ):
         if not isinstance(collection, str) or not collection:
-            raise ValueError(f"collection must be a non-empty name, got {collection!r}")
+            raise InvalidInputError(f"collection must be a non-empty name, got {collection!r}")
         if batch_size is not None and (isinstance(batch_size, bool) or batch_size < 1):
-            raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
+            raise InvalidInputError(f"batch_size must be >= 1, got {batch_size!r}")
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-            raise ValueError(f"retries must be an int >= 0, got {retries!r}")
+            raise InvalidInputError(f"retries must be an int >= 0, got {retries!r}")
         self._retries = retries
         self._encoder = encoder
         self._name = collection
         self.show_progress = show_progress
-        self._client, self._where = make_client(
-            path=path, host=host, port=port, ssl=ssl, auth_token=auth_token, headers=headers
-        )
+        loose = ChromaConnection(path=path, host=host, port=port, ssl=ssl, auth_token=auth_token, headers=headers)
+        if connection is not None and loose != ChromaConnection():
+            raise InvalidInputError("give either connection= or path/host/port/ssl/auth_token/headers, not both")
+        self.connection = connection or loose
+        self._client, self._where = self.connection.open()
         max_batch = int(self._client.get_max_batch_size())
         self._batch_size = max(1, min(batch_size or DEFAULT_BATCH_SIZE, max_batch))
         self._clean_meta = _MetadataCleaner()
@@ -236,7 +209,7 @@ class ChromaStore:
                 "(reasonir-rag index ... --collection NAME)"
             ) from exc
         except errors.ChromaError as exc:
-            raise ValueError(f"cannot open collection {self._name!r} at {self._where}: {exc}") from exc
+            raise InvalidInputError(f"cannot open collection {self._name!r} at {self._where}: {exc}") from exc
         self._check(col, fingerprint)
         return col
 
@@ -264,14 +237,14 @@ class ChromaStore:
         for index in ("hnsw", "spann"):
             space = (config.get(index) or {}).get("space")
             if space and space != "cosine":
-                raise ValueError(
+                raise InvalidInputError(
                     f"collection {self._name!r} uses {space!r} distance; reasonir-rag needs cosine "
                     "(scores are 1 - distance): use another collection name"
                 )
 
     # ------------------------------------------------------------------ facts
     @property
-    def encoder(self) -> Any:
+    def encoder(self) -> Encoder:
         return self._encoder
 
     @property
@@ -309,12 +282,12 @@ class ChromaStore:
         :attr:`last_add` tells what happened.
         """
         if texts_or_documents is None:
-            raise TypeError("add() needs a list of strings or Documents, got None")
+            raise InvalidInputError("add() needs a list of strings or Documents, got None")
         items = [texts_or_documents] if isinstance(texts_or_documents, (str, Document)) else list(texts_or_documents)
         for what, seq in (("ids", ids), ("metadatas", metadatas)):
             if seq is not None and (isinstance(seq, str) or len(seq) != len(items)):
                 got = "a string" if isinstance(seq, str) else f"{len(seq)}"
-                raise ValueError(f"{what} must be a list as long as the texts ({len(items)}), got {got}")
+                raise InvalidInputError(f"{what} must be a list as long as the texts ({len(items)}), got {got}")
         stats = AddStats(received=len(items))
         self.last_add = stats
         records: dict[str, tuple[str, dict[str, Any]]] = {}
@@ -329,7 +302,7 @@ class ChromaStore:
             if metadatas is not None and metadatas[i] is not None:
                 meta = {**meta, **metadatas[i]}
             if doc_id is not None and (not isinstance(doc_id, str) or not doc_id):
-                raise ValueError(f"id #{i} must be a non-empty string, got {doc_id!r}")
+                raise InvalidInputError(f"id #{i} must be a non-empty string, got {doc_id!r}")
             if not isinstance(text, str) or not text.strip():
                 what = "empty" if isinstance(text, str) else type(text).__name__
                 invalid.append(f"{doc_id} ({what})" if doc_id else f"#{i} ({what})")
@@ -357,7 +330,7 @@ class ChromaStore:
                     self._add_batch(batch, records, stats)
                 except ConnectionError as exc:
                     stored = stats.added + stats.unchanged + stats.metadata_updated
-                    raise ConnectionError(
+                    raise ServiceUnavailableError(
                         f"{exc}; {stored} of the {len(order)} documents of this add() are stored. Run the same "
                         "add() again to resume: stored, unchanged documents are skipped without encoding"
                     ) from exc
@@ -382,7 +355,7 @@ class ChromaStore:
                 return call(**kwargs)
             except transport_error as exc:
                 if attempt == self._retries:
-                    raise ConnectionError(
+                    raise ServiceUnavailableError(
                         f"the Chroma server at {self._where} did not answer ({what} in collection {self._name!r}, "
                         f"{attempt + 1} attempts): {type(exc).__name__}: {exc}"
                     ) from exc
@@ -446,7 +419,7 @@ class ChromaStore:
     def iter_documents(self, page_size: int = 5000) -> Iterator[Document]:
         """Every stored document, page by page (for BM25 over the same corpus, exports, fingerprints)."""
         if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1:
-            raise ValueError(f"page_size must be an int >= 1, got {page_size!r}")
+            raise InvalidInputError(f"page_size must be an int >= 1, got {page_size!r}")
         offset = 0
         while True:
             got = self._collection.get(include=["documents", "metadatas"], limit=page_size, offset=offset)
@@ -475,7 +448,7 @@ class ChromaStore:
         hypothetical passage, so it is compared in document space (see ``Rewrite.prefix_kind``).
         """
         if not isinstance(query, str):
-            raise TypeError(
+            raise InvalidInputError(
                 f"search() takes one query string, got {type(query).__name__}; use search_many() for several"
             )
         return self.search_many([query], k, task=task, instruction=instruction, where=where,
@@ -494,9 +467,9 @@ class ChromaStore:
         """:meth:`search` for several queries: one encoder call and one Chroma query for all."""
         k = _check_k(k)
         if queries is None or isinstance(queries, str):
-            raise TypeError("search_many() takes a list of query strings")
+            raise InvalidInputError("search_many() takes a list of query strings")
         if prefix_kind not in ("query", "document"):
-            raise ValueError(f"prefix_kind must be 'query' or 'document', got {prefix_kind!r}")
+            raise InvalidInputError(f"prefix_kind must be 'query' or 'document', got {prefix_kind!r}")
         queries = list(queries)
         if not queries:
             return []
@@ -516,9 +489,9 @@ class ChromaStore:
         k = _check_k(k)
         vec = np.asarray(vector, dtype=np.float32)
         if vec.ndim != 1 or vec.shape[0] != self._encoder.dim:
-            raise ValueError(f"expected one vector of {self._encoder.dim} dims, got shape {vec.shape}")
+            raise InvalidInputError(f"expected one vector of {self._encoder.dim} dims, got shape {vec.shape}")
         if not np.isfinite(vec).all():
-            raise ValueError("the query vector holds NaN or infinite values")
+            raise InvalidInputError("the query vector holds NaN or infinite values")
         return self._query(vec[None, :], k, where)[0]
 
     def _query(self, vectors: np.ndarray, k: int, where: Mapping[str, Any] | None) -> list[list[ScoredDocument]]:

@@ -19,20 +19,18 @@ from typing import Any
 
 import numpy as np
 
-from reasonir_rag import _models, packed
 from reasonir_rag._deps import require
-from reasonir_rag.batching import token_budget_batches
-from reasonir_rag.cache import EmbeddingCache, cache_key
-from reasonir_rag.instructions import DEFAULT_INSTRUCTION, DOCUMENT_PREFIX, QUERY_TEMPLATE, resolve_task
+from reasonir_rag.encoding import backbones as _backbones
+from reasonir_rag.encoding import packed
+from reasonir_rag.encoding.batching import token_budget_batches
+from reasonir_rag.encoding.cache import EmbeddingCache, cache_key
+from reasonir_rag.encoding.instructions import DEFAULT_INSTRUCTION, DOCUMENT_PREFIX, QUERY_TEMPLATE, resolve_task
+from reasonir_rag.errors import EncoderOutOfMemoryError, InvalidInputError
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "reasonir/ReasonIR-8B"
 MINILM_NAME = "sentence-transformers/all-MiniLM-L6-v2"
-
-
-class InvalidInputError(ValueError, TypeError):
-    """Some inputs cannot be embedded; raised before any model work, naming every bad item."""
 
 
 @dataclass(frozen=True)
@@ -107,7 +105,7 @@ class PrefixedEncoderMixin:
     def query_prefix(self, *, instruction: str | None = None, task: str | None = None) -> str:
         """The exact text placed before a query (empty for models without instructions)."""
         if instruction is not None and task is not None:
-            raise ValueError("pass instruction= or task=, not both")
+            raise InvalidInputError("pass instruction= or task=, not both")
         if task is not None:
             instruction = resolve_task(task)
         if not self.config.query_template:
@@ -138,7 +136,7 @@ class ReasonIREncoder(PrefixedEncoderMixin):
 
     def __init__(
         self,
-        backbones: list[_models.Backbone],
+        backbones: list[_backbones.Backbone],
         config: EncoderConfig,
         *,
         cache: EmbeddingCache | None = None,
@@ -150,7 +148,7 @@ class ReasonIREncoder(PrefixedEncoderMixin):
         compile_bucket: int = 256,
     ):
         if not backbones:
-            raise ValueError("at least one loaded backbone is needed")
+            raise InvalidInputError("at least one loaded backbone is needed")
         self.config = config
         self._backbones = backbones
         self.cache = cache
@@ -206,7 +204,7 @@ class ReasonIREncoder(PrefixedEncoderMixin):
         ``devices=["cuda:0", "cuda:1"]`` loads one replica per device and spreads batches over them.
         ``cache`` (a folder or an :class:`EmbeddingCache`) makes re-encoding unchanged text free.
         ``attention``: ``"packed"`` concatenates a batch into one row with block-diagonal attention (no padding;
-        see :mod:`reasonir_rag.packed`), ``"padded"`` pads each batch to its longest text, ``"auto"`` (default)
+        see :mod:`reasonir_rag.encoding.packed`), ``"padded"`` pads each batch to its longest text, ``"auto"`` (default)
         is packed on CUDA when a varlen flash kernel is there and padded otherwise. ``compile=True`` (or a
         ``torch.compile`` backend name) compiles the packed forward, padding each packed row to a multiple of
         256 tokens so that few shapes occur.
@@ -214,28 +212,28 @@ class ReasonIREncoder(PrefixedEncoderMixin):
         if preset is None:
             preset = "minilm" if name_or_path == "minilm" else "reasonir"
         if preset not in PRESETS:
-            raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+            raise InvalidInputError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
         if preset == "minilm" and name_or_path in (None, "minilm"):
-            folder = _models.minilm_folder()
+            folder = _backbones.minilm_folder()
             name = MINILM_NAME
         else:
             name = name_or_path or DEFAULT_MODEL
-            folder = _models.resolve_local(name, revision=revision, use_safetensors=use_safetensors)
-        targets = list(devices) if devices else [_models.pick_device(device)]
+            folder = _backbones.resolve_local(name, revision=revision, use_safetensors=use_safetensors)
+        targets = list(devices) if devices else [_backbones.pick_device(device)]
         backbones = []
         for target in targets:
-            torch_dtype = _models.pick_dtype(dtype, target)
+            torch_dtype = _backbones.pick_dtype(dtype, target)
             if preset == "minilm":
-                backbones.append(_models.load_bert(folder, device=target, dtype=torch_dtype,
+                backbones.append(_backbones.load_bert(folder, device=target, dtype=torch_dtype,
                                                    use_safetensors=use_safetensors))
             else:
-                backbones.append(_models.load_llama(folder, device=target, dtype=torch_dtype,
+                backbones.append(_backbones.load_llama(folder, device=target, dtype=torch_dtype,
                                                     trust_remote_code=trust_remote_code,
                                                     use_safetensors=use_safetensors))
         settings = dict(PRESETS[preset])
         if max_length is not None:
             if max_length < 8:
-                raise ValueError(f"max_length must be >= 8, got {max_length}")
+                raise InvalidInputError(f"max_length must be >= 8, got {max_length}")
             settings["max_length"] = max_length
         config = EncoderConfig(name=name, preset=preset, **settings)
         if isinstance(cache, str):
@@ -338,7 +336,7 @@ class ReasonIREncoder(PrefixedEncoderMixin):
         prefix_ids = self._prefix_ids(prefix)
         budget = self.text_budget(prefix)
         if budget < 1:
-            raise ValueError(f"the prefix alone takes {len(prefix_ids)} tokens; max_length "
+            raise InvalidInputError(f"the prefix alone takes {len(prefix_ids)} tokens; max_length "
                              f"{self.config.max_length} leaves no room for text")
         head = self._head + prefix_ids
         text_ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
@@ -380,7 +378,7 @@ class ReasonIREncoder(PrefixedEncoderMixin):
             work.put(batch)
         results: queue.Queue = queue.Queue()
 
-        def worker(backbone: _models.Backbone) -> None:
+        def worker(backbone: _backbones.Backbone) -> None:
             try:
                 while True:
                     try:
@@ -422,7 +420,7 @@ class ReasonIREncoder(PrefixedEncoderMixin):
                 if not _is_oom(exc):
                     raise
                 if len(current) == 1:
-                    raise MemoryError(
+                    raise EncoderOutOfMemoryError(
                         f"out of memory on one input of {len(rows[current[0]])} tokens on {backbone.device}; "
                         "lower max_length or use a device with more memory"
                     ) from exc
@@ -448,9 +446,9 @@ class ReasonIREncoder(PrefixedEncoderMixin):
         """Tokens a batch puts through the model."""
         return sum(lengths) if self.attention == "packed" else len(lengths) * max(lengths)
 
-    def _embed(self, backbone: _models.Backbone, rows: list[list[int]], ranges: list[tuple[int, int]]) -> Any:
+    def _embed(self, backbone: _backbones.Backbone, rows: list[list[int]], ranges: list[tuple[int, int]]) -> Any:
         if self.attention != "packed":
-            return _models.embed_batch(backbone, rows, ranges)
+            return _backbones.embed_batch(backbone, rows, ranges)
         if not self._compile_backend:
             return packed.embed_packed(backbone, rows, ranges)
         key = id(backbone)

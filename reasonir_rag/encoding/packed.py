@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from reasonir_rag._deps import require
+from reasonir_rag.errors import InvalidInputError, UsageError
 
 logger = logging.getLogger(__name__)
 
@@ -72,8 +73,8 @@ def _torch_varlen() -> tuple[Kernel | None, str]:
         if has_scale:
             extra["scale"] = scale
         elif not math.isclose(scale, q.shape[-1] ** -0.5, rel_tol=1e-6):
-            raise ValueError(f"this torch varlen_attn has no scale argument and the model's scale {scale} is not "
-                             "1/sqrt(head_dim)")
+            raise InvalidInputError(f"this torch varlen_attn has no scale argument and the model's scale {scale} "
+                                    "is not 1/sqrt(head_dim)")
         return varlen_attn(q, k, v, cu, cu, max_len, max_len, **extra)
 
     return kernel, "torch.nn.attention.varlen.varlen_attn"
@@ -129,7 +130,7 @@ def _check_kernel(kernel: Kernel, device: str, dtype: Any) -> None:
                            cu, d**-0.5)[0].float()
     err = (got - want).abs().max().item()
     if not err < 0.05:
-        raise ValueError(f"differs from SDPA by {err:.3g}")
+        raise InvalidInputError(f"differs from SDPA by {err:.3g}")
 
 
 def _blockwise_sdpa(query, key, value, cu, scale):
@@ -158,7 +159,7 @@ def packed_attention(module, query, key, value, attention_mask, dropout: float =
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       **kwargs)
     if query.shape[0] != 1:
-        raise ValueError(f"packed attention expects one packed row, got a batch of {query.shape[0]}")
+        raise InvalidInputError(f"packed attention expects one packed row, got a batch of {query.shape[0]}")
     scale = scaling if scaling is not None else query.shape[-1] ** -0.5
     kernel = _READY.get((query.device.type, query.dtype))  # filled by varlen_kernel(), which embed_packed calls
     if kernel is None:
@@ -200,7 +201,7 @@ def resolve_attention(requested: str, model: Any, device: str, dtype: Any) -> tu
     varlen kernel and off CUDA (blockwise SDPA); on CUDA without a kernel it falls back to padded (logged).
     """
     if requested not in ATTENTION_MODES:
-        raise ValueError(f"attention must be one of {ATTENTION_MODES}, got {requested!r}")
+        raise InvalidInputError(f"attention must be one of {ATTENTION_MODES}, got {requested!r}")
     if requested == "padded":
         return "padded", "asked for"
     ok, why = supports_packed(model)
@@ -224,7 +225,7 @@ def packed_batches(lengths: Sequence[int], max_tokens: int) -> list[list[int]]:
     """Indices grouped longest-first so that each group's TOTAL tokens stay within ``max_tokens`` (no padding to
     pay for, so the row count is free). Every index appears once; a longer item gets its own group."""
     if max_tokens < 1:
-        raise ValueError("max_tokens must be >= 1")
+        raise InvalidInputError("max_tokens must be >= 1")
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
     batches: list[list[int]] = []
     current: list[int] = []
@@ -254,7 +255,7 @@ def pack(rows: Sequence[Sequence[int]], pool_ranges: Sequence[tuple[int, int]], 
     torch = require("torch")
     lengths = [len(r) for r in rows]
     if not rows or min(lengths) < 1:
-        raise ValueError("every packed row needs at least one token")
+        raise InvalidInputError("every packed row needs at least one token")
     total = sum(lengths)
     filler = _round_up(total, bucket) - total
     seg_lengths = torch.tensor(lengths + ([filler] if filler else []), dtype=torch.long)
@@ -278,12 +279,12 @@ def embed_packed(backbone: Any, rows: list[list[int]], pool_ranges: list[tuple[i
                  model: Any = None, bucket: int = 1) -> Any:
     """One packed forward pass; each row's mean over its ``pool_ranges``; L2-normalised fp32 on the CPU.
 
-    The padded path's twin (:func:`reasonir_rag._models.embed_batch`): same rows, same ranges, same vectors.
+    The padded path's twin (:func:`reasonir_rag.encoding.backbones.embed_batch`): same rows, same ranges, same vectors.
     ``model`` overrides ``backbone.model`` (a compiled copy).
     """
     torch = require("torch")
     if getattr(backbone.model.config, "_attn_implementation", None) != ATTENTION_NAME:
-        raise RuntimeError("call enable_packed(model) first: the stock attention would let packed sequences see "
+        raise UsageError("call enable_packed(model) first: the stock attention would let packed sequences see "
                            "each other")
     packed = pack(rows, pool_ranges, pad_id=backbone.tokenizer.pad_token_id or 0, bucket=bucket)
     device = backbone.device

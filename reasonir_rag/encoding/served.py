@@ -15,7 +15,7 @@ vLLM 0.32 for CPU; see ``benchmarks/scale.py --served-gap`` and the README):
   in vLLM 0.28).
 
 With a ``tokenizer`` (the model's, a local folder or object) texts go out as token ids built exactly as
-:class:`~reasonir_rag.encoder.ReasonIREncoder` builds them (BOS + prefix ids + text ids, the text truncated
+:class:`~reasonir_rag.encoding.encoder.ReasonIREncoder` builds them (BOS + prefix ids + text ids, the text truncated
 to fit ``max_length``); without one they go out as strings and the server tokenizes them.
 
 Requests are batched and sent on a bounded thread pool; retries and error messages are those of
@@ -33,7 +33,13 @@ from typing import Any
 
 import numpy as np
 
-from reasonir_rag.encoder import PRESETS, EncoderConfig, InvalidInputError, PrefixedEncoderMixin, validate_texts
+from reasonir_rag.encoding.encoder import (
+    PRESETS,
+    EncoderConfig,
+    PrefixedEncoderMixin,
+    validate_texts,
+)
+from reasonir_rag.errors import InvalidInputError
 from reasonir_rag.llm.base import estimate_tokens
 from reasonir_rag.llm.openai_backend import OpenAICompatibleLLM
 
@@ -59,7 +65,7 @@ __all__ = ["POOLINGS", "VLLM_SERVE_ARGS", "InvalidInputError", "OpenAIEmbeddings
 
 
 class OpenAIEmbeddingsEncoder(PrefixedEncoderMixin):
-    """The :class:`~reasonir_rag.encoder.ReasonIREncoder` surface over an embeddings server.
+    """The :class:`~reasonir_rag.encoding.encoder.ReasonIREncoder` surface over an embeddings server.
 
     ``model`` is the served model name; ``base_url`` ends in ``/v1`` (default ``$OPENAI_BASE_URL``);
     the API key comes from ``api_key`` or ``$OPENAI_API_KEY`` and is never logged. ``weights`` names the
@@ -87,22 +93,22 @@ class OpenAIEmbeddingsEncoder(PrefixedEncoderMixin):
         backoff: float = 0.5,
     ):
         if pooling not in POOLINGS:
-            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+            raise InvalidInputError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
         if preset not in PRESETS:
-            raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+            raise InvalidInputError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
         if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+            raise InvalidInputError(f"batch_size must be >= 1, got {batch_size}")
         self._http = OpenAICompatibleLLM(model, base_url, api_key, max_concurrency=max_concurrency,
                                          max_retries=max_retries, timeout=timeout, backoff=backoff,
                                          tokenizer=tokenizer)
         self.tokenizer = self._http.tokenizer
         if pooling == "text-tokens" and self.tokenizer is None:
-            raise ValueError("pooling='text-tokens' needs the model's tokenizer (tokenizer=FOLDER) to know where "
-                             "the prefix ends and the text begins")
+            raise InvalidInputError("pooling='text-tokens' needs the model's tokenizer (tokenizer=FOLDER) to know "
+                                    "where the prefix ends and the text begins")
         settings = dict(PRESETS[preset])
         if max_length is not None:
             if max_length < 8:
-                raise ValueError(f"max_length must be >= 8, got {max_length}")
+                raise InvalidInputError(f"max_length must be >= 8, got {max_length}")
             settings["max_length"] = max_length
         settings["pool_prefix"] = settings["pool_prefix"] or pooling == "server"
         self.config = EncoderConfig(name=name or model, preset=preset, **settings)
@@ -211,7 +217,7 @@ class OpenAIEmbeddingsEncoder(PrefixedEncoderMixin):
         head = self._head + self._prefix_ids(prefix)
         budget = self.config.max_length - len(head) - len(self._tail)
         if budget < 1:
-            raise ValueError(f"the prefix alone takes {len(head)} tokens; max_length {self.config.max_length} "
+            raise InvalidInputError(f"the prefix alone takes {len(head)} tokens; max_length {self.config.max_length} "
                              "leaves no room for text")
         ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
         truncated = len(ids) > budget
@@ -238,10 +244,10 @@ class OpenAIEmbeddingsEncoder(PrefixedEncoderMixin):
                 means.append(tokens[start:].astype(np.float64).mean(axis=0))
             out = np.stack(means).astype(np.float32)
         if out.shape[0] != len(rows):
-            raise ValueError(f"{self.base_url} returned {out.shape[0]} embeddings for {len(rows)} inputs")
+            raise InvalidInputError(f"{self.base_url} returned {out.shape[0]} embeddings for {len(rows)} inputs")
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         if not np.all(np.isfinite(out)) or np.any(norms == 0):
-            raise ValueError(f"{self.base_url} returned a zero or non-finite embedding")
+            raise InvalidInputError(f"{self.base_url} returned a zero or non-finite embedding")
         return out / norms
 
 
@@ -255,11 +261,11 @@ def _decode(value: Any) -> np.ndarray:
 def parse_spec(spec: str) -> tuple[str, str | None]:
     """``"openai:MODEL@URL"`` (or ``"openai:MODEL"``, URL from ``$OPENAI_BASE_URL``) -> ``(model, url)``."""
     if not spec.startswith(SPEC_SCHEME):
-        raise ValueError(f"not a served-encoder spec: {spec!r} (expected 'openai:MODEL@URL')")
+        raise InvalidInputError(f"not a served-encoder spec: {spec!r} (expected 'openai:MODEL@URL')")
     body = spec[len(SPEC_SCHEME) :]
     model, sep, url = body.partition("@")
     if not model or (sep and not url):
-        raise ValueError(f"bad served-encoder spec {spec!r}: expected 'openai:MODEL@http://host:port/v1'")
+        raise InvalidInputError(f"bad served-encoder spec {spec!r}: expected 'openai:MODEL@http://host:port/v1'")
     return model, (url or None)
 
 

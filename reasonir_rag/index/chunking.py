@@ -24,6 +24,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from reasonir_rag.errors import InvalidInputError, MissingDependencyError
 from reasonir_rag.types import Document
 
 logger = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ def tiktoken_encoding(name: str = "cl100k_base") -> Any:
     try:
         import tiktoken
     except ImportError as exc:
-        raise ImportError("tiktoken is not installed: pip install tiktoken") from exc
+        raise MissingDependencyError("tiktoken is not installed: pip install tiktoken") from exc
     folder = _tiktoken_cache_dir()
     if folder is None or os.environ.get("TIKTOKEN_CACHE_DIR"):
         return tiktoken.get_encoding(name)
@@ -93,7 +94,7 @@ def _tiktoken_spans(encoding: Any) -> Callable[[str], Spans]:
 
 def _hf_spans(tokenizer: Any) -> Callable[[str], Spans]:
     if not getattr(tokenizer, "is_fast", False):
-        raise ValueError(
+        raise InvalidInputError(
             f"chunking needs a fast (Rust) HF tokenizer for character offsets; got {type(tokenizer).__name__}"
         )
 
@@ -136,7 +137,7 @@ def token_spans_for(tokenizer: Any = None) -> Callable[[str], Spans]:
         return _hf_spans(tokenizer)
     if callable(tokenizer):
         return tokenizer
-    raise TypeError(
+    raise InvalidInputError(
         f"unsupported tokenizer {type(tokenizer).__name__}: pass an HF fast tokenizer, a tiktoken "
         "Encoding, an encoding name, 'regex' or a function text -> token spans"
     )
@@ -167,11 +168,12 @@ def chunk_text(text: str, *, tokenizer: Any = None, chunk_tokens: int = 512, ove
     gives ``[]``.
     """
     if not isinstance(text, str):
-        raise TypeError(f"chunk_text needs a str, got {type(text).__name__}")
+        raise InvalidInputError(f"chunk_text needs a str, got {type(text).__name__}")
     if isinstance(chunk_tokens, bool) or not isinstance(chunk_tokens, int) or chunk_tokens < 1:
-        raise ValueError(f"chunk_tokens must be an int >= 1, got {chunk_tokens!r}")
+        raise InvalidInputError(f"chunk_tokens must be an int >= 1, got {chunk_tokens!r}")
     if isinstance(overlap, bool) or not isinstance(overlap, int) or not 0 <= overlap < chunk_tokens:
-        raise ValueError(f"overlap must be an int with 0 <= overlap < chunk_tokens ({chunk_tokens}), got {overlap!r}")
+        raise InvalidInputError(
+            f"overlap must be an int with 0 <= overlap < chunk_tokens ({chunk_tokens}), got {overlap!r}")
     if not text.strip():
         return []
     spans_of = token_spans_for(tokenizer)
@@ -257,7 +259,7 @@ def chunk_documents(
     empty: list[str] = []
     for doc in docs:
         if not isinstance(doc, Document):
-            raise TypeError(f"chunk_documents needs Document objects, got {type(doc).__name__}")
+            raise InvalidInputError(f"chunk_documents needs Document objects, got {type(doc).__name__}")
         if not isinstance(doc.text, str) or not doc.text.strip():
             empty.append(doc.id)
             continue

@@ -26,8 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from reasonir_rag.encoder import InvalidInputError
-from reasonir_rag.llm import LLM, LLMError
+from reasonir_rag.errors import InvalidInputError, LLMError, StorageError
 from reasonir_rag.llm.prompts import (
     REWRITE_HYDE,
     REWRITE_REASONIR,
@@ -35,6 +34,7 @@ from reasonir_rag.llm.prompts import (
     REWRITE_TOKEN_LIMIT,
     neutralise_control_tokens,
 )
+from reasonir_rag.protocols import LLM, Encoder
 from reasonir_rag.types import PrefixKind
 
 logger = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ class RewriteCache:
                 db.execute("CREATE TABLE IF NOT EXISTS rewrites (key TEXT PRIMARY KEY, text TEXT NOT NULL, "
                            "created REAL)")
         except (OSError, sqlite3.Error) as exc:
-            raise OSError(f"rewrite cache at {self.path} is not usable: {exc} (is the folder writable?)") from exc
+            raise StorageError(f"rewrite cache at {self.path} is not usable: {exc} (is the folder writable?)") from exc
 
     @contextlib.contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -99,7 +99,7 @@ class RewriteCache:
                 db.executemany("INSERT OR REPLACE INTO rewrites VALUES (?, ?, ?)",
                                [(k, v, time.time()) for k, v in items.items()])
         except sqlite3.Error as exc:  # nothing of this call is written; earlier entries stay intact
-            raise OSError(f"could not write to the rewrite cache at {self.path}: {exc} "
+            raise StorageError(f"could not write to the rewrite cache at {self.path}: {exc} "
                           "(disk full or folder not writable?)") from exc
 
     def __len__(self) -> int:
@@ -117,7 +117,7 @@ class QueryRewriter:
         style: Literal["reasonir", "hyde"] = "reasonir",
         max_tokens: int = 2048,
         keep_original: bool = True,
-        encoder: Any = None,
+        encoder: Encoder | None = None,
         instruction: str | None = None,
         task: str | None = None,
         max_length: int = 2048,
@@ -130,11 +130,11 @@ class QueryRewriter:
         on_error: Literal["fallback", "raise"] = "fallback",
     ):
         if style not in STYLES:
-            raise ValueError(f"style must be one of {sorted(STYLES)}, got {style!r}")
+            raise InvalidInputError(f"style must be one of {sorted(STYLES)}, got {style!r}")
         if max_tokens < 1 or max_length < 1:
-            raise ValueError("max_tokens and max_length must be >= 1")
+            raise InvalidInputError("max_tokens and max_length must be >= 1")
         if on_error not in ("fallback", "raise"):
-            raise ValueError(f"on_error must be 'fallback' or 'raise', got {on_error!r}")
+            raise InvalidInputError(f"on_error must be 'fallback' or 'raise', got {on_error!r}")
         self.llm, self.style, self.prefix_kind = llm, style, STYLES[style]
         self.max_tokens, self.keep_original, self.state_budget = max_tokens, keep_original, state_budget
         self.encoder, self.instruction, self.task, self.max_length = encoder, instruction, task, max_length

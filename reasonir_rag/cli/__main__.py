@@ -1,0 +1,7 @@
+"""``python -m reasonir_rag.cli``: the same as the ``reasonir-rag`` command."""
+
+import sys
+
+from reasonir_rag.cli.main import main
+
+sys.exit(main())

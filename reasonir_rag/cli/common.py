@@ -1,0 +1,95 @@
+"""What the command modules share: the store and encoder options, and turning them into a store and an encoder."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import textwrap
+from pathlib import Path
+from typing import Any
+
+from reasonir_rag.index.connection import ChromaConnection
+
+logger = logging.getLogger(__name__)
+
+MINILM_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+_KEY_FIELDS = ("title", "book", "chapter", "section", "source", "source_id")
+
+
+def add_store_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--collection", required=True, help="Chroma collection name (3-512 chars of [a-zA-Z0-9._-])")
+    where = p.add_argument_group(
+        "where the index lives (default: embedded folder $REASONIR_CHROMA_PATH or ./reasonir-chroma)"
+    )
+    where.add_argument("--path", help="embedded Chroma folder")
+    where.add_argument("--host", help="Chroma server host (token from $CHROMA_AUTH_TOKEN)")
+    where.add_argument("--port", type=int, help="Chroma server port")
+    where.add_argument("--ssl", action="store_true", help="use https for the Chroma server")
+
+
+def add_encoder_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--encoder",
+        default=None,
+        help="reasonir | minilm | a model id or folder (default: the encoder recorded in an existing "
+        "collection, else reasonir)",
+    )
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+    p.add_argument("--cache", default=None, help="embedding cache folder: re-encoding unchanged text is free")
+
+
+def connection(args: argparse.Namespace) -> ChromaConnection:
+    """``--path`` or ``--host``/``--port``/``--ssl`` (the token comes from ``$CHROMA_AUTH_TOKEN``)."""
+    if args.path is not None and (args.host is not None or args.port is not None):
+        raise ValueError("give either --path (embedded) or --host/--port (server), not both")
+    return ChromaConnection(path=args.path, host=args.host, port=args.port, ssl=args.ssl)
+
+
+def encoder_name(args: argparse.Namespace, *, must_exist: bool) -> str:
+    """The --encoder value, else the one recorded in the collection, else reasonir."""
+    from reasonir_rag.errors import CollectionNotFoundError
+    from reasonir_rag.index.store import stored_fingerprint
+
+    if args.encoder:
+        return args.encoder
+    try:
+        fingerprint = stored_fingerprint(args.collection, connection(args))
+    except CollectionNotFoundError:
+        if must_exist:
+            raise
+        return "reasonir"
+    if not fingerprint:
+        return "reasonir"
+    model = str(fingerprint.get("model", "reasonir"))
+    name = "minilm" if model == MINILM_NAME else model
+    logger.info("using the encoder recorded in collection %r: %s", args.collection, name)
+    return name
+
+
+def load_encoder(name: str, args: argparse.Namespace) -> Any:
+    from reasonir_rag.encoding.encoder import ReasonIREncoder
+
+    kwargs: dict[str, Any] = {"device": args.device, "cache": args.cache}
+    if getattr(args, "no_progress", False):
+        kwargs["show_progress"] = False
+    if name in ("reasonir", "minilm"):
+        return ReasonIREncoder.from_pretrained(preset=name, **kwargs)
+    return ReasonIREncoder.from_pretrained(name, **kwargs)
+
+
+def check_local_path(args: argparse.Namespace) -> None:
+    """Searching must not create an empty database as a side effect of a typo."""
+    where = connection(args)
+    if not where.on_server:
+        path = Path(where.describe())
+        if not path.is_dir():
+            raise FileNotFoundError(f"no Chroma database at {path} (index documents first, or pass --path)")
+
+
+def key_metadata(meta: dict[str, Any], doc_id: str = "") -> str:
+    shown = [str(meta[k]) for k in _KEY_FIELDS if meta.get(k) not in (None, "", doc_id)]
+    return " · ".join(shown[:3])
+
+
+def snippet(text: str, width: int = 240) -> str:
+    return textwrap.shorten(" ".join(text.split()), width=width, placeholder=" …")

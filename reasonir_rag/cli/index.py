@@ -1,0 +1,159 @@
+"""`reasonir-rag index` and `reasonir-rag search`: documents into a Chroma collection, and questions against it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from reasonir_rag.cli.common import (
+    add_encoder_args,
+    add_store_args,
+    check_local_path,
+    connection,
+    encoder_name,
+    key_metadata,
+    load_encoder,
+    snippet,
+)
+
+logger = logging.getLogger(__name__)
+
+_INDEX_GROUP = 2048  # documents read per add(): bounded memory, and a killed run resumes at most this far back
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("index", parents=[common], help="index .jsonl/.jsonl.gz/.txt/.md files or folders")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    add_store_args(p)
+    add_encoder_args(p)
+    p.add_argument(
+        "--chunk-tokens",
+        type=int,
+        default=None,
+        help="tokens per chunk, 0: no chunking (default 512, or less if the encoder embeds less)",
+    )
+    p.add_argument("--chunk-overlap", type=int, default=64, help="tokens shared by consecutive chunks (default 64)")
+    p.add_argument("--text-field", default="text", help="JSONL field with the text (default: text)")
+    p.add_argument("--id-field", default=None, help="JSONL field with the id (default: id or _id)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("search", parents=[common], help="search a collection")
+    p.add_argument("query", help="the question")
+    add_store_args(p)
+    add_encoder_args(p)
+    p.add_argument("--task", default=None, help="BRIGHT task whose instruction to use (e.g. biology, aops:long)")
+    p.add_argument("--instruction", default=None, help="a custom query instruction")
+    p.add_argument("-k", type=int, default=10, help="how many results (default 10)")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="one JSON line: {query, collection, k, results: [{id, score, text, metadata}]}",
+    )
+    p.set_defaults(func=cmd_search, no_progress=True)
+
+
+def _batches(docs: Iterator[Any], size: int) -> Iterator[list[Any]]:
+    batch: list[Any] = []
+    for doc in docs:
+        batch.append(doc)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from reasonir_rag.index.chunking import chunk_documents
+    from reasonir_rag.index.loaders import LoadReport, load_documents
+    from reasonir_rag.index.store import ChromaStore
+
+    if (args.chunk_tokens is not None and args.chunk_tokens < 0) or args.chunk_overlap < 0:
+        raise ValueError("--chunk-tokens and --chunk-overlap must be >= 0")
+    report = LoadReport()
+    docs = load_documents(args.paths, text_field=args.text_field, id_field=args.id_field, report=report)
+    encoder = load_encoder(encoder_name(args, must_exist=False), args)
+    store = ChromaStore(args.collection, encoder=encoder, show_progress=False, connection=connection(args))
+    chunk_tokens, overlap = args.chunk_tokens, args.chunk_overlap
+    budget = encoder.text_budget(encoder.document_prefix)
+    if chunk_tokens is None:  # the default: 512, or what the encoder embeds when that is less (MiniLM: 254)
+        chunk_tokens = min(512, budget)
+    if chunk_tokens:
+        if chunk_tokens > budget:
+            logger.warning(
+                "--chunk-tokens %d exceeds what the encoder embeds (%d tokens); using %d", chunk_tokens, budget, budget
+            )
+            chunk_tokens = budget
+        if overlap >= chunk_tokens:
+            overlap = chunk_tokens // 8
+            logger.warning("--chunk-overlap must be below --chunk-tokens; using %d", overlap)
+    totals = {"chunks": 0, "added": 0, "unchanged": 0, "metadata_updated": 0, "invalid": 0}
+    from tqdm import tqdm
+
+    start = time.perf_counter()
+    with tqdm(desc=f"indexing into {args.collection}", unit="doc", disable=args.no_progress, file=sys.stderr) as bar:
+        for group in _batches(docs, _INDEX_GROUP):
+            pieces = (
+                chunk_documents(group, tokenizer=encoder.tokenizer, chunk_tokens=chunk_tokens, overlap=overlap)
+                if chunk_tokens
+                else group
+            )
+            store.add(pieces, show_progress=False)
+            stats = store.last_add
+            totals["chunks"] += len(pieces)
+            for key in ("added", "unchanged", "metadata_updated", "invalid"):
+                totals[key] += getattr(stats, key)
+            bar.update(len(group))
+    elapsed = time.perf_counter() - start
+    print(f"documents read:    {report.records} from {report.files} file(s)")
+    print(
+        f"bad records:       {report.bad_records}"
+        + (f" (first: {report.skipped[0][0]}: {report.skipped[0][1]})" if report.skipped else "")
+    )
+    print(f"chunks:            {totals['chunks']}" + ("" if chunk_tokens else " (chunking off)"))
+    print(f"added:             {totals['added']}")
+    print(
+        f"skipped unchanged: {totals['unchanged']}"
+        + (f" (+{totals['metadata_updated']} metadata-only updates)" if totals["metadata_updated"] else "")
+    )
+    print(f"skipped empty:     {totals['invalid']}")
+    print(f"collection:        {args.collection} ({store.count()} records) in {elapsed:.1f} s")
+    if report.records == 0:
+        print("error: no document could be read from the input (see the bad records above)", file=sys.stderr)
+        return 2
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from reasonir_rag.index.store import ChromaStore
+
+    if args.k < 1:
+        raise ValueError(f"-k must be >= 1, got {args.k}")
+    if not args.query.strip():
+        raise ValueError("the question is empty")
+    check_local_path(args)
+    encoder = load_encoder(encoder_name(args, must_exist=True), args)
+    store = ChromaStore(args.collection, encoder=encoder, create=False, connection=connection(args))
+    hits = store.search(args.query, k=args.k, task=args.task, instruction=args.instruction)
+    if args.json:  # one JSON line per query: what `reasonir-rag rerank` reads
+        results = [{"id": h.id, "score": h.score, "text": h.text, "metadata": h.metadata} for h in hits]
+        print(
+            json.dumps(
+                {"query": args.query, "collection": args.collection, "k": args.k, "results": results},
+                ensure_ascii=False,
+            )
+        )
+        return 0
+    if not hits:
+        print("no results (the collection is empty)")
+    for rank, hit in enumerate(hits, start=1):
+        meta = key_metadata(hit.metadata, hit.id)
+        print(f"{rank:>2}. {hit.score:.4f}  {hit.id}" + (f"  [{meta}]" if meta else ""))
+        print(f"    {snippet(hit.text)}")
+    return 0

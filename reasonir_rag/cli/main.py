@@ -1,0 +1,69 @@
+"""reasonir-rag: ReasonIR retrieval from the command line (index, search, demo; rewrite, rerank, eval).
+
+Results go to stdout, logs to stderr (``-v`` for more). Expected failures (a missing collection or path,
+an encoder that does not match the index, bad input) print one line on stderr and exit with code 2;
+``-v`` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from reasonir_rag.cli import demo, index, llm
+from reasonir_rag.cli import eval as eval_cmd
+from reasonir_rag.errors import ReasonIRError
+
+logger = logging.getLogger(__name__)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    verbose_help = "more logging on stderr (-vv for debug); tracebacks on errors"
+    parser = argparse.ArgumentParser(prog="reasonir-rag", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="count", default=0, help=verbose_help)
+    common = argparse.ArgumentParser(add_help=False)  # -v after the subcommand too, without resetting it
+    common.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS, help=verbose_help)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    # Each command module's register() adds subparsers that set_defaults(func=handler), where
+    # handler(args) -> exit code; expected errors raise (exit 2, see main).
+    index.register(sub, common)  # index, search
+    demo.register(sub, common)  # demo
+    llm.register(sub)  # rewrite, rerank
+    eval_cmd.register(sub)  # eval mmlu|gpqa|retrieval
+    return parser
+
+
+def _setup_logging(verbose: int) -> dict[str, int]:
+    """Logs go to stderr; returns the logger levels it changed, so that main() can put them back."""
+    level = logging.WARNING if verbose <= 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(stream=sys.stderr, level=level, format="%(levelname)s %(name)s: %(message)s")
+    wanted = {"reasonir_rag": level, **{name: max(level, logging.WARNING) for name in ("httpx", "chromadb", "urllib3")}}
+    saved = {name: logging.getLogger(name).level for name in wanted}
+    for name, value in wanted.items():
+        logging.getLogger(name).setLevel(value)
+    return saved
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    saved = _setup_logging(args.verbose)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("reasonir-rag: interrupted", file=sys.stderr)
+        return 130
+    except (ReasonIRError, ValueError, TypeError, LookupError, OSError, ImportError) as exc:
+        if args.verbose:
+            logger.exception("%s failed", args.command)
+        print(f"reasonir-rag {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    finally:  # main() may run inside a host program (or a test session): leave its logging as it was
+        for name, value in saved.items():
+            logging.getLogger(name).setLevel(value)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

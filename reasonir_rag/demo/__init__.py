@@ -1,0 +1,1 @@
+"""The end-to-end demo behind ``make demo`` (:func:`reasonir_rag.demo.run.run_demo`)."""

@@ -1,0 +1,1 @@
+"""Documents into a searchable index: loaders (JSONL, text, Markdown), token-aware chunking, the Chroma store."""
