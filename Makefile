@@ -11,7 +11,7 @@ PROFILE ?= offline
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
-.PHONY: venv vllm-venv demo test lint bench clean
+.PHONY: venv vllm-venv demo test test-fast lint bench clean
 
 # after each install step: no vision/audio extras, and still the pinned CPU torch (nothing pulled a CUDA build)
 define torch_guard
@@ -51,13 +51,19 @@ vllm-venv: .venv-vllm/.installed
 demo: $(VENV)/.installed-demo
 	$(BIN)/reasonir-rag demo --profile $(PROFILE) $(DEMO_ARGS)
 
-test: venv vllm-venv
-	$(BIN)/ruff check .
+test: venv vllm-venv lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# Everything that needs no server and no LLM: the tier to run while editing.
+test-fast: venv lint
+	$(BIN)/python -m pytest -m "not server and not llm" $(PYTEST_ARGS)
+
+# ruff, and mypy on the core and both framework packages (settings in pyproject.toml: no blanket ignores)
 lint: venv
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+	$(BIN)/mypy reasonir_rag integrations/langchain-reasonir/langchain_reasonir
+	MYPYPATH=integrations/llama-index-reasonir $(BIN)/mypy -p llama_index.embeddings.reasonir \
+		-p llama_index.retrievers.reasonir -p llama_index.postprocessor.reasonir_rerank
 
 bench: venv
 	$(BIN)/python benchmarks/encode.py

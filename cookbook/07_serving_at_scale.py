@@ -85,8 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     added = 0
     for path in files:
         docs = list(itertools.islice(load_documents(path), per_file))
-        store.add(docs, show_progress=False)
-        added += store.last_add.added
+        added += store.add(docs, show_progress=False).added
     seconds = time.perf_counter() - start
     print(f"encoder:  {encoder.config.name} on {', '.join(devices)}")
     print(f"index:    {args.collection} on {args.chroma_host}:{args.chroma_port}: {store.count()} records, "

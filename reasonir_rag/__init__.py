@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from reasonir_rag._version import __version__
 from reasonir_rag.errors import (
     BulkEmbeddingError,
     CollectionNotFoundError,
@@ -26,9 +27,7 @@ from reasonir_rag.errors import (
     UnsupportedError,
     UsageError,
 )
-from reasonir_rag.types import Document, ScoredDocument
-
-__version__ = "0.1.0"
+from reasonir_rag.types import Document, Rewrite, ScoredDocument
 
 _LAZY = {
     "ReasonIREncoder": "reasonir_rag.encoding.encoder",
@@ -40,7 +39,6 @@ _LAZY = {
     "chunk_text": "reasonir_rag.index.chunking",
     "bright_instruction": "reasonir_rag.encoding.instructions",
     "QueryRewriter": "reasonir_rag.pipeline.rewriter",
-    "Rewrite": "reasonir_rag.pipeline.rewriter",
     "QwenReranker": "reasonir_rag.pipeline.reranker",
     "TransformersLLM": "reasonir_rag.llm",
     "OpenAICompatibleLLM": "reasonir_rag.llm",
@@ -79,7 +77,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from reasonir_rag.index.store import ChromaStore
     from reasonir_rag.llm import OpenAICompatibleLLM, TransformersLLM, load_llm
     from reasonir_rag.pipeline.reranker import QwenReranker
-    from reasonir_rag.pipeline.rewriter import QueryRewriter, Rewrite
+    from reasonir_rag.pipeline.rewriter import QueryRewriter
 
 __all__ = [  # noqa: RUF022 - grouped by layer
     "Document", "ScoredDocument", "__version__",

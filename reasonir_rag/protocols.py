@@ -11,12 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from reasonir_rag.types import Document, Message, PrefixKind, Prompt, ScoredDocument
+from reasonir_rag.types import Document, Message, PrefixKind, Prompt, Rewrite, ScoredDocument
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
-
-    from reasonir_rag.pipeline.rewriter import Rewrite
 
 
 @runtime_checkable
@@ -35,6 +33,24 @@ class Encoder(Protocol):
                        task: str | None = None, show_progress: bool | None = None) -> np.ndarray: ...
 
     def encode_documents(self, texts: Sequence[str] | str, *, show_progress: bool | None = None) -> np.ndarray: ...
+
+
+@runtime_checkable
+class TokenizingEncoder(Encoder, Protocol):
+    """An :class:`Encoder` that also tells how many tokens a text takes after its prefix (the rewriter fits its
+    output to that budget)."""
+
+    @property
+    def tokenizer(self) -> Any: ...
+
+    @property
+    def document_prefix(self) -> str: ...
+
+    def query_prefix(self, *, instruction: str | None = None, task: str | None = None) -> str: ...
+
+    def text_budget(self, prefix: str = "") -> int: ...
+
+    def count_tokens(self, text: str) -> int: ...
 
 
 @runtime_checkable
@@ -117,4 +133,4 @@ class Reranker(Protocol):
         ...
 
 
-__all__ = ["LLM", "Encoder", "Message", "Prompt", "Reranker", "Rewriter", "SearchIndex"]
+__all__ = ["LLM", "Encoder", "Message", "Prompt", "Reranker", "Rewriter", "SearchIndex", "TokenizingEncoder"]

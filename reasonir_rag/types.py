@@ -30,3 +30,16 @@ class ScoredDocument:
     text: str
     metadata: dict[str, Any] = field(default_factory=dict)
     score: float = 0.0
+
+
+@dataclass(frozen=True)
+class Rewrite:
+    """A rewritten query and how to encode it."""
+
+    text: str  # what to encode
+    prefix_kind: PrefixKind  # "query": encode_queries(...); "document": encode_documents(...)
+    original: str
+    generated: str  # the LLM's raw answer ("" when it failed)
+    truncated: bool = False
+    cached: bool = False
+    error: str | None = None  # why the original question was used instead (on_error="fallback")

@@ -108,9 +108,25 @@ def _quiet_http_logs():
     yield
 
 
+# The fast tier (`make test-fast`) leaves out what starts a server or runs an LLM; these fixtures (and every
+# fixture built on them) and these folders mark a test as such.
+_SERVER_FIXTURES = {"vllm_server", "chroma_server", "chroma_server_factory", "ray_cluster"}
+_LLM_FIXTURES = {"vllm_server", "smollm2_dir"}
+_LLM_FOLDERS = {"demo", "cookbook"}  # the demo and the cookbook load SmolLM2 themselves
+_SERVER_FOLDERS = {"scale"}  # Ray, served encoders
+
+
 def pytest_collection_modifyitems(config, items):
     """Tests that talk to the vLLM server run last, together: the server starts once, late, and its engine
-    does not compete for the 2 cores while the other tests run."""
+    does not compete for the 2 cores while the other tests run. Each test gets the ``server`` and ``llm``
+    markers it needs, for the fast tier."""
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        folders = set(Path(str(item.fspath)).parts)
+        if used & _SERVER_FIXTURES or folders & _SERVER_FOLDERS:
+            item.add_marker(pytest.mark.server)
+        if used & _LLM_FIXTURES or folders & _LLM_FOLDERS:
+            item.add_marker(pytest.mark.llm)
     items.sort(key=lambda item: "vllm_server" in getattr(item, "fixturenames", ()))
 
 

@@ -31,6 +31,7 @@ import numpy as np
 
 from reasonir_rag._deps import require
 from reasonir_rag.bulk.sinks import ChromaSink, ParquetSink, existing_ids, write_parquet_part
+from reasonir_rag.encoding.recorded import RecordedEncoder
 from reasonir_rag.errors import BulkEmbeddingError, DataNotFoundError, InvalidInputError
 from reasonir_rag.index.store import content_id, text_hash
 from reasonir_rag.types import Document
@@ -178,7 +179,7 @@ class _EncodeActor:
         except Exception as exc:  # reported per text, never lost
             first = f"{type(exc).__name__}: {exc}"
         logger.warning("encoding a batch of %d failed (%s); retrying text by text", len(texts), first)
-        outcomes = [self._encode_alone(t) for t in texts] if len(texts) > 1 else [first]
+        outcomes: list[np.ndarray | str] = [self._encode_alone(t) for t in texts] if len(texts) > 1 else [first]
         if len(texts) > 1 and all(isinstance(o, str) for o in outcomes):
             self.broken = f"not tried: the encoder failed on every text of an earlier batch ({first})"
         return outcomes
@@ -190,12 +191,12 @@ class _EncodeActor:
             return f"{type(exc).__name__}: {exc}"
 
 
-def _encoded_rows(batch: Any) -> tuple[list[str], list[str], list[dict[str, Any]], np.ndarray, str | None]:
+def _encoded_rows(batch: Any) -> tuple[list[str], list[str], list[dict[str, Any]], np.ndarray, str]:
     """The encoded rows of a batch: ids, texts, metadatas, vectors and the encoder fingerprint."""
     status = batch.column("status").to_pylist()
     rows = [i for i, s in enumerate(status) if s == ENCODED]
     if not rows:
-        return [], [], [], np.zeros((0, 0), dtype=np.float32), None
+        return [], [], [], np.zeros((0, 0), dtype=np.float32), ""
     pick = batch.take(rows)
     vectors = np.stack([np.asarray(v, dtype=np.float32) for v in pick.column("embedding").to_numpy(
         zero_copy_only=False)])
@@ -209,18 +210,6 @@ def _summary(batch: Any) -> Any:
     return pa.table({"id": batch.column("id"), "status": batch.column("status"), "error": batch.column("error")})
 
 
-class _PrecomputedEncoder:
-    """The encoder surface :class:`ChromaStore` needs, answering with vectors the actors already made."""
-
-    def __init__(self, fingerprint: dict[str, Any]):
-        self.fingerprint = fingerprint
-        self.dim = int(fingerprint["dim"])
-        self.vectors: Mapping[str, np.ndarray] = {}
-
-    def encode_documents(self, texts: list[str], **_: Any) -> np.ndarray:
-        return np.stack([self.vectors[t] for t in texts])
-
-
 def _write_chroma(sink: ChromaSink, batch: Any, stores: dict[str, Any]) -> None:
     ids, texts, metas, vectors, fingerprint = _encoded_rows(batch)
     if not ids:
@@ -229,10 +218,9 @@ def _write_chroma(sink: ChromaSink, batch: Any, stores: dict[str, Any]) -> None:
 
     store = stores.get(fingerprint)
     if store is None:
-        encoder = _PrecomputedEncoder(json.loads(fingerprint))
+        encoder = RecordedEncoder(json.loads(fingerprint))
         store = stores[fingerprint] = ChromaStore(sink.collection, encoder=encoder, connection=sink.connection)
-    store.encoder.vectors = dict(zip(texts, vectors, strict=True))  # this batch's
-    store.add([Document(i, t, m) for i, t, m in zip(ids, texts, metas, strict=True)], show_progress=False)
+    store.add_embeddings(ids, texts, vectors, metas)
 
 
 class _ChromaWriter:

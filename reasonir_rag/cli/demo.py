@@ -139,7 +139,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if not args.verbose:  # truncating passages to --max-length is the demo's documented choice, printed below
         encoder_log.setLevel(logging.ERROR)
     print(f"reasonir-rag demo, profile {config.profile}", flush=True)
-    printers = {"index": lambda r: (_demo_index(r), _demo_models(r)), "showcase": _demo_showcase, "eval": _demo_eval}
+    def index_and_models(result: Any) -> None:
+        _demo_index(result)
+        _demo_models(result)
+
+    printers = {"index": index_and_models, "showcase": _demo_showcase, "eval": _demo_eval}
 
     def on_stage(name: str, result: Any) -> None:  # each section as soon as it is ready, even through a pipe
         printers.get(name, lambda _r: None)(result)

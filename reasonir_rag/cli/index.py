@@ -104,8 +104,7 @@ def cmd_index(args: argparse.Namespace) -> int:
                 if chunk_tokens
                 else group
             )
-            store.add(pieces, show_progress=False)
-            stats = store.last_add
+            stats = store.add(pieces, show_progress=False)
             totals["chunks"] += len(pieces)
             for key in ("added", "unchanged", "metadata_updated", "invalid"):
                 totals[key] += getattr(stats, key)

@@ -148,9 +148,9 @@ def read_records(text: str, query: str | None) -> list[tuple[str, list[ScoredDoc
     problems = []
     for n, row in rows:
         if isinstance(row, dict) and isinstance(row.get("results"), list):
-            docs = [_doc(r, f"line {n} result #{j}", problems) for j, r in enumerate(row["results"])]
+            parsed = [_doc(r, f"line {n} result #{j}", problems) for j, r in enumerate(row["results"])]
             records.append((row.get("query") if isinstance(row.get("query"), str) else None,
-                            [d for d in docs if d is not None]))
+                            [d for d in parsed if d is not None]))
         else:
             d = _doc(row, f"line {n}", problems)
             if d is not None:
@@ -159,9 +159,9 @@ def read_records(text: str, query: str | None) -> list[tuple[str, list[ScoredDoc
         raise InvalidInputError(f"{len(problems)} bad document(s): " + "; ".join(problems[:5]))
     if loose:
         records.insert(0, (None, loose))
-    out = []
-    for q, docs in records:
-        q = query or q
+    out: list[tuple[str, list[ScoredDocument]]] = []
+    for found, docs in records:
+        q = query or found
         if not q:
             raise InvalidInputError("no query: pass --query or give records with a 'query' field")
         out.append((q, docs))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,7 +91,7 @@ def collection_name(encoder: str) -> str:
 
 def resolve_config(
     profile: str = "offline", *, encoder: str | None = None, llm: str | None = None, llm_url: str | None = None,
-    env: dict[str, str] | None = None, **overrides: Any,
+    env: Mapping[str, str] | None = None, **overrides: Any,
 ) -> DemoConfig:
     """The profile's defaults, then ``REASONIR_DEMO_*`` environment variables, then explicit arguments.
 
@@ -99,11 +100,11 @@ def resolve_config(
     """
     if profile not in PROFILES:
         raise ValueError(f"unknown demo profile {profile!r}; available: {', '.join(PROFILES)}")
-    env = os.environ if env is None else env
+    environ: Mapping[str, str] = os.environ if env is None else env
     base = dict(PROFILES[profile])
-    encoder = encoder or env.get("REASONIR_DEMO_ENCODER") or base.pop("encoder")
-    llm = llm or env.get("REASONIR_DEMO_LLM") or base.pop("llm")
-    llm_url = llm_url or env.get("REASONIR_DEMO_LLM_URL") or None
+    encoder = encoder or environ.get("REASONIR_DEMO_ENCODER") or base.pop("encoder")
+    llm = llm or environ.get("REASONIR_DEMO_LLM") or base.pop("llm")
+    llm_url = llm_url or environ.get("REASONIR_DEMO_LLM_URL") or None
     base.pop("encoder", None)
     base.pop("llm", None)
     if llm is None and llm_url:

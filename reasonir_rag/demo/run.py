@@ -152,6 +152,8 @@ def load_demo_llm(config: DemoConfig) -> Any:
     from reasonir_rag.llm import OpenAICompatibleLLM, TransformersLLM
 
     if config.llm_url:
+        if config.llm is None:
+            raise InvalidInputError("--llm-url needs --llm, the served model name")
         return OpenAICompatibleLLM(config.llm, base_url=config.llm_url)
     if config.llm is None:
         from reasonir_rag.offline import smollm2_folder
@@ -182,10 +184,10 @@ def build_index(encoder: Any, config: DemoConfig, data_dir: Path, out_dir: Path,
     chroma_path = out_dir / "chroma"
     store = ChromaStore(config.collection, encoder=encoder, path=chroma_path, show_progress=show_progress)
     report = LoadReport()
-    store.add(_passages(files, config.passages, report), show_progress=show_progress)
+    added = store.add(_passages(files, config.passages, report), show_progress=show_progress)
     result = IndexResult(encoder=encoder.config.name, max_length=encoder.config.max_length,
                          collection=config.collection, chroma_path=chroma_path, data_dir=data_dir, load=report,
-                         add=store.last_add, count=store.count())
+                         add=added, count=store.count())
     return store, result
 
 

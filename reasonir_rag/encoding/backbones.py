@@ -35,21 +35,6 @@ class Backbone:
     weights_id: str
 
 
-def pick_device(device: str | None) -> str:
-    torch = require("torch")
-    if device:
-        return device
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def pick_dtype(dtype: Any, device: str) -> Any:
-    """bf16 on CUDA and fp32 on CPU unless the caller says otherwise."""
-    torch = require("torch")
-    if dtype is None or dtype == "auto":
-        return torch.bfloat16 if str(device).startswith("cuda") else torch.float32
-    return getattr(torch, dtype) if isinstance(dtype, str) else dtype
-
-
 def resolve_local(name_or_path: str, *, revision: str | None = None, use_safetensors: bool = True) -> Path:
     """A local folder for ``name_or_path``: the folder itself, or a hub snapshot of config, tokenizer and weights."""
     path = Path(name_or_path).expanduser()

@@ -13,16 +13,17 @@ import json
 import logging
 import queue
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
+from reasonir_rag._common.batching import token_budget_batches
+from reasonir_rag._common.devices import pick_device, pick_dtype
 from reasonir_rag._deps import require
 from reasonir_rag.encoding import backbones as _backbones
 from reasonir_rag.encoding import packed
-from reasonir_rag.encoding.batching import token_budget_batches
 from reasonir_rag.encoding.cache import EmbeddingCache, cache_key
 from reasonir_rag.encoding.instructions import DEFAULT_INSTRUCTION, DOCUMENT_PREFIX, QUERY_TEMPLATE, resolve_task
 from reasonir_rag.errors import EncoderOutOfMemoryError, InvalidInputError
@@ -101,6 +102,8 @@ class PrefixedEncoderMixin:
     config: EncoderConfig
     tokenizer: Any
     _prefix_cache: dict[str, list[int]]
+    encode_queries: Callable[..., np.ndarray]  # each backend's own
+    encode_documents: Callable[..., np.ndarray]
 
     def query_prefix(self, *, instruction: str | None = None, task: str | None = None) -> str:
         """The exact text placed before a query (empty for models without instructions)."""
@@ -219,10 +222,10 @@ class ReasonIREncoder(PrefixedEncoderMixin):
         else:
             name = name_or_path or DEFAULT_MODEL
             folder = _backbones.resolve_local(name, revision=revision, use_safetensors=use_safetensors)
-        targets = list(devices) if devices else [_backbones.pick_device(device)]
+        targets = list(devices) if devices else [pick_device(device)]
         backbones = []
         for target in targets:
-            torch_dtype = _backbones.pick_dtype(dtype, target)
+            torch_dtype = pick_dtype(dtype, target)
             if preset == "minilm":
                 backbones.append(_backbones.load_bert(folder, device=target, dtype=torch_dtype,
                                                    use_safetensors=use_safetensors))
@@ -484,6 +487,7 @@ class ReasonIREncoder(PrefixedEncoderMixin):
         """``(name_or_path, kwargs)`` that rebuild an equivalent encoder with :func:`shared_encoder`
         (what a pickled framework adapter carries instead of the weights)."""
         config = self.config
+        kwargs: dict[str, Any]
         if config.preset == "minilm" and config.name == MINILM_NAME:
             name, kwargs = "minilm", {}
         else:

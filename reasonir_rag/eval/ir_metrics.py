@@ -70,7 +70,7 @@ def query_metrics(judged: Mapping[str, int], ranked: Sequence[str], metrics: Ite
         elif kind == "recall":
             out[name] = sum(d in relevant for d in top) / len(relevant) if relevant else 0.0
         elif kind == "precision":
-            out[name] = sum(d in relevant for d in top) / k
+            out[name] = sum(d in relevant for d in top) / k if k else 0.0  # parse_metric requires k here
         else:  # mrr
             out[name] = next((1.0 / (i + 1) for i, d in enumerate(top) if d in relevant), 0.0)
     return out

@@ -96,7 +96,7 @@ def run_record(
     """What reproduces a run, as JSON: package and Python versions, the dataset (source, fingerprint,
     selection, hash of question ids), the prompt template hash and decoding, each model's identity, the
     corpus fingerprint and the seeds. Pass the result as ``run_info`` to :func:`build_report`."""
-    from reasonir_rag import __version__
+    from reasonir_rag._version import __version__
 
     record: dict[str, Any] = {
         "reasonir_rag": __version__, "python": platform.python_version(), "platform": platform.platform(),

@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -31,6 +31,7 @@ class SearchIndex(Protocol):
     def search(self, query: str, k: int = 10, *, task: str | None = None) -> list[ScoredDocument]: ...
 
 
+@runtime_checkable
 class QueryEncoder(Protocol):
     def encode_queries(self, texts: Sequence[str], *, instruction: str | None = None,
                        task: str | None = None) -> np.ndarray: ...
@@ -155,7 +156,7 @@ def evaluate_retrieval(
     ``search`` whose documents are the collection's (a ChromaStore built from it, a BM25Retriever).
     """
     seconds: dict[str, float] = {}
-    if hasattr(retriever, "encode_queries"):
+    if isinstance(retriever, QueryEncoder):
         run = dense_run(retriever, collection, top_k=top_k, instruction=instruction,
                         doc_embeddings=doc_embeddings, seconds=seconds)
         kind = "dense"

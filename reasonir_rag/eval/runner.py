@@ -23,7 +23,7 @@ from reasonir_rag.eval.journal import Journal
 from reasonir_rag.eval.prompts import build_messages, prompt_hash, spec_for
 from reasonir_rag.eval.report import ConditionResult, QuestionOutcome, build_report, run_record
 from reasonir_rag.protocols import LLM, Reranker, Rewriter, SearchIndex
-from reasonir_rag.types import ScoredDocument
+from reasonir_rag.types import PrefixKind, ScoredDocument
 
 logger = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ class RAGEvaluator:
 
     # ------------------------------------------------------------------ stages
     def _passages(self, condition: str, questions: list[Question], top_k: int,
-                  cost: _Cost) -> list[list[ScoredDocument] | None]:
+                  cost: _Cost) -> Sequence[list[ScoredDocument] | None]:
         if condition == CLOSED_BOOK:
             return [None] * len(questions)
         rewrite, rerank = CONDITIONS[condition]
@@ -154,16 +154,19 @@ class RAGEvaluator:
     def _rewrites(self, texts: list[str], cost: _Cost) -> list[dict[str, Any]]:
         who = _describe(self.rewriter)
 
-        def compute(todo: list[str]) -> list[dict[str, Any]]:
+        rewriter = self.rewriter
+        assert rewriter is not None  # __init__ checked that the conditions asked for have their parts
+
+        def compute(todo: list[str]) -> list[dict[str, Any] | LLMError]:
             start = time.perf_counter()
-            rewrites = self.rewriter.rewrite_queries(todo)
+            rewrites = rewriter.rewrite_queries(todo)
             each = (time.perf_counter() - start) / len(todo)
-            llm = self.rewriter.llm
+            llm = rewriter.llm
             # a failed rewrite falls back to the question; in a run that would be journaled as if the LLM had
             # answered, so it is a failure here (not recorded, redone on resume)
             return [LLMError(f"rewriting failed: {r.error}", transient=True) if r.error is not None else
                     {"text": r.text, "prefix_kind": r.prefix_kind, "seconds": each,
-                     "tokens": _messages_tokens(llm, self.rewriter.prompt(q)) + llm.count_tokens(r.generated)}
+                     "tokens": _messages_tokens(llm, rewriter.prompt(q)) + llm.count_tokens(r.generated)}
                     for q, r in zip(todo, rewrites, strict=True)]
 
         keys = [Journal.key("rewrite", rewriter=who, query=t) for t in texts]
@@ -191,12 +194,14 @@ class RAGEvaluator:
 
     def _search(self, queries: list[tuple[str, str]], k: int) -> list[list[ScoredDocument]]:
         """One ``search_many`` per prefix kind: questions with the query prefix, HyDE passages as documents."""
-        s = self.settings
+        s, retriever = self.settings, self.retriever
+        assert retriever is not None  # __init__ checked that the conditions asked for have their parts
         out: list[list[ScoredDocument]] = [[] for _ in queries]
-        for kind in ("query", "document"):
+        kinds: tuple[PrefixKind, ...] = ("query", "document")
+        for kind in kinds:
             rows = [i for i, (_, each) in enumerate(queries) if each == kind]
             if rows:
-                found = self.retriever.search_many([queries[i][0] for i in rows], k, task=s.task,
+                found = retriever.search_many([queries[i][0] for i in rows], k, task=s.task,
                                                    instruction=s.instruction, prefix_kind=kind)
                 for i, docs in zip(rows, found, strict=True):
                     out[i] = docs
@@ -213,15 +218,17 @@ class RAGEvaluator:
     def _reranks(self, questions: list[str], retrieved: list[list[ScoredDocument]], top_k: int,
                  cost: _Cost) -> list[list[ScoredDocument]]:
         who, task = _describe(self.reranker), self.settings.task
+        reranker = self.reranker
+        assert reranker is not None  # __init__ checked that the conditions asked for have their parts
 
         def compute(todo: list[tuple[str, list[ScoredDocument]]]) -> list[dict[str, Any]]:
-            out = []
+            out: list[dict[str, Any]] = []
             for question, docs in todo:
                 start = time.perf_counter()
-                ranked = self.reranker.rerank(question, docs, top_n=top_k, task=task) if docs else []
-                prompts = self.reranker.prompts(question, [d.text for d in docs], task=task) if docs else []
+                ranked = reranker.rerank(question, docs, top_n=top_k, task=task) if docs else []
+                prompts = reranker.prompts(question, [d.text for d in docs], task=task) if docs else []
                 out.append({"docs": [asdict(d) for d in ranked], "seconds": time.perf_counter() - start,
-                            "tokens": sum(_messages_tokens(self.reranker.llm, p) for p in prompts)})
+                            "tokens": sum(_messages_tokens(reranker.llm, p) for p in prompts)})
             return out
 
         items = list(zip(questions, retrieved, strict=True))
@@ -232,7 +239,7 @@ class RAGEvaluator:
             cost.add("reranker", entry)
         return [[ScoredDocument(**d) for d in entry["docs"]] for entry in entries]
 
-    def _read(self, name: str, spec: Any, questions: list[Question], passages: list[Any], cost: _Cost,
+    def _read(self, name: str, spec: Any, questions: list[Question], passages: Sequence[Any], cost: _Cost,
               condition: str) -> list[QuestionOutcome]:
         s, llm = self.settings, self.reader
         generation = {**spec.generation}

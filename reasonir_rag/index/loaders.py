@@ -115,7 +115,7 @@ def _wide_encoding(head: bytes) -> str | None:
     return next((name for bom, name in _WIDE_BOMS if head.startswith(bom)), None)
 
 
-def utf8_lines(stream: BinaryIO, rel: str) -> Iterator[bytes]:
+def utf8_lines(stream: BinaryIO | gzip.GzipFile, rel: str) -> Iterator[bytes]:
     """The stream's lines as UTF-8 bytes: a UTF-16/32 file (byte-order mark) is decoded first."""
     encoding = _wide_encoding(stream.peek(4)[:4]) if hasattr(stream, "peek") else None
     if encoding is None:
@@ -138,7 +138,8 @@ def _record_id(record: dict[str, Any], id_field: str | None) -> Any:
     return None
 
 
-def _jsonl(stream: BinaryIO, rel: str, text_field: str, id_field: str | None, report: LoadReport) -> Iterator[Document]:
+def _jsonl(stream: BinaryIO | gzip.GzipFile, rel: str, text_field: str, id_field: str | None,
+           report: LoadReport) -> Iterator[Document]:
     for line_no, raw in enumerate(utf8_lines(stream, rel), start=1):
         where = f"{rel}:{line_no}"
         if raw.startswith(_UTF8_BOM):

@@ -17,7 +17,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,12 +40,13 @@ FINGERPRINT_KEY = "reasonir_fingerprint"
 HASH_KEY = "reasonir_text_sha256"
 _INTERNAL_KEYS = frozenset({HASH_KEY})
 DEFAULT_BATCH_SIZE = 1000
+Record = tuple[str, dict[str, Any]]  # (text, cleaned metadata) of one id
 _INT64 = 2**63
 
 
 @dataclass
 class AddStats:
-    """What the last :meth:`ChromaStore.add` did."""
+    """What one :meth:`ChromaStore.add` (or :meth:`~ChromaStore.add_embeddings`) did."""
 
     received: int = 0
     added: int = 0  # encoded and written (new or changed text)
@@ -53,6 +54,7 @@ class AddStats:
     metadata_updated: int = 0  # same text, new metadata: rewritten without encoding
     invalid: int = 0  # empty, whitespace-only or non-string texts, skipped
     duplicates: int = 0  # repeated ids within the call (the last one wins)
+    ids: list[str] = field(default_factory=list)  # the ids now in the index, in input order (invalid ones left out)
 
 
 def text_hash(text: str) -> str:
@@ -186,7 +188,6 @@ class ChromaStore:
         max_batch = int(self._client.get_max_batch_size())
         self._batch_size = max(1, min(batch_size or DEFAULT_BATCH_SIZE, max_batch))
         self._clean_meta = _MetadataCleaner()
-        self.last_add = AddStats()
         self._collection = self._open(create)
 
     # ------------------------------------------------------------------ opening
@@ -273,24 +274,60 @@ class ChromaStore:
         metadatas: Sequence[Mapping[str, Any] | None] | None = None,
         *,
         show_progress: bool | None = None,
-    ) -> list[str]:
-        """Index texts or :class:`Document` s; return the ids now in the index, in input order.
+    ) -> AddStats:
+        """Index texts or :class:`Document` s; return what happened, with the ids now in the index (input order).
 
         Ids: ``ids``, else each Document's id, else :func:`content_id` of the text. Unchanged texts are
         skipped without encoding; empty, whitespace-only and non-string texts are skipped with a warning
         naming them (the rest is indexed). Repeated ids within one call: the last one wins.
-        :attr:`last_add` tells what happened.
         """
         if texts_or_documents is None:
             raise InvalidInputError("add() needs a list of strings or Documents, got None")
         items = [texts_or_documents] if isinstance(texts_or_documents, (str, Document)) else list(texts_or_documents)
+        stats, records = self._records(items, ids, metadatas)
+
+        def encode(todo: list[str]) -> np.ndarray:
+            return self._encoder.encode_documents([records[i][0] for i in todo], show_progress=False)
+
+        self._write(records, stats, encode, show_progress)
+        return stats
+
+    def add_embeddings(
+        self,
+        ids: Sequence[str],
+        texts: Sequence[str],
+        vectors: Any,
+        metadatas: Sequence[Mapping[str, Any] | None] | None = None,
+    ) -> AddStats:
+        """Index vectors computed elsewhere (bulk actors, a parquet export) with their texts; nothing is encoded.
+
+        The vectors must come from an encoder with this collection's fingerprint (a store opened with
+        :class:`~reasonir_rag.encoding.recorded.RecordedEncoder` says which). Unchanged texts are skipped as
+        in :meth:`add`; the checks on ids, texts and metadata are the same, and each vector must be finite
+        with the collection's dimensions.
+        """
+        if ids is None or isinstance(ids, str) or texts is None or isinstance(texts, str):
+            raise InvalidInputError("add_embeddings() takes lists of ids and texts")
+        matrix = np.asarray(vectors, dtype=np.float32)
+        if matrix.ndim != 2 or matrix.shape != (len(texts), self._encoder.dim):
+            raise InvalidInputError(f"vectors must be ({len(texts)}, {self._encoder.dim}) for {len(texts)} texts, "
+                                    f"got shape {matrix.shape}")
+        if not np.isfinite(matrix).all():
+            raise InvalidInputError("vectors hold NaN or infinite values")
+        stats, records = self._records(list(texts), ids, metadatas)
+        by_id = dict(zip(ids, matrix, strict=True))  # the last of a repeated id wins, as in records
+        self._write(records, stats, lambda todo: np.stack([by_id[i] for i in todo]), None)
+        return stats
+
+    def _records(self, items: list[Any], ids: Sequence[str] | None,
+                 metadatas: Sequence[Mapping[str, Any] | None] | None) -> tuple[AddStats, dict[str, Record]]:
+        """``{id: (text, clean metadata)}`` in input order, and the stats of what was left out."""
         for what, seq in (("ids", ids), ("metadatas", metadatas)):
             if seq is not None and (isinstance(seq, str) or len(seq) != len(items)):
                 got = "a string" if isinstance(seq, str) else f"{len(seq)}"
                 raise InvalidInputError(f"{what} must be a list as long as the texts ({len(items)}), got {got}")
         stats = AddStats(received=len(items))
-        self.last_add = stats
-        records: dict[str, tuple[str, dict[str, Any]]] = {}
+        records: dict[str, Record] = {}
         invalid: list[str] = []
         first_seen: dict[str, None] = {}
         for i, item in enumerate(items):
@@ -299,8 +336,8 @@ class ChromaStore:
                 text, meta, doc_id = item.text, dict(item.metadata), item.id or None  # "" -> content id
             if ids is not None:
                 doc_id = ids[i]
-            if metadatas is not None and metadatas[i] is not None:
-                meta = {**meta, **metadatas[i]}
+            if metadatas is not None and (extra := metadatas[i]) is not None:
+                meta = {**meta, **extra}
             if doc_id is not None and (not isinstance(doc_id, str) or not doc_id):
                 raise InvalidInputError(f"id #{i} must be a non-empty string, got {doc_id!r}")
             if not isinstance(text, str) or not text.strip():
@@ -319,6 +356,12 @@ class ChromaStore:
             logger.warning("skipped %d empty or non-string text(s): %s", len(invalid), shown)
         if stats.duplicates:
             logger.warning("%d repeated id(s) in one add(); the last occurrence of each was kept", stats.duplicates)
+        stats.ids = [i for i in first_seen if i in records]
+        return stats, records
+
+    def _write(self, records: dict[str, Record], stats: AddStats, vectors_for: Callable[[list[str]], np.ndarray],
+               show_progress: bool | None) -> None:
+        """Write ``records`` batch by batch; ``vectors_for(ids)`` is asked only for new or changed texts."""
         order = list(records)
         show = self.show_progress if show_progress is None else show_progress
         show = len(order) >= 2000 if show is None else show
@@ -327,7 +370,7 @@ class ChromaStore:
             for start in range(0, len(order), self._batch_size):
                 batch = order[start : start + self._batch_size]
                 try:
-                    self._add_batch(batch, records, stats)
+                    self._add_batch(batch, records, stats, vectors_for)
                 except ConnectionError as exc:
                     stored = stats.added + stats.unchanged + stats.metadata_updated
                     raise ServiceUnavailableError(
@@ -337,14 +380,8 @@ class ChromaStore:
                 bar.update(len(batch))
         logger.info(
             "add to %r: %d new or changed, %d unchanged, %d metadata-only, %d invalid, %d duplicates",
-            self._name,
-            stats.added,
-            stats.unchanged,
-            stats.metadata_updated,
-            stats.invalid,
-            stats.duplicates,
+            self._name, stats.added, stats.unchanged, stats.metadata_updated, stats.invalid, stats.duplicates,
         )
-        return [i for i in first_seen if i in records]
 
     def _server(self, what: str, call: Callable[..., Any], **kwargs: Any) -> Any:
         """``call(**kwargs)``, retried with backoff while the Chroma server cannot be reached (a restart);
@@ -365,7 +402,8 @@ class ChromaStore:
                 time.sleep(delay)
         raise AssertionError("unreachable")
 
-    def _add_batch(self, batch: list[str], records: dict[str, tuple[str, dict[str, Any]]], stats: AddStats) -> None:
+    def _add_batch(self, batch: list[str], records: dict[str, Record], stats: AddStats,
+                   vectors_for: Callable[[list[str]], np.ndarray]) -> None:
         existing = self._server("get", self._collection.get, ids=batch, include=["metadatas"])
         stored = {i: m or {} for i, m in zip(existing["ids"], existing["metadatas"] or [], strict=False)}
         encode: list[str] = []
@@ -380,9 +418,7 @@ class ChromaStore:
             else:
                 stats.unchanged += 1
         if encode:
-            texts = [records[i][0] for i in encode]
-            vectors = self._encoder.encode_documents(texts, show_progress=False)
-            self._upsert(encode, vectors, records)
+            self._upsert(encode, vectors_for(encode), records)
             stats.added += len(encode)
         if meta_only:
             got = self._server("get", self._collection.get, ids=meta_only, include=["embeddings"])
@@ -390,7 +426,7 @@ class ChromaStore:
             self._upsert(meta_only, np.asarray([by_id[i] for i in meta_only], dtype=np.float32), records)
             stats.metadata_updated += len(meta_only)
 
-    def _upsert(self, ids: list[str], vectors: np.ndarray, records: dict[str, tuple[str, dict[str, Any]]]) -> None:
+    def _upsert(self, ids: list[str], vectors: np.ndarray, records: dict[str, Record]) -> None:
         texts = [records[i][0] for i in ids]
         metas = [{**records[i][1], HASH_KEY: text_hash(records[i][0])} for i in ids]
         self._server("upsert", self._collection.upsert, ids=ids, embeddings=np.asarray(vectors, dtype=np.float32),

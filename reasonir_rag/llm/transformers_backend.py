@@ -13,9 +13,9 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from reasonir_rag._common.batching import token_budget_batches
+from reasonir_rag._common.devices import pick_device, pick_dtype
 from reasonir_rag._deps import require
-from reasonir_rag.encoding import backbones
-from reasonir_rag.encoding.batching import token_budget_batches
 from reasonir_rag.errors import InvalidInputError, UnsupportedError
 from reasonir_rag.llm.base import is_continuation, validate_prompts
 from reasonir_rag.types import Prompt
@@ -42,8 +42,8 @@ class TransformersLLM:
         torch = require("torch")
         transformers = require("transformers")
         self.model_name = str(name_or_path)
-        self.device = backbones.pick_device(device)
-        self.dtype = backbones.pick_dtype(dtype, self.device)
+        self.device = pick_device(device)
+        self.dtype = pick_dtype(dtype, self.device)
         self.tokenizer = transformers.AutoTokenizer.from_pretrained(
             self.model_name, revision=revision, trust_remote_code=trust_remote_code)
         self.model = transformers.AutoModelForCausalLM.from_pretrained(

@@ -267,10 +267,13 @@ class QwenReranker:
     def _digit_layout(self) -> tuple[str, tuple[str, ...]]:
         """Where the digit token starts: ``"Relevance score: " + "4"`` (Qwen2.5, Llama 3, SmolLM2 split the space
         off) or ``"Relevance score:" + " 4"`` (tokenizers with space-digit tokens)."""
-        tok = self.llm.tokenize
         spaced = ANSWER_PREFIX + " "
-        if tok("4") is None:
+        if self.llm.tokenize("4") is None:
             return spaced, DIGITS
+
+        def tok(text: str) -> list[int]:  # the backend has a local tokenizer (checked above)
+            return self.llm.tokenize(text) or []
+
         if all(len(tok(d)) == 1 for d in DIGITS) and tok(spaced + "4") == tok(spaced) + tok("4"):
             return spaced, DIGITS
         joined = tuple(" " + d for d in DIGITS)

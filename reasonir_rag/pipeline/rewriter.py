@@ -22,7 +22,6 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -34,26 +33,13 @@ from reasonir_rag.llm.prompts import (
     REWRITE_TOKEN_LIMIT,
     neutralise_control_tokens,
 )
-from reasonir_rag.protocols import LLM, Encoder
-from reasonir_rag.types import PrefixKind
+from reasonir_rag.protocols import LLM, TokenizingEncoder
+from reasonir_rag.types import PrefixKind, Rewrite
 
 logger = logging.getLogger(__name__)
 
 _LINE_BREAKS = re.compile(r"\r\n|[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]")
-STYLES = {"reasonir": "query", "hyde": "document"}
-
-
-@dataclass(frozen=True)
-class Rewrite:
-    """A rewritten query and how to encode it."""
-
-    text: str  # what to encode
-    prefix_kind: PrefixKind  # "query": encode_queries(...); "document": encode_documents(...)
-    original: str
-    generated: str  # the LLM's raw answer ("" when it failed)
-    truncated: bool = False
-    cached: bool = False
-    error: str | None = None  # why the original question was used instead (on_error="fallback")
+STYLES: dict[str, PrefixKind] = {"reasonir": "query", "hyde": "document"}
 
 
 class RewriteCache:
@@ -117,7 +103,7 @@ class QueryRewriter:
         style: Literal["reasonir", "hyde"] = "reasonir",
         max_tokens: int = 2048,
         keep_original: bool = True,
-        encoder: Encoder | None = None,
+        encoder: TokenizingEncoder | None = None,
         instruction: str | None = None,
         task: str | None = None,
         max_length: int = 2048,

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+from reasonir_rag._common.batching import token_budget_batches
 from reasonir_rag.encoding import backbones
-from reasonir_rag.encoding.batching import token_budget_batches
 from reasonir_rag.encoding.encoder import ReasonIREncoder
 
 WORDS = "energy enzyme momentum photon cell buffer acid base torque orbit gene protein charge field".split()

@@ -21,7 +21,7 @@ GRAM_PASSAGE = "microbiology/m58788/9"
 
 
 @pytest.fixture(scope="session")
-def openstax_sample(repo_data) -> list[dict[str, Any]]:
+def openstax_modules(repo_data) -> list[dict[str, Any]]:
     """40 OpenStax passages (id, book, section, text) from four modules."""
     rows: list[dict[str, Any]] = []
     for name, module in SAMPLE_MODULES:

@@ -22,8 +22,8 @@ from .conftest import GRAM_QUESTION, new_collection
 
 
 @pytest.fixture(scope="module")
-def index(minilm_encoder, openstax_sample, chroma_client):
-    nodes = [TextNode(id_=r["id"], text=r["text"], metadata={"section": r["section"]}) for r in openstax_sample]
+def index(minilm_encoder, openstax_modules, chroma_client):
+    nodes = [TextNode(id_=r["id"], text=r["text"], metadata={"section": r["section"]}) for r in openstax_modules]
     store = ChromaVectorStore(chroma_collection=new_collection(chroma_client, "li-engine"))
     return VectorStoreIndex(nodes, storage_context=StorageContext.from_defaults(vector_store=store),
                             embed_model=ReasonIREmbedding(encoder=minilm_encoder))

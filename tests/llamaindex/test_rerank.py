@@ -22,9 +22,9 @@ from reasonir_rag.types import ScoredDocument
 from .conftest import GRAM_QUESTION
 
 
-def _nodes(openstax_sample, n=5):
+def _nodes(openstax_modules, n=5):
     return [NodeWithScore(node=TextNode(id_=r["id"], text=r["text"], metadata={"section": r["section"]}),
-                          score=0.9 - 0.1 * i) for i, r in enumerate(openstax_sample[:n])]
+                          score=0.9 - 0.1 * i) for i, r in enumerate(openstax_modules[:n])]
 
 
 @pytest.fixture(scope="module")
@@ -32,10 +32,10 @@ def core(tiny_qwen_llm):
     return QwenReranker(tiny_qwen_llm, max_doc_tokens=256)
 
 
-def test_scores_and_order_are_the_core_rerankers(core, openstax_sample):
+def test_scores_and_order_are_the_core_rerankers(core, openstax_modules):
     rerank = QwenRerank(reranker=core, top_n=3)
     assert isinstance(rerank, BaseNodePostprocessor) and rerank.model == core.llm.model_name
-    nodes = _nodes(openstax_sample)
+    nodes = _nodes(openstax_modules)
     texts = [n.node.get_content(metadata_mode=MetadataMode.EMBED) for n in nodes]
     expected = core.rerank(GRAM_QUESTION, [ScoredDocument(str(i), t, {}, n.score)
                                            for i, (t, n) in enumerate(zip(texts, nodes, strict=True))], top_n=3)
@@ -48,8 +48,8 @@ def test_scores_and_order_are_the_core_rerankers(core, openstax_sample):
         assert "retrieval_score" not in g.node.metadata
 
 
-def test_keep_retrieval_score_and_top_n(core, openstax_sample):
-    nodes = _nodes(openstax_sample)
+def test_keep_retrieval_score_and_top_n(core, openstax_modules):
+    nodes = _nodes(openstax_modules)
     original = {n.node.node_id: n.score for n in nodes}
     got = QwenRerank(reranker=core, keep_retrieval_score=True).postprocess_nodes(nodes, query_str=GRAM_QUESTION)
     assert len(got) == 5  # top_n=None keeps every node
@@ -58,14 +58,14 @@ def test_keep_retrieval_score_and_top_n(core, openstax_sample):
         assert g.node.metadata["retrieval_score"] == original[g.node.node_id]
         assert g.score == pytest.approx(0.5 * g.node.metadata["rerank_score"] / 5 + 0.5 * original[g.node.node_id])
         assert "retrieval_score" not in g.node.get_content(metadata_mode=MetadataMode.LLM)
-    assert len(QwenRerank(reranker=core, top_n=2).postprocess_nodes(_nodes(openstax_sample),
+    assert len(QwenRerank(reranker=core, top_n=2).postprocess_nodes(_nodes(openstax_modules),
                                                                      query_str=GRAM_QUESTION)) == 2
 
 
-def test_emits_llamaindex_rerank_events_and_callbacks(core, openstax_sample, events):
+def test_emits_llamaindex_rerank_events_and_callbacks(core, openstax_modules, events):
     debug = LlamaDebugHandler()
     rerank = QwenRerank(reranker=core, top_n=2, callback_manager=CallbackManager([debug]))
-    nodes = _nodes(openstax_sample, 4)
+    nodes = _nodes(openstax_modules, 4)
     got = rerank.postprocess_nodes(nodes, query_bundle=QueryBundle(GRAM_QUESTION))
     (start,), (end,) = events.of(ReRankStartEvent), events.of(ReRankEndEvent)
     assert start.top_n == 2 and start.model_name == core.llm.model_name and start.query.query_str == GRAM_QUESTION
@@ -75,23 +75,23 @@ def test_emits_llamaindex_rerank_events_and_callbacks(core, openstax_sample, eve
     assert len(pairs) == 1 and pairs[0][1].payload["nodes"] == got
 
 
-def test_async_matches_sync(core, openstax_sample):
+def test_async_matches_sync(core, openstax_modules):
     rerank = QwenRerank(reranker=core, top_n=3)
-    sync = rerank.postprocess_nodes(_nodes(openstax_sample), query_str=GRAM_QUESTION)
-    got = asyncio.run(rerank.apostprocess_nodes(_nodes(openstax_sample), query_str=GRAM_QUESTION))
+    sync = rerank.postprocess_nodes(_nodes(openstax_modules), query_str=GRAM_QUESTION)
+    got = asyncio.run(rerank.apostprocess_nodes(_nodes(openstax_modules), query_str=GRAM_QUESTION))
     assert [(g.node.node_id, g.score) for g in got] == [(s.node.node_id, s.score) for s in sync]
 
 
-def test_built_from_an_llm_with_reranker_arguments(tiny_qwen_llm, openstax_sample):
+def test_built_from_an_llm_with_reranker_arguments(tiny_qwen_llm, openstax_modules):
     rerank = QwenRerank(tiny_qwen_llm, top_n=2, alpha=1.0, max_doc_tokens=128)
     assert rerank.reranker.alpha == 1.0 and rerank.reranker.max_doc_tokens == 128
-    got = rerank.postprocess_nodes(_nodes(openstax_sample), query_str=GRAM_QUESTION)
+    got = rerank.postprocess_nodes(_nodes(openstax_modules), query_str=GRAM_QUESTION)
     assert all(g.score == pytest.approx(g.node.metadata["rerank_score"] / 5) for g in got)
 
 
 # ------------------------------------------------------------------ bad input: the core's policy, through LlamaIndex
-def test_an_empty_node_scores_zero_and_the_rest_are_ranked(core, openstax_sample, caplog):
-    nodes = [*_nodes(openstax_sample, 3), NodeWithScore(node=TextNode(id_="blank", text="   "), score=0.95)]
+def test_an_empty_node_scores_zero_and_the_rest_are_ranked(core, openstax_modules, caplog):
+    nodes = [*_nodes(openstax_modules, 3), NodeWithScore(node=TextNode(id_="blank", text="   "), score=0.95)]
     got = QwenRerank(reranker=core).postprocess_nodes(nodes, query_str=GRAM_QUESTION)
     blank = next(g for g in got if g.node.node_id == "blank")
     assert blank.node.metadata["rerank_score"] == 0.0 and blank.node.metadata["rerank_error"] == "empty document"
@@ -99,21 +99,21 @@ def test_an_empty_node_scores_zero_and_the_rest_are_ranked(core, openstax_sample
     assert len(got) == 4 and all("rerank_error" not in g.node.metadata for g in got if g is not blank)
 
 
-def test_nodes_without_a_score_count_as_zero(core, openstax_sample):
-    nodes = [NodeWithScore(node=n.node, score=None) for n in _nodes(openstax_sample, 3)]
+def test_nodes_without_a_score_count_as_zero(core, openstax_modules):
+    nodes = [NodeWithScore(node=n.node, score=None) for n in _nodes(openstax_modules, 3)]
     got = QwenRerank(reranker=core, keep_retrieval_score=True).postprocess_nodes(nodes, query_str=GRAM_QUESTION)
     for g in got:
         assert g.node.metadata["retrieval_score"] is None
         assert g.score == pytest.approx(0.5 * g.node.metadata["rerank_score"] / 5)
 
 
-def test_bad_queries_and_scores_are_named(core, openstax_sample):
+def test_bad_queries_and_scores_are_named(core, openstax_modules):
     rerank = QwenRerank(reranker=core)
     with pytest.raises(ValueError, match="needs the query"):
-        rerank.postprocess_nodes(_nodes(openstax_sample, 2))
+        rerank.postprocess_nodes(_nodes(openstax_modules, 2))
     with pytest.raises(InvalidInputError, match="non-empty string"):
-        rerank.postprocess_nodes(_nodes(openstax_sample, 2), query_str="  ")
-    nodes = _nodes(openstax_sample, 3)
+        rerank.postprocess_nodes(_nodes(openstax_modules, 2), query_str="  ")
+    nodes = _nodes(openstax_modules, 3)
     nodes[1].score = float("nan")
     with pytest.raises(InvalidInputError, match="#1"):
         rerank.postprocess_nodes(nodes, query_str=GRAM_QUESTION)

@@ -22,9 +22,9 @@ def _documents(rows):
 
 
 @pytest.fixture(scope="module")
-def minilm_store(minilm_encoder, openstax_sample, tmp_path_factory):
+def minilm_store(minilm_encoder, openstax_modules, tmp_path_factory):
     store = ChromaStore("li-retriever", encoder=minilm_encoder, path=tmp_path_factory.mktemp("li-store"))
-    store.add(_documents(openstax_sample))
+    store.add(_documents(openstax_modules))
     return store
 
 
@@ -68,13 +68,13 @@ def test_async_matches_sync(minilm_store):
     assert [n.node.node_id for n in got] == [n.node.node_id for n in sync]
 
 
-def test_the_task_prefix_reaches_the_search(tiny_encoder, openstax_sample, tmp_path):
+def test_the_task_prefix_reaches_the_search(tiny_encoder, openstax_modules, tmp_path):
     store = ChromaStore("li-tiny-task", encoder=tiny_encoder, path=tmp_path)
-    store.add(_documents(openstax_sample[:10]))
+    store.add(_documents(openstax_modules[:10]))
     nodes = ReasonIRRetriever(store, similarity_top_k=10, task="biology").retrieve(GRAM_QUESTION)
     query = tiny_encoder.encode([GRAM_QUESTION], prefix=tiny_encoder.query_prefix(task="biology"))[0]
-    docs = {d.id: v for d, v in zip(_documents(openstax_sample[:10]), tiny_encoder.encode(
-        [r["text"] for r in openstax_sample[:10]], prefix=tiny_encoder.document_prefix), strict=True)}
+    docs = {d.id: v for d, v in zip(_documents(openstax_modules[:10]), tiny_encoder.encode(
+        [r["text"] for r in openstax_modules[:10]], prefix=tiny_encoder.document_prefix), strict=True)}
     for node in nodes:
         assert node.score == pytest.approx(float(query @ docs[node.node.node_id]), abs=1e-4)
     generic = ReasonIRRetriever(store, similarity_top_k=10).retrieve(GRAM_QUESTION)

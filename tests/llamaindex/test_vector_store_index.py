@@ -24,11 +24,11 @@ def _nodes(rows):
 
 
 @pytest.fixture(scope="module")
-def minilm_index(minilm_encoder, openstax_sample, chroma_client):
+def minilm_index(minilm_encoder, openstax_modules, chroma_client):
     collection = new_collection(chroma_client, "li-minilm")
     storage = StorageContext.from_defaults(vector_store=ChromaVectorStore(chroma_collection=collection))
     emb = ReasonIREmbedding(encoder=minilm_encoder)
-    return VectorStoreIndex(_nodes(openstax_sample), storage_context=storage, embed_model=emb), collection
+    return VectorStoreIndex(_nodes(openstax_modules), storage_context=storage, embed_model=emb), collection
 
 
 def test_retrieves_the_passage_that_answers(minilm_index):
@@ -48,22 +48,22 @@ def test_async_retrieval_matches(minilm_index):
     np.testing.assert_allclose([h.score for h in hits], [s for _, s in sync], atol=1e-5)
 
 
-def test_stored_vectors_are_the_core_document_embeddings(minilm_index, minilm_encoder, openstax_sample):
+def test_stored_vectors_are_the_core_document_embeddings(minilm_index, minilm_encoder, openstax_modules):
     _, collection = minilm_index
-    row = next(r for r in openstax_sample if r["id"] == GRAM_PASSAGE)
+    row = next(r for r in openstax_modules if r["id"] == GRAM_PASSAGE)
     content = _nodes([row])[0].get_content(metadata_mode=MetadataMode.EMBED)  # what LlamaIndex embeds
     assert content.startswith("book: Microbiology") and content.endswith(row["text"])
     got = collection.get(ids=[GRAM_PASSAGE], include=["embeddings"])
     np.testing.assert_allclose(got["embeddings"][0], minilm_encoder.encode_documents([content])[0], atol=1e-5)
 
 
-def test_each_side_gets_its_prefix_inside_a_real_index(tiny_encoder, openstax_sample, chroma_client, events):
+def test_each_side_gets_its_prefix_inside_a_real_index(tiny_encoder, openstax_modules, chroma_client, events):
     """With ReasonIR's prefixes (tiny ReasonIR-shaped model): stored vectors carry the document prefix and the
     query that Chroma searched with carries the task's query prefix, read back from the search scores."""
     collection = new_collection(chroma_client, "li-tiny-prefixes")
     store = ChromaVectorStore(chroma_collection=collection)
     emb = ReasonIREmbedding(encoder=tiny_encoder, task="biology")
-    nodes = _nodes(openstax_sample[:8])
+    nodes = _nodes(openstax_modules[:8])
     index = VectorStoreIndex(nodes, storage_context=StorageContext.from_defaults(vector_store=store), embed_model=emb)
     contents = [n.get_content(metadata_mode=MetadataMode.EMBED) for n in nodes]
     stored = collection.get(ids=[n.node_id for n in nodes], include=["embeddings"])

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reasonir_rag.errors import LLMError
+from reasonir_rag.errors import LLMError, StorageError
 from reasonir_rag.eval.datasets import load_mmlu
 from reasonir_rag.eval.journal import Journal
 from reasonir_rag.eval.runner import EvalSettings, RAGEvaluator
@@ -163,9 +163,10 @@ def test_chroma_server_down_mid_ingest_is_a_clear_error_and_a_rerun_resumes_by_i
     resumed = KillingEncoder(tiny_encoder)
     store = ChromaStore("ingest", encoder=resumed, host="127.0.0.1", port=server.port, batch_size=20)
     assert store.count() == 40
-    assert store.add(docs) == [d.id for d in docs]
+    stats = store.add(docs)
+    assert stats.ids == [d.id for d in docs]
     assert resumed.documents_encoded == 80, "stored, unchanged documents were encoded again"
-    assert store.last_add.unchanged == 40 and store.last_add.added == 80
+    assert stats.unchanged == 40 and stats.added == 80
     assert store.count() == len(docs)
     assert sorted(d.id for d in store.iter_documents()) == sorted(d.id for d in docs)
 
@@ -216,9 +217,10 @@ def test_out_of_memory_during_store_add_keeps_every_document(tmp_path, tiny_reas
 
     monkeypatch.setattr(backbones, "embed_batch", fake_oom_over_600_tokens)
     store = ChromaStore("oom", encoder=encoder, path=tmp_path / "chroma", batch_size=40)
-    assert store.add(docs) == [d.id for d in docs]
+    stats = store.add(docs)
+    assert stats.ids == [d.id for d in docs]
     assert failures, "the simulated OOM never triggered"
-    assert store.count() == len(docs) and store.last_add.added == len(docs)
+    assert store.count() == len(docs) and stats.added == len(docs)
     collection = store.client.get_collection("oom", embedding_function=None)
     got = collection.get(ids=[d.id for d in docs], include=["embeddings"])
     stored = dict(zip(got["ids"], got["embeddings"], strict=True))
@@ -250,7 +252,8 @@ print(json.dumps(out))
 
 def test_unwritable_cache_folders_are_clear_errors_naming_the_path(tmp_path):
     """A mode-0555 folder, truly unwritable (as root the child drops CAP_DAC_OVERRIDE first): the embedding
-    cache, the rewrite cache and the eval journal each refuse at construction with an OSError naming the path."""
+    cache, the rewrite cache and the eval journal each refuse at construction with a StorageError (an OSError)
+    naming the path."""
     folder = tmp_path / "read-only"
     folder.mkdir()
     folder.chmod(stat.S_IRUSR | stat.S_IXUSR | stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH)
@@ -263,7 +266,8 @@ def test_unwritable_cache_folders_are_clear_errors_naming_the_path(tmp_path):
     for name, (kind, *rest) in results.items():
         assert kind is not None, f"the {name} opened in an unwritable folder: {rest}"
         message, path = rest
-        assert kind in ("OSError", "PermissionError") and path in message, (name, kind, message)
+        assert kind == "StorageError" and issubclass(StorageError, OSError), (name, kind, message)
+        assert path in message, (name, kind, message)
     assert list(folder.iterdir()) == []
 
 
@@ -337,7 +341,8 @@ def test_disk_full_is_a_clear_error_and_the_next_run_finds_no_corrupt_entry(tmp_
              "rewrite cache": tmp_path / "rewrites.sqlite"}
     for name, path in files.items():
         kind, message = report["errors"][name]
-        assert kind == "OSError" and str(path) in message, (name, kind, message)
+        assert kind == "StorageError" and issubclass(StorageError, OSError), (name, kind, message)
+        assert str(path) in message, (name, kind, message)
         assert "disk" in message, message  # SQLite's "disk I/O error" / "database or disk is full" is kept
 
     cache = EmbeddingCache(tmp_path / "emb")

@@ -147,8 +147,8 @@ def test_chroma_server_sink_resumes_without_reencoding(tiny_encoder, chroma_serv
     assert by_id["doc-020"][1]["book"] == "book-2" and by_id["doc-020"][1][HASH_KEY] == text_hash(rows[20]["text"])
 
     # ChromaStore reads what the bulk job wrote: same fingerprint and hashes, nothing to re-encode, searchable
-    store.add([Document(r["id"], r["text"], {"book": r["book"]}) for r in rest])
-    assert store.last_add.added == 0 and store.last_add.unchanged == len(rest)
+    stats = store.add([Document(r["id"], r["text"], {"book": r["book"]}) for r in rest])
+    assert stats.added == 0 and stats.unchanged == len(rest)
     hits = store.search_by_vector(tiny_encoder.encode_documents([rows[20]["text"]])[0], k=1)
     assert hits[0].id == "doc-020" and hits[0].score == pytest.approx(1.0, abs=1e-4)
 

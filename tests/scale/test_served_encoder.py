@@ -51,10 +51,10 @@ def test_text_token_pooling_is_faithful(remote, served_tiny_encoder):
 
 def test_store_end_to_end_with_the_served_encoder(remote, served_tiny_encoder, tmp_path):
     store = ChromaStore("served", encoder=remote, path=str(tmp_path / "chroma"))
-    ids = store.add(DOCS)
-    assert store.count() == len(DOCS) and store.last_add.added == len(DOCS)
-    store.add(DOCS)
-    assert store.last_add.unchanged == len(DOCS)  # the fingerprint and hashes hold across calls
+    first = store.add(DOCS)
+    ids = first.ids
+    assert store.count() == len(DOCS) and first.added == len(DOCS)
+    assert store.add(DOCS).unchanged == len(DOCS)  # the fingerprint and hashes hold across calls
     hits = store.search(QUERIES[1], k=3)
     local = served_tiny_encoder.encode_queries([QUERIES[1]])[0] @ served_tiny_encoder.encode_documents(DOCS).T
     assert [h.id for h in hits] == [ids[i] for i in np.argsort(-local)[:3]]

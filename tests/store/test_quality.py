@@ -20,7 +20,7 @@ QUESTIONS = {
 def openstax_store(tmp_path, minilm_encoder, openstax_sample):
     store = ChromaStore("openstax-sample", encoder=minilm_encoder, path=tmp_path / "chroma")
     docs = [Document(r["id"], r["text"], {k: r[k] for k in ("book", "section")}) for r in openstax_sample]
-    assert store.add(docs) == [d.id for d in docs]
+    assert store.add(docs).ids == [d.id for d in docs]
     return store
 
 

@@ -19,8 +19,9 @@ def test_add_and_search_through_the_server(chroma_server, tiny_encoder, minilm_e
     host, port = chroma_server
     store = ChromaStore("server-test", encoder=tiny_encoder, host=host, port=port, auth_token="secret-token")
     assert type(store.client).__name__ == "Client" and store.client.heartbeat() > 0
-    ids = store.add(TEXTS, metadatas=[{"n": i} for i in range(3)])
-    assert store.add(TEXTS, metadatas=[{"n": i} for i in range(3)]) == ids and store.last_add.unchanged == 3
+    ids = store.add(TEXTS, metadatas=[{"n": i} for i in range(3)]).ids
+    again = store.add(TEXTS, metadatas=[{"n": i} for i in range(3)])
+    assert again.ids == ids and again.unchanged == 3
     q = tiny_encoder.encode_queries(["opposite reaction"])[0]
     expected = dict(zip(ids, (tiny_encoder.encode_documents(TEXTS) @ q).tolist(), strict=True))
     hits = store.search("opposite reaction", k=3)

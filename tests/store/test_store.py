@@ -33,7 +33,7 @@ def test_persists_across_processes(tmp_path, tiny_reasonir_dir, tiny_encoder):
         from reasonir_rag.index.store import ChromaStore
         enc = ReasonIREncoder.from_pretrained({str(tiny_reasonir_dir)!r}, device="cpu")
         store = ChromaStore("persist-test", encoder=enc, path={str(tmp_path / "chroma")!r})
-        ids = store.add({TEXTS!r}, metadatas=[{{"n": i}} for i in range({len(TEXTS)})])
+        ids = store.add({TEXTS!r}, metadatas=[{{"n": i}} for i in range({len(TEXTS)})]).ids
         print(",".join(ids))
     """)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
@@ -53,14 +53,16 @@ def test_persists_across_processes(tmp_path, tiny_reasonir_dir, tiny_encoder):
 def test_add_twice_adds_nothing_and_encodes_nothing(tmp_path, counting):
     store = _store(tmp_path, counting)
     docs = [Document(f"doc-{i}", t, {"i": i}) for i, t in enumerate(TEXTS)]
-    assert store.add(docs) == [d.id for d in docs]
+    first = store.add(docs)
+    assert first.ids == [d.id for d in docs]
     assert counting.documents_encoded == len(TEXTS)
-    assert store.last_add.added == len(TEXTS)
+    assert first.added == len(TEXTS)
 
-    assert store.add(docs) == [d.id for d in docs]
+    again = store.add(docs)
+    assert again.ids == [d.id for d in docs]
     assert store.count() == len(TEXTS)
     assert counting.documents_encoded == len(TEXTS), "unchanged documents were encoded again"
-    assert store.last_add.unchanged == len(TEXTS) and store.last_add.added == 0
+    assert again.unchanged == len(TEXTS) and again.added == 0
 
     changed = [*docs[:-1], Document("doc-4", "Photosynthesis stores the sun's energy in sugar.", {"i": 4})]
     store.add(changed)
@@ -68,9 +70,9 @@ def test_add_twice_adds_nothing_and_encodes_nothing(tmp_path, counting):
     assert store.get(["doc-4"])[0].text.startswith("Photosynthesis stores")
 
     relabelled = [Document(d.id, d.text, {"i": d.metadata["i"], "tag": "new"}) for d in changed]
-    store.add(relabelled)
+    relabel = store.add(relabelled)
     assert counting.documents_encoded == len(TEXTS) + 1, "a metadata-only change must not re-encode"
-    assert store.last_add.metadata_updated == len(TEXTS)
+    assert relabel.metadata_updated == len(TEXTS)
     assert all(d.metadata["tag"] == "new" for d in store.get([d.id for d in docs]))
     assert store.count() == len(TEXTS)
 
@@ -86,7 +88,7 @@ def test_interrupted_ingest_resumes_where_it_stopped(tmp_path, counting):
 def test_duplicate_ids_in_one_call_last_wins(tmp_path, tiny_encoder, caplog):
     store = _store(tmp_path, tiny_encoder)
     with caplog.at_level(logging.WARNING, logger="reasonir_rag.index.store"):
-        ids = store.add(["first text", "second text", "third text"], ids=["a", "b", "a"])
+        ids = store.add(["first text", "second text", "third text"], ids=["a", "b", "a"]).ids
     assert ids == ["a", "b"]
     assert store.count() == 2
     assert store.get(["a"])[0].text == "third text"
@@ -95,7 +97,7 @@ def test_duplicate_ids_in_one_call_last_wins(tmp_path, tiny_encoder, caplog):
 
 def test_content_hash_ids_are_stable(tmp_path, tiny_encoder):
     store = _store(tmp_path, tiny_encoder)
-    ids = store.add(TEXTS[:2])
+    ids = store.add(TEXTS[:2]).ids
     assert ids == [content_id(TEXTS[0]), content_id(TEXTS[1])]
     assert len(ids[0]) == 32 and int(ids[0], 16) >= 0
 
@@ -115,7 +117,7 @@ def test_refuses_another_encoder(tmp_path, tiny_encoder, minilm_encoder):
 
 def test_queries_get_the_query_prefix_and_documents_the_document_prefix(tmp_path, tiny_encoder):
     store = _store(tmp_path, tiny_encoder)
-    ids = store.add(TEXTS)
+    ids = store.add(TEXTS).ids
     query = "Which organelle produces ATP?"
     docs = tiny_encoder.encode_documents(TEXTS)
     for kwargs in ({}, {"task": "biology"}, {"instruction": "Find the passage that answers the question"}):
@@ -188,7 +190,7 @@ def test_k_empty_collection_and_fewer_results(tmp_path, tiny_encoder):
 
 def test_delete_and_get(tmp_path, tiny_encoder):
     store = _store(tmp_path, tiny_encoder)
-    ids = store.add(TEXTS)
+    ids = store.add(TEXTS).ids
     store.delete([ids[0], "not-there"])
     assert store.count() == len(TEXTS) - 1
     assert [d.id for d in store.get([ids[1], ids[0], "not-there"])] == [ids[1]]
@@ -226,13 +228,13 @@ def test_metadata_is_made_chroma_safe(tmp_path, tiny_encoder, caplog):
 
 def test_bad_inputs_to_add(tmp_path, tiny_encoder, caplog):
     store = _store(tmp_path, tiny_encoder)
-    assert store.add([]) == []
+    assert store.add([]).ids == []
     with caplog.at_level(logging.WARNING, logger="reasonir_rag.index.store"):
-        assert store.add("") == []
-        ids = store.add(["kept text", "", None, 42, "   \n"], ids=["ok", "empty", "none", "number", "blank"])
-    assert ids == ["ok"]
+        assert store.add("").ids == []
+        stats = store.add(["kept text", "", None, 42, "   \n"], ids=["ok", "empty", "none", "number", "blank"])
+    assert stats.ids == ["ok"]
     assert store.count() == 1
-    assert store.last_add.invalid == 4
+    assert stats.invalid == 4
     for name in ("empty (empty)", "none (NoneType)", "number (int)", "blank (empty)"):
         assert name in caplog.text
     with pytest.raises(TypeError, match="got None"):
@@ -241,7 +243,7 @@ def test_bad_inputs_to_add(tmp_path, tiny_encoder, caplog):
         store.add(["a", "b"], ids=["only-one"])
     with pytest.raises(ValueError, match="id #0"):
         store.add(["a"], ids=[""])
-    assert store.add(["bad \ud800 surrogate"]) and "?" in store.get([content_id("bad ? surrogate")])[0].text
+    assert store.add(["bad \ud800 surrogate"]).ids and "?" in store.get([content_id("bad ? surrogate")])[0].text
 
 
 def test_a_million_character_document(tmp_path, tiny_encoder):
@@ -250,7 +252,7 @@ def test_a_million_character_document(tmp_path, tiny_encoder):
     rng = np.random.default_rng(0)
     huge = " ".join(rng.choice(words, size=200_000))[:1_000_000]
     assert len(huge) == 1_000_000
-    [doc_id] = store.add([huge])
+    [doc_id] = store.add([huge]).ids
     assert store.get([doc_id])[0].text == huge  # stored whole; the encoder embeds what fits
     assert store.search("energy", k=1)[0].id == doc_id
 
@@ -278,3 +280,54 @@ def test_missing_collection_and_bad_names(tmp_path, tiny_encoder):
         _store(tmp_path, tiny_encoder, "never-made", create=False)
     with pytest.raises(ValueError, match="cannot open collection 'x'"):
         _store(tmp_path, tiny_encoder, "x")
+
+
+def test_add_embeddings_writes_vectors_made_elsewhere(tmp_path, tiny_encoder):
+    """Vectors from the real encoder, written through a RecordedEncoder (no model): the same collection as add()."""
+    from reasonir_rag.encoding.recorded import RecordedEncoder
+
+    vectors = tiny_encoder.encode_documents(TEXTS)
+    recorded = RecordedEncoder(tiny_encoder.fingerprint)
+    store = ChromaStore("made-elsewhere", encoder=recorded, path=tmp_path / "chroma")
+    ids = [f"d{i}" for i in range(len(TEXTS))]
+    stats = store.add_embeddings(ids, TEXTS, vectors, [{"n": i} for i in range(len(TEXTS))])
+    assert (stats.added, stats.ids) == (len(TEXTS), ids)
+    again = store.add_embeddings(ids, TEXTS, vectors, [{"n": i} for i in range(len(TEXTS))])
+    assert (again.added, again.unchanged) == (0, len(TEXTS))
+    # the real encoder opens it (same fingerprint), finds it unchanged, and searches it
+    real = ChromaStore("made-elsewhere", encoder=tiny_encoder, path=tmp_path / "chroma", create=False)
+    assert real.add([Document(i, t, {"n": n}) for n, (i, t) in enumerate(zip(ids, TEXTS, strict=True))]).unchanged == 5
+    assert real.search_by_vector(vectors[3], k=1)[0].id == "d3"
+    # bad input is named, and nothing is written
+    with pytest.raises(ValueError, match=r"vectors must be \(5, 64\)"):
+        store.add_embeddings(ids, TEXTS, vectors[:, :10])
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        store.add_embeddings(ids, TEXTS, np.full_like(vectors, np.nan))
+    with pytest.raises(ValueError, match="ids must be a list as long as the texts"):
+        store.add_embeddings(ids[:2], TEXTS, vectors)
+    with pytest.raises(RuntimeError, match="has no model"):
+        store.search("anything")
+    assert store.count() == len(TEXTS)
+
+
+def test_one_connection_type_for_store_sinks_and_cli(tmp_path, tiny_encoder):
+    import argparse
+
+    from reasonir_rag.bulk.sinks import ChromaSink
+    from reasonir_rag.cli.common import connection
+    from reasonir_rag.index.connection import ChromaConnection
+
+    where = ChromaConnection(path=str(tmp_path / "chroma"))
+    store = ChromaStore("conn", encoder=tiny_encoder, connection=where)
+    assert store.connection == where and store.connection.describe() == str(tmp_path / "chroma")
+    with pytest.raises(ValueError, match="either connection= or"):
+        ChromaStore("conn", encoder=tiny_encoder, connection=where, path=tmp_path)
+    with pytest.raises(ValueError, match="either path"):
+        ChromaConnection(path="x", host="127.0.0.1")
+    server = ChromaConnection(host="127.0.0.1", port=8123, auth_token="s3cret", headers={"X-Key": "k3y"})
+    assert "s3cret" not in repr(server) and "k3y" not in repr(server) and server.describe() == "http://127.0.0.1:8123"
+    sink = ChromaSink("papers", host="127.0.0.1", port=8123, auth_token="s3cret")
+    assert sink.connection == ChromaConnection(host="127.0.0.1", port=8123, auth_token="s3cret")
+    assert "s3cret" not in repr(sink) and sink.describe() == "Chroma collection 'papers' at http://127.0.0.1:8123"
+    args = argparse.Namespace(path=None, host="127.0.0.1", port=8123, ssl=True)
+    assert connection(args) == ChromaConnection(host="127.0.0.1", port=8123, ssl=True)

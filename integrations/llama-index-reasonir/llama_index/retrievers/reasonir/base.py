@@ -52,7 +52,9 @@ class ReasonIRRetriever(BaseRetriever):
             raise TypeError(f"store must be a reasonir_rag ChromaStore, got {type(store).__name__}")
         if isinstance(similarity_top_k, bool) or not isinstance(similarity_top_k, int) or similarity_top_k < 1:
             raise ValueError(f"similarity_top_k must be an int >= 1, got {similarity_top_k!r}")
-        store.encoder.query_prefix(instruction=instruction, task=task)  # unknown task / both given: fail now
+        query_prefix = getattr(store.encoder, "query_prefix", None)  # every ReasonIR encoder has one
+        if query_prefix is not None:
+            query_prefix(instruction=instruction, task=task)  # unknown task / both given: fail now
         self._store = store
         self._similarity_top_k = similarity_top_k
         self._task = task

@@ -1,0 +1,1 @@
+"""Private helpers that several layers share (device choice, token-budget batching)."""
