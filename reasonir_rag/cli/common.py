@@ -72,8 +72,6 @@ def load_encoder(name: str, args: argparse.Namespace) -> Any:
     kwargs: dict[str, Any] = {"device": args.device, "cache": args.cache}
     if getattr(args, "no_progress", False):
         kwargs["show_progress"] = False
-    if name in ("reasonir", "minilm"):
-        return ReasonIREncoder.from_pretrained(preset=name, **kwargs)
     return ReasonIREncoder.from_pretrained(name, **kwargs)
 
 

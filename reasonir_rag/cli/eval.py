@@ -169,8 +169,7 @@ def cmd_eval_retrieval(args: argparse.Namespace) -> int:
 
         retriever: Any = BM25Retriever(list(collection.corpus.values()))
     else:
-        name = None if args.encoder == "reasonir" else args.encoder
-        retriever = ReasonIREncoder.from_pretrained(name, device=args.device, cache=args.cache)
+        retriever = ReasonIREncoder.from_pretrained(args.encoder, device=args.device, cache=args.cache)
     instruction = args.instruction
     if args.beir and args.task and instruction is None:
         from reasonir_rag.encoding.instructions import resolve_task

@@ -166,8 +166,6 @@ def load_demo_encoder(config: DemoConfig) -> Any:
     from reasonir_rag.encoding.encoder import ReasonIREncoder
 
     kwargs: dict[str, Any] = {"device": config.device, "max_length": config.max_length, "show_progress": False}
-    if config.encoder in ("minilm", "reasonir"):
-        return ReasonIREncoder.from_pretrained(preset=config.encoder, **kwargs)
     return ReasonIREncoder.from_pretrained(config.encoder, **kwargs)
 
 

@@ -202,7 +202,8 @@ class ReasonIREncoder(PrefixedEncoderMixin):
         attention: str = "auto",
         compile: bool | str = False,
     ) -> ReasonIREncoder:
-        """Load ReasonIR-8B (default), any ReasonIR-shaped Llama checkpoint, or the ``minilm`` preset.
+        """Load ReasonIR-8B (default, or the name ``"reasonir"``), any ReasonIR-shaped Llama checkpoint (a hub id or
+        a folder), or all-MiniLM-L6-v2 (``"minilm"``). Every command and adapter resolves a name through here.
 
         ``devices=["cuda:0", "cuda:1"]`` loads one replica per device and spreads batches over them.
         ``cache`` (a folder or an :class:`EmbeddingCache`) makes re-encoding unchanged text free.
@@ -212,8 +213,10 @@ class ReasonIREncoder(PrefixedEncoderMixin):
         ``torch.compile`` backend name) compiles the packed forward, padding each packed row to a multiple of
         256 tokens so that few shapes occur.
         """
+        if name_or_path in PRESETS and preset in (None, name_or_path):  # "reasonir" / "minilm": the presets' models
+            preset, name_or_path = name_or_path, None
         if preset is None:
-            preset = "minilm" if name_or_path == "minilm" else "reasonir"
+            preset = "reasonir"
         if preset not in PRESETS:
             raise InvalidInputError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
         if preset == "minilm" and name_or_path in (None, "minilm"):

@@ -99,6 +99,16 @@ def test_opt_in_remote_code_gives_the_same_embeddings(remote_code_checkpoint, ti
 def test_hub_names_go_through_the_hub_and_fail_clearly_offline():
     with pytest.raises(OSError, match="could not find 'reasonir/ReasonIR-8B'"):
         ReasonIREncoder.from_pretrained()
+    # the name "reasonir" is the preset's model everywhere (the CLI's --encoder reasonir, the adapters' names)
+    with pytest.raises(OSError, match="could not find 'reasonir/ReasonIR-8B'"):
+        ReasonIREncoder.from_pretrained("reasonir")
+
+
+def test_preset_names_are_resolved_in_one_place(minilm_encoder):
+    """``"minilm"`` by name, with or without ``preset=``, is all-MiniLM-L6-v2 from its offline package."""
+    by_name = ReasonIREncoder.from_pretrained("minilm", device="cpu")
+    assert by_name.fingerprint == minilm_encoder.fingerprint
+    assert ReasonIREncoder.from_pretrained("minilm", preset="minilm", device="cpu").fingerprint == by_name.fingerprint
 
 
 def test_unknown_preset():
