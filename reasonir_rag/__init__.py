@@ -47,9 +47,9 @@ _LAZY = {
     "EvalSettings": "reasonir_rag.eval.runner",
     "BM25Retriever": "reasonir_rag.eval.bm25",
     "Journal": "reasonir_rag.eval.journal",
-    "load_mmlu": "reasonir_rag.eval.datasets",
-    "load_gpqa": "reasonir_rag.eval.datasets",
-    "fetch_gpqa": "reasonir_rag.eval.datasets",
+    "load_mmlu": "reasonir_rag.eval.mmlu",
+    "load_gpqa": "reasonir_rag.eval.gpqa",
+    "fetch_gpqa": "reasonir_rag.eval.gpqa",
     "Question": "reasonir_rag.eval.datasets",
     "evaluate_retrieval": "reasonir_rag.eval.retrieval",
     "build_report": "reasonir_rag.eval.report",
@@ -67,8 +67,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from reasonir_rag.encoding.instructions import bright_instruction
     from reasonir_rag.encoding.served import OpenAIEmbeddingsEncoder
     from reasonir_rag.eval.bm25 import BM25Retriever
-    from reasonir_rag.eval.datasets import Question, fetch_gpqa, load_gpqa, load_mmlu
+    from reasonir_rag.eval.datasets import Question
+    from reasonir_rag.eval.gpqa import fetch_gpqa, load_gpqa
     from reasonir_rag.eval.journal import Journal
+    from reasonir_rag.eval.mmlu import load_mmlu
     from reasonir_rag.eval.report import build_report
     from reasonir_rag.eval.retrieval import evaluate_retrieval
     from reasonir_rag.eval.runner import EvalSettings, RAGEvaluator

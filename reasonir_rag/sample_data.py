@@ -52,7 +52,7 @@ def mmlu_dir(root: str | os.PathLike[str] | None = None) -> Path:
 
 
 def gpqa_zip(root: str | os.PathLike[str] | None = None) -> Path:
-    """GPQA's official encrypted zip (decrypted in memory by :func:`~reasonir_rag.eval.datasets.load_gpqa`)."""
+    """GPQA's official encrypted zip (decrypted in memory by :func:`~reasonir_rag.eval.gpqa.load_gpqa`)."""
     return data_root(root) / "gpqa" / "dataset.zip"
 
 

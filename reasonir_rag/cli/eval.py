@@ -15,7 +15,7 @@ logger = logging.getLogger("reasonir_rag.cli.main")
 
 
 def register(subparsers: Any) -> None:
-    from reasonir_rag.eval.datasets import GPQA_RELEASE_URL
+    from reasonir_rag.eval.gpqa import GPQA_RELEASE_URL
     from reasonir_rag.eval.runner import ALL_CONDITIONS
 
     parser = subparsers.add_parser("eval", help="measure RAG gains (mmlu, gpqa) or retrieval quality")
@@ -101,7 +101,7 @@ def _retriever(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
 def gpqa_source(data: str | None) -> Path:
     """``--data`` for GPQA: a file, a URL fetched into the cache (``official``: the public release), or, when
     absent, the copy this clone ships."""
-    from reasonir_rag.eval.datasets import fetch_gpqa
+    from reasonir_rag.eval.gpqa import fetch_gpqa
     from reasonir_rag.sample_data import gpqa_zip
 
     if data is None:
@@ -114,8 +114,9 @@ def gpqa_source(data: str | None) -> Path:
 
 
 def cmd_eval_reader(args: argparse.Namespace) -> int:
-    from reasonir_rag.eval.datasets import load_gpqa, load_mmlu
+    from reasonir_rag.eval.gpqa import load_gpqa
     from reasonir_rag.eval.journal import Journal
+    from reasonir_rag.eval.mmlu import load_mmlu
     from reasonir_rag.eval.report import render_markdown
     from reasonir_rag.eval.runner import CLOSED_BOOK, CONDITIONS, EvalSettings, RAGEvaluator
     from reasonir_rag.pipeline.reranker import QwenReranker

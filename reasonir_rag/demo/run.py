@@ -254,7 +254,7 @@ def run_showcase(questions: Sequence[Any], *, store: Any, rewriter: Any, reranke
 
 def eval_dataset(mmlu_dir: Path, n: int, seed: int = 0) -> Any:
     """``n`` MMLU test questions from :data:`EVAL_SUBJECTS`, spread evenly over the subjects (seeded)."""
-    from reasonir_rag.eval.datasets import load_mmlu
+    from reasonir_rag.eval.mmlu import load_mmlu
 
     per_subject = max(1, math.ceil(n / len(EVAL_SUBJECTS)))
     return load_mmlu(mmlu_dir, split="test", subjects=list(EVAL_SUBJECTS), per_subject=per_subject,
@@ -263,7 +263,7 @@ def eval_dataset(mmlu_dir: Path, n: int, seed: int = 0) -> Any:
 
 def showcase_questions(mmlu_dir: Path, limit: int | None = None) -> list[Any]:
     """The :data:`SHOWCASE` questions, in that order."""
-    from reasonir_rag.eval.datasets import load_mmlu
+    from reasonir_rag.eval.mmlu import load_mmlu
 
     subjects = sorted({qid.split("/")[1] for qid in SHOWCASE})
     by_id = {q.id: q for q in load_mmlu(mmlu_dir, split="test", subjects=subjects)}

@@ -21,9 +21,9 @@ from typing import Any
 _LAZY = {
     "Question": "reasonir_rag.eval.datasets",
     "Dataset": "reasonir_rag.eval.datasets",
-    "load_mmlu": "reasonir_rag.eval.datasets",
-    "load_gpqa": "reasonir_rag.eval.datasets",
-    "fetch_gpqa": "reasonir_rag.eval.datasets",
+    "load_mmlu": "reasonir_rag.eval.mmlu",
+    "load_gpqa": "reasonir_rag.eval.gpqa",
+    "fetch_gpqa": "reasonir_rag.eval.gpqa",
     "Journal": "reasonir_rag.eval.journal",
     "extract_choice": "reasonir_rag.eval.extract",
     "BM25Retriever": "reasonir_rag.eval.bm25",

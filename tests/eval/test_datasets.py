@@ -20,18 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from reasonir_rag.eval.datasets import (
-    GPQA_RELEASE_URL,
-    GPQA_SHA256,
-    GPQAPasswordError,
-    Question,
-    fetch_gpqa,
-    load_gpqa,
-    load_mmlu,
-    parse_gpqa_csv,
-    parse_mmlu_csv,
-    select_questions,
-)
+from reasonir_rag.errors import GPQAPasswordError
+from reasonir_rag.eval.datasets import Question, select_questions
+from reasonir_rag.eval.gpqa import GPQA_RELEASE_URL, GPQA_SHA256, fetch_gpqa, load_gpqa, parse_gpqa_csv
+from reasonir_rag.eval.mmlu import load_mmlu, parse_mmlu_csv
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -223,7 +215,7 @@ def test_gpqa_malformed_records_name_the_record_not_the_text():
 
 _NO_WRITES = r"""
 import os, sys
-from reasonir_rag.eval.datasets import load_gpqa  # imported first: a fresh checkout writes .pyc files
+from reasonir_rag.eval.gpqa import load_gpqa  # imported first: a fresh checkout writes .pyc files
 writes = []
 def hook(event, args):
     if event == "open":
@@ -344,7 +336,7 @@ def test_fetch_gpqa_downloads_once_checks_the_sha256_and_never_half_writes(gpqa_
 def test_fetch_gpqa_defaults_to_the_public_release_and_the_cache(monkeypatch, tmp_path):
     """Without arguments it asks the GPQA release for its zip and keeps it under ``$REASONIR_CACHE``; the
     network call is replaced here (no internet), the rest is the real code."""
-    from reasonir_rag.eval import datasets
+    from reasonir_rag.eval import gpqa
 
     monkeypatch.setenv("REASONIR_CACHE", str(tmp_path))
     asked = []
@@ -353,7 +345,7 @@ def test_fetch_gpqa_defaults_to_the_public_release_and_the_cache(monkeypatch, tm
         asked.append(url)
         raise OSError("no network in the tests")
 
-    monkeypatch.setattr(datasets.urllib.request, "urlopen", refuse)
+    monkeypatch.setattr(gpqa.urllib.request, "urlopen", refuse)
     with pytest.raises(OSError, match="could not download the GPQA zip"):
         fetch_gpqa()
     assert asked == [GPQA_RELEASE_URL] and GPQA_RELEASE_URL.startswith("https://")

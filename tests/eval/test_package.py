@@ -13,8 +13,8 @@ REPO = Path(__file__).resolve().parents[2]
 def test_eval_modules_import_without_heavy_dependencies():
     code = (
         "import sys, reasonir_rag.eval as e\n"
-        "from reasonir_rag.eval import datasets, prompts, extract, stats, ir_data, ir_metrics, retrieval, bm25, "
-        "journal, report\n"
+        "from reasonir_rag.eval import datasets, mmlu, gpqa, prompts, extract, stats, ir_data, ir_metrics, retrieval, "
+        "bm25, journal, report\n"
         "assert e.Question is datasets.Question and e.BM25Retriever is bm25.BM25Retriever\n"
         "heavy = [m for m in ('torch', 'transformers', 'chromadb', 'openai', 'bm25s', 'matplotlib', 'scipy', "
         "'datasets') if m in sys.modules]\n"

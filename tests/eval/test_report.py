@@ -121,7 +121,7 @@ def test_outcome_from_extraction():
 
 def test_run_record_names_everything_that_determines_the_run(repo_data):
     from reasonir_rag.eval.bm25 import BM25Retriever
-    from reasonir_rag.eval.datasets import load_mmlu
+    from reasonir_rag.eval.mmlu import load_mmlu
     from reasonir_rag.eval.prompts import MMLU_SPEC
     from reasonir_rag.eval.report import corpus_fingerprint, run_record
     from reasonir_rag.types import Document

@@ -9,8 +9,8 @@ from itertools import islice
 
 import pytest
 
-from reasonir_rag.eval.datasets import load_mmlu
 from reasonir_rag.eval.journal import Journal
+from reasonir_rag.eval.mmlu import load_mmlu
 from reasonir_rag.eval.runner import ALL_CONDITIONS, EvalSettings, RAGEvaluator
 from reasonir_rag.sample_data import jsonl_files, read_jsonl
 

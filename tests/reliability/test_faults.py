@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 
 from reasonir_rag.errors import LLMError, StorageError
-from reasonir_rag.eval.datasets import load_mmlu
 from reasonir_rag.eval.journal import Journal
+from reasonir_rag.eval.mmlu import load_mmlu
 from reasonir_rag.eval.runner import EvalSettings, RAGEvaluator
 from reasonir_rag.index.store import ChromaStore
 from reasonir_rag.sample_data import openstax_records

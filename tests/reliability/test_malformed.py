@@ -23,8 +23,9 @@ import pytest
 
 from reasonir_rag.cli.main import main
 from reasonir_rag.errors import GPQAPasswordError
-from reasonir_rag.eval.datasets import load_gpqa, load_mmlu, parse_mmlu_csv
+from reasonir_rag.eval.gpqa import load_gpqa
 from reasonir_rag.eval.ir_data import load_beir, load_bright
+from reasonir_rag.eval.mmlu import load_mmlu, parse_mmlu_csv
 from reasonir_rag.index.loaders import MAX_LOGGED_PER_FILE, LoadReport, load_documents
 
 REPO = Path(__file__).resolve().parents[2]
@@ -248,7 +249,7 @@ _NO_WRITES = r"""
 import os, sys
 # imported first: a fresh checkout writes .pyc files, which are not what this test is about
 from reasonir_rag.cli.main import main
-import reasonir_rag.cli.eval, reasonir_rag.eval.datasets, reasonir_rag.eval.journal, reasonir_rag.eval.report
+import reasonir_rag.cli.eval, reasonir_rag.eval.gpqa, reasonir_rag.eval.journal, reasonir_rag.eval.report
 import reasonir_rag.eval.runner, reasonir_rag.pipeline.reranker, reasonir_rag.pipeline.rewriter
 writes = []
 def hook(event, args):
@@ -260,7 +261,7 @@ def hook(event, args):
     elif event in ("os.rename", "os.replace", "shutil.copyfile", "os.mkdir"):
         writes.append(f"{event}:{args[0]}")
 sys.addaudithook(hook)
-from reasonir_rag.eval.datasets import load_gpqa
+from reasonir_rag.eval.gpqa import load_gpqa
 from reasonir_rag.errors import GPQAPasswordError
 try:
     load_gpqa(sys.argv[1], "diamond", password="not-the-password")

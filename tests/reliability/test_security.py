@@ -23,8 +23,8 @@ import torch
 from safetensors.torch import load_file
 
 from reasonir_rag.errors import LLMError
-from reasonir_rag.eval.datasets import load_mmlu
 from reasonir_rag.eval.journal import Journal
+from reasonir_rag.eval.mmlu import load_mmlu
 from reasonir_rag.eval.runner import EvalSettings, RAGEvaluator
 from reasonir_rag.index.store import ChromaStore
 from tests.llm.helpers import ScriptedServer
