@@ -13,7 +13,7 @@ LAYERS = {
     "protocols": 2, "_common": 2, "sample_data": 2,
     "offline": 3,  # tiny models and SmolLM2 for the tests, the benchmarks and the offline demo
     "llm": 4,
-    "encoding": 5,  # the served encoder talks through the LLM layer's OpenAI client
+    "encoding": 5,
     "index": 6,
     "pipeline": 7,
     "eval": 8, "bulk": 8,

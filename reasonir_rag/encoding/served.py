@@ -19,7 +19,7 @@ With a ``tokenizer`` (the model's, a local folder or object) texts go out as tok
 to fit ``max_length``); without one they go out as strings and the server tokenizes them.
 
 Requests are batched and sent on a bounded thread pool; retries and error messages are those of
-:class:`~reasonir_rag.llm.OpenAICompatibleLLM` (one implementation, shared by composition).
+:class:`~reasonir_rag.llm.OpenAICompatibleLLM`: both go through ``reasonir_rag._common.openai_client.OpenAIClient``.
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ from typing import Any
 
 import numpy as np
 
+from reasonir_rag._common.openai_client import OpenAIClient, load_tokenizer, resolve_base_url
+from reasonir_rag._common.tokens import estimate_tokens
 from reasonir_rag.encoding.encoder import (
     PRESETS,
     EncoderConfig,
@@ -40,8 +42,6 @@ from reasonir_rag.encoding.encoder import (
     validate_texts,
 )
 from reasonir_rag.errors import InvalidInputError
-from reasonir_rag.llm.base import estimate_tokens
-from reasonir_rag.llm.openai_backend import OpenAICompatibleLLM
 
 logger = logging.getLogger(__name__)
 
@@ -98,10 +98,10 @@ class OpenAIEmbeddingsEncoder(PrefixedEncoderMixin):
             raise InvalidInputError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
         if batch_size < 1:
             raise InvalidInputError(f"batch_size must be >= 1, got {batch_size}")
-        self._http = OpenAICompatibleLLM(model, base_url, api_key, max_concurrency=max_concurrency,
-                                         max_retries=max_retries, timeout=timeout, backoff=backoff,
-                                         tokenizer=tokenizer)
-        self.tokenizer = self._http.tokenizer
+        self._http = OpenAIClient(resolve_base_url(base_url), api_key, label=f"model {model!r}",
+                                  max_concurrency=max_concurrency, max_retries=max_retries, timeout=timeout,
+                                  backoff=backoff)
+        self.tokenizer = load_tokenizer(tokenizer)
         if pooling == "text-tokens" and self.tokenizer is None:
             raise InvalidInputError("pooling='text-tokens' needs the model's tokenizer (tokenizer=FOLDER) to know "
                                     "where the prefix ends and the text begins")
@@ -201,7 +201,7 @@ class OpenAIEmbeddingsEncoder(PrefixedEncoderMixin):
             logger.warning("truncated %d of %d distinct %s to fit max_length=%d", cut, len(unique), what,
                            self.config.max_length)
         batches = [rows[i : i + self.batch_size] for i in range(0, len(rows), self.batch_size)]
-        parts = self._http._map(self._request, batches, False)
+        parts = self._http.map(self._request, batches)
         vectors = np.concatenate(parts, axis=0)
         if self._dim is None:
             self._dim = int(vectors.shape[1])
@@ -228,7 +228,7 @@ class OpenAIEmbeddingsEncoder(PrefixedEncoderMixin):
         if self.pooling == "server":
             # token ids already carry BOS: vLLM must not add another; strings get the server's BOS
             extra = {"add_special_tokens": False} if self.tokenizer is not None else None
-            resp = self._http._call("embeddings", lambda: self._http._client.embeddings.create(
+            resp = self._http.call("embeddings", lambda: self._http.client.embeddings.create(
                 model=self.model, input=inputs, encoding_format="base64", extra_body=extra))
             data = sorted(resp.data, key=lambda d: d.index)
             out = np.stack([_decode(d.embedding) for d in data]).astype(np.float32)
@@ -236,7 +236,7 @@ class OpenAIEmbeddingsEncoder(PrefixedEncoderMixin):
             url = self.base_url.removesuffix("/v1") + "/pooling"
             body = {"model": self.model, "input": inputs, "task": "token_embed", "use_activation": False,
                     "add_special_tokens": False, "encoding_format": "base64"}
-            resp = self._http._call("token pooling", lambda: self._http._client.post(url, body=body, cast_to=object))
+            resp = self._http.call("token pooling", lambda: self._http.client.post(url, body=body, cast_to=object))
             data = sorted(resp["data"], key=lambda d: d["index"])
             means = []
             for (row, start, _), item in zip(rows, data, strict=True):

@@ -63,8 +63,3 @@ def logsumexp(values: Sequence[float]) -> float:
     if top == -math.inf:
         return -math.inf
     return top + math.log(sum(math.exp(v - top) for v in values))
-
-
-def estimate_tokens(text: str) -> int:
-    """A conservative token count without a tokenizer: one token per 3 UTF-8 bytes, rounded up."""
-    return max(1, -(-len(text.encode("utf-8")) // 3)) if text else 0

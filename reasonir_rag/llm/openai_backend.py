@@ -13,17 +13,13 @@ from the result; callers renormalise over what is present (see :mod:`reasonir_ra
 from __future__ import annotations
 
 import logging
-import os
-import random
-import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from typing import Any
 
-from reasonir_rag._deps import require
-from reasonir_rag.errors import InvalidInputError, LLMError, UnsupportedError
+from reasonir_rag._common.openai_client import OpenAIClient, load_tokenizer, resolve_base_url
+from reasonir_rag._common.tokens import estimate_tokens
+from reasonir_rag.errors import InvalidInputError, UnsupportedError
 from reasonir_rag.llm.base import (
-    estimate_tokens,
     is_continuation,
     logsumexp,
     validate_prompts,
@@ -32,7 +28,6 @@ from reasonir_rag.types import Prompt
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
 
 class OpenAICompatibleLLM:
@@ -59,26 +54,17 @@ class OpenAICompatibleLLM:
         tokenizer: Any = None,
         extra_body: dict[str, Any] | None = None,
     ):
-        openai = require("openai")
         if not model:
             raise InvalidInputError("model must name the served model (e.g. the --served-model-name of a vLLM server)")
         if max_concurrency < 1 or max_retries < 0:
             raise InvalidInputError("max_concurrency must be >= 1 and max_retries >= 0")
         self.model_name = model
-        self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
-        key = api_key or os.environ.get("OPENAI_API_KEY")
-        if not key:
-            logger.debug("no API key given or in OPENAI_API_KEY; sending a placeholder (fine for local servers)")
-        # retries are ours (with logging and a clear final error), so the client's own are off
-        self._client = openai.OpenAI(base_url=self.base_url, api_key=key or "EMPTY", max_retries=0, timeout=timeout)
-        self._openai = openai
-        self.max_concurrency = max_concurrency
-        self.max_retries = max_retries
-        self.backoff = backoff
-        self.max_backoff = max_backoff
+        self.base_url = resolve_base_url(base_url)
+        self._http = OpenAIClient(self.base_url, api_key, label=f"model {model!r}", max_concurrency=max_concurrency,
+                                  max_retries=max_retries, timeout=timeout, backoff=backoff, max_backoff=max_backoff)
         self.top_logprobs = top_logprobs
         self.extra_body = dict(extra_body or {})
-        self.tokenizer = _load_tokenizer(tokenizer)
+        self.tokenizer = load_tokenizer(tokenizer)
         self._completion_extra = dict(self.extra_body)
         if self.tokenizer is not None and _adds_special_tokens(self.tokenizer):
             # rendered chat prompts already carry BOS; vLLM would add a second one
@@ -133,14 +119,14 @@ class OpenAICompatibleLLM:
 
         def one(prompt: str | list[dict[str, str]]) -> str:
             if isinstance(prompt, str):
-                r = self._call("completion", lambda: self._client.completions.create(
+                r = self._http.call("completion", lambda: self._http.client.completions.create(
                     prompt=prompt, extra_body=self._completion_extra or None, **params))
                 return r.choices[0].text or ""
-            r = self._call("chat completion", lambda: self._client.chat.completions.create(
+            r = self._http.call("chat completion", lambda: self._http.client.chat.completions.create(
                 messages=prompt, extra_body=self._chat_extra(prompt) or None, **params))
             return r.choices[0].message.content or ""
 
-        return self._map(one, items, return_exceptions)
+        return self._http.map(one, items, return_exceptions=return_exceptions)
 
     def next_token_logprobs(
         self, prompts: Sequence[Prompt], candidates: Sequence[str], *, shared_prefix: str = "",
@@ -157,14 +143,14 @@ class OpenAICompatibleLLM:
             if isinstance(prompt, list) and getattr(self.tokenizer, "chat_template", None):
                 prompt = self.render_chat(prompt, continue_final_message=is_continuation(prompt))
             if isinstance(prompt, str):
-                r = self._call("completion", lambda: self._client.completions.create(
+                r = self._http.call("completion", lambda: self._http.client.completions.create(
                     prompt=shared_prefix + prompt, logprobs=self.top_logprobs,
                     extra_body=self._completion_extra or None, **params))
                 lp = r.choices[0].logprobs
                 top = (lp.top_logprobs or [{}])[0] if lp is not None else {}
                 pairs = list((top or {}).items())
             else:
-                r = self._call("chat completion", lambda: self._client.chat.completions.create(
+                r = self._http.call("chat completion", lambda: self._http.client.chat.completions.create(
                     messages=prompt, logprobs=True, top_logprobs=self.top_logprobs,
                     extra_body=self._chat_extra(prompt) or None, **params))
                 content = r.choices[0].logprobs.content if r.choices[0].logprobs else None
@@ -176,7 +162,7 @@ class OpenAICompatibleLLM:
                     found.setdefault(wanted[key], []).append(float(logprob))
             return {c: logsumexp(v) for c, v in found.items()}
 
-        return self._map(one, items, return_exceptions)
+        return self._http.map(one, items, return_exceptions=return_exceptions)
 
     # ------------------------------------------------------------------ internals
     def _chat_extra(self, messages: list[dict[str, str]]) -> dict[str, Any]:
@@ -184,69 +170,6 @@ class OpenAICompatibleLLM:
         if is_continuation(messages):
             extra.update(continue_final_message=True, add_generation_prompt=False)
         return extra
-
-    def _map(self, fn: Callable[[Any], Any], items: list[Any], return_exceptions: bool) -> list[Any]:
-        """``fn`` over ``items`` on at most ``max_concurrency`` threads; results in input order."""
-        if not items:
-            return []
-        with ThreadPoolExecutor(max_workers=min(self.max_concurrency, len(items))) as pool:
-            futures = [pool.submit(fn, item) for item in items]
-            results: list[Any] = []
-            for f in futures:
-                exc = f.exception()
-                results.append(exc if exc is not None else f.result())
-        errors = [r for r in results if isinstance(r, Exception)]
-        if errors and not return_exceptions:
-            raise errors[0]
-        return results
-
-    def _call(self, what: str, request: Callable[[], Any]) -> Any:
-        """Run ``request``, retrying what a retry can fix; raise :class:`LLMError` naming URL and attempts."""
-        openai = self._openai
-        attempts = self.max_retries + 1
-        last: Exception | None = None
-        for attempt in range(1, attempts + 1):
-            retry_after = None
-            try:
-                return request()
-            except openai.APIStatusError as exc:
-                if exc.status_code != 429 and (exc.status_code < 500 or exc.status_code == 501):  # 501: never
-                    raise LLMError(f"{what} request to {self.base_url} (model {self.model_name!r}) was rejected "
-                                   f"with HTTP {exc.status_code}: {self._redact(exc)}") from exc
-                last, retry_after = exc, _retry_after(exc)
-            except openai.APIConnectionError as exc:  # includes APITimeoutError
-                last = exc
-            if attempt == attempts:
-                break
-            delay = min(self.max_backoff, self.backoff * 2 ** (attempt - 1)) * (1 + 0.1 * random.random())
-            if retry_after is not None:
-                delay = min(self.max_backoff, max(delay, retry_after))
-            logger.warning("%s request to %s failed (%s, attempt %d of %d); retrying in %.1fs", what, self.base_url,
-                           type(last).__name__, attempt, attempts, delay)
-            time.sleep(delay)
-        raise LLMError(f"{what} request to {self.base_url} (model {self.model_name!r}) failed after {attempts} "
-                       f"attempts: {type(last).__name__}: {self._redact(last)}", transient=True) from last
-
-    def _redact(self, exc: BaseException | None) -> str:
-        text = str(exc)
-        key = self._client.api_key
-        return text.replace(key, "***") if key and key != "EMPTY" else text
-
-
-def _retry_after(exc: Any) -> float | None:
-    try:
-        value = exc.response.headers.get("retry-after")
-        return float(value) if value is not None else None
-    except (AttributeError, TypeError, ValueError):
-        return None
-
-
-def _load_tokenizer(tokenizer: Any) -> Any:
-    if tokenizer is None or not isinstance(tokenizer, (str, os.PathLike)):
-        return tokenizer
-    transformers = require("transformers")
-    return transformers.AutoTokenizer.from_pretrained(str(tokenizer))
-
 
 def _adds_special_tokens(tokenizer: Any) -> bool:
     return len(tokenizer("x")["input_ids"]) != len(tokenizer("x", add_special_tokens=False)["input_ids"])
