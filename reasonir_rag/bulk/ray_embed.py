@@ -33,7 +33,7 @@ from reasonir_rag._deps import require
 from reasonir_rag.bulk.sinks import ChromaSink, ParquetSink, existing_ids, write_parquet_part
 from reasonir_rag.encoding.recorded import RecordedEncoder
 from reasonir_rag.errors import BulkEmbeddingError, DataNotFoundError, InvalidInputError
-from reasonir_rag.index.store import content_id, text_hash
+from reasonir_rag.index.records import content_id, text_hash
 from reasonir_rag.types import Document
 
 logger = logging.getLogger(__name__)

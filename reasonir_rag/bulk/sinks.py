@@ -19,7 +19,7 @@ import numpy as np
 from reasonir_rag._deps import require
 from reasonir_rag.errors import EncoderMismatchError
 from reasonir_rag.index.connection import ChromaConnection
-from reasonir_rag.index.store import HASH_KEY, text_hash
+from reasonir_rag.index.records import HASH_KEY, text_hash
 
 logger = logging.getLogger(__name__)
 

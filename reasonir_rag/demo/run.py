@@ -46,7 +46,8 @@ from reasonir_rag.demo.config import (
 )
 from reasonir_rag.errors import DataNotFoundError, InvalidInputError
 from reasonir_rag.index.loaders import LoadReport, load_documents
-from reasonir_rag.index.store import AddStats, ChromaStore
+from reasonir_rag.index.records import AddStats
+from reasonir_rag.index.store import ChromaStore
 from reasonir_rag.sample_data import jsonl_files
 from reasonir_rag.types import ScoredDocument
 

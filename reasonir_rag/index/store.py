@@ -11,13 +11,10 @@ looked up, and unchanged texts are skipped (a re-run costs no model time, a kill
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import math
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,98 +28,29 @@ from reasonir_rag.errors import (
     ServiceUnavailableError,
 )
 from reasonir_rag.index.connection import ChromaConnection
+from reasonir_rag.index.records import (
+    HASH_KEY,
+    AddStats,
+    MetadataCleaner,
+    Record,
+    content_id,
+    public_metadata,
+    repair_unicode,
+    text_hash,
+)
 from reasonir_rag.protocols import Encoder
 from reasonir_rag.types import Document, PrefixKind, ScoredDocument
 
 logger = logging.getLogger(__name__)
 
 FINGERPRINT_KEY = "reasonir_fingerprint"
-HASH_KEY = "reasonir_text_sha256"
-_INTERNAL_KEYS = frozenset({HASH_KEY})
 DEFAULT_BATCH_SIZE = 1000
-Record = tuple[str, dict[str, Any]]  # (text, cleaned metadata) of one id
-_INT64 = 2**63
-
-
-@dataclass
-class AddStats:
-    """What one :meth:`ChromaStore.add` (or :meth:`~ChromaStore.add_embeddings`) did."""
-
-    received: int = 0
-    added: int = 0  # encoded and written (new or changed text)
-    unchanged: int = 0  # already indexed with the same text: no model time spent
-    metadata_updated: int = 0  # same text, new metadata: rewritten without encoding
-    invalid: int = 0  # empty, whitespace-only or non-string texts, skipped
-    duplicates: int = 0  # repeated ids within the call (the last one wins)
-    ids: list[str] = field(default_factory=list)  # the ids now in the index, in input order (invalid ones left out)
-
-
-def text_hash(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def content_id(text: str) -> str:
-    """The default id of a text: its sha256, first 32 hex digits (stable across runs and machines)."""
-    return text_hash(text)[:32]
-
-
-class _MetadataCleaner:
-    """Chroma takes str/int/float/bool values only: drop None, JSON-encode containers, log each kind once."""
-
-    def __init__(self) -> None:
-        self._logged: set[str] = set()
-
-    def _once(self, kind: str, message: str, *args: Any) -> None:
-        if kind not in self._logged:
-            self._logged.add(kind)
-            logger.info(message, *args)
-
-    def __call__(self, metadata: Mapping[str, Any] | None) -> dict[str, Any]:
-        if metadata is None:
-            return {}
-        if not isinstance(metadata, Mapping):
-            raise InvalidInputError(f"metadata must be a dict, got {type(metadata).__name__}")
-        clean: dict[str, Any] = {}
-        for key, value in metadata.items():
-            key = str(key)
-            if key in _INTERNAL_KEYS or key.startswith("#"):
-                self._once("reserved", "metadata key %r is reserved and was dropped", key)
-                continue
-            if value is None:
-                self._once("none", "metadata values that are None are dropped (Chroma cannot store None)")
-                continue
-            if isinstance(value, float) and not math.isfinite(value):
-                self._once("nan", "non-finite float metadata values are stored as strings")
-                value = str(value)
-            elif isinstance(value, int) and not isinstance(value, bool) and not -_INT64 <= value < _INT64:
-                self._once("bigint", "integers beyond 64 bits are stored as strings")
-                value = str(value)
-            elif isinstance(value, (list, tuple, dict)):
-                self._once("json", "list/dict metadata values are stored as JSON strings (Chroma takes scalars)")
-                value = json.dumps(value, ensure_ascii=False, default=str)
-            elif not isinstance(value, (str, int, float, bool)):
-                self._once("str", "metadata values of type %s are stored as str()", type(value).__name__)
-                value = str(value)
-            clean[key] = value
-        return clean
-
-
-def _repair_unicode(text: str) -> str:
-    try:
-        text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:  # lone surrogates: Chroma cannot store them; same repair as the encoder
-        return text.encode("utf-8", "replace").decode("utf-8")
 
 
 def _check_k(k: Any) -> int:
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise InvalidInputError(f"k must be an int >= 1, got {k!r}")
     return int(k)
-
-
-def _public(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
-    return {k: v for k, v in (metadata or {}).items() if k not in _INTERNAL_KEYS}
 
 
 def stored_fingerprint(collection: str, connection: ChromaConnection | None = None) -> dict[str, Any] | None:
@@ -187,7 +115,7 @@ class ChromaStore:
         self._client, self._where = self.connection.open()
         max_batch = int(self._client.get_max_batch_size())
         self._batch_size = max(1, min(batch_size or DEFAULT_BATCH_SIZE, max_batch))
-        self._clean_meta = _MetadataCleaner()
+        self._clean_meta = MetadataCleaner()
         self._collection = self._open(create)
 
     # ------------------------------------------------------------------ opening
@@ -344,7 +272,7 @@ class ChromaStore:
                 what = "empty" if isinstance(text, str) else type(text).__name__
                 invalid.append(f"{doc_id} ({what})" if doc_id else f"#{i} ({what})")
                 continue
-            text = _repair_unicode(text)
+            text = repair_unicode(text)
             doc_id = doc_id or content_id(text)
             first_seen.setdefault(doc_id)
             if doc_id in records:
@@ -413,7 +341,7 @@ class ChromaStore:
             old = stored.get(doc_id)
             if old is None or old.get(HASH_KEY) != text_hash(text):
                 encode.append(doc_id)
-            elif _public(old) != meta:
+            elif public_metadata(old) != meta:
                 meta_only.append(doc_id)
             else:
                 stats.unchanged += 1
@@ -449,7 +377,7 @@ class ChromaStore:
         for start in range(0, len(ids), self._batch_size):
             got = self._collection.get(ids=ids[start : start + self._batch_size], include=["documents", "metadatas"])
             for doc_id, text, meta in zip(got["ids"], got["documents"], got["metadatas"], strict=True):
-                found[doc_id] = Document(doc_id, text, _public(meta))
+                found[doc_id] = Document(doc_id, text, public_metadata(meta))
         return [found[i] for i in dict.fromkeys(ids) if i in found]
 
     def iter_documents(self, page_size: int = 5000) -> Iterator[Document]:
@@ -460,7 +388,7 @@ class ChromaStore:
         while True:
             got = self._collection.get(include=["documents", "metadatas"], limit=page_size, offset=offset)
             for doc_id, text, meta in zip(got["ids"], got["documents"], got["metadatas"], strict=True):
-                yield Document(doc_id, text, _public(meta))
+                yield Document(doc_id, text, public_metadata(meta))
             if len(got["ids"]) < page_size:
                 return
             offset += page_size
@@ -543,7 +471,7 @@ class ChromaStore:
         results: list[list[ScoredDocument]] = []
         for q in range(len(vectors)):
             hits = [
-                ScoredDocument(doc_id, text, _public(meta), float(1.0 - dist))
+                ScoredDocument(doc_id, text, public_metadata(meta), float(1.0 - dist))
                 for doc_id, text, meta, dist in zip(
                     got["ids"][q], got["documents"][q], got["metadatas"][q], got["distances"][q], strict=True
                 )

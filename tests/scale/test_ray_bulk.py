@@ -18,7 +18,8 @@ import ray
 from reasonir_rag.bulk.ray_embed import embed_corpus_with_ray
 from reasonir_rag.bulk.sinks import ChromaSink, ParquetSink, existing_ids, read_parquet_embeddings, write_parquet_part
 from reasonir_rag.errors import BulkEmbeddingError
-from reasonir_rag.index.store import HASH_KEY, ChromaStore, text_hash
+from reasonir_rag.index.records import HASH_KEY, text_hash
+from reasonir_rag.index.store import ChromaStore
 from reasonir_rag.types import Document
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")

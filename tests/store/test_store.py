@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from reasonir_rag.errors import CollectionNotFoundError, EncoderMismatchError
-from reasonir_rag.index.store import ChromaStore, content_id
+from reasonir_rag.index.records import content_id
+from reasonir_rag.index.store import ChromaStore
 from reasonir_rag.types import Document, ScoredDocument
 
 TEXTS = [
