@@ -13,19 +13,17 @@ prefix (``encoder.text_budget(prefix)``); without an encoder it is cut to ``max_
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
 import re
-import sqlite3
-import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from reasonir_rag.errors import InvalidInputError, LLMError, StorageError
+from reasonir_rag._common.sqlite_file import SQLiteFile
+from reasonir_rag.errors import InvalidInputError, LLMError
 from reasonir_rag.llm.prompts import (
     REWRITE_HYDE,
     REWRITE_REASONIR,
@@ -47,50 +45,19 @@ class RewriteCache:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self._lock = threading.Lock()
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self._connect() as db:
-                db.execute("CREATE TABLE IF NOT EXISTS rewrites (key TEXT PRIMARY KEY, text TEXT NOT NULL, "
-                           "created REAL)")
-        except (OSError, sqlite3.Error) as exc:
-            raise StorageError(f"rewrite cache at {self.path} is not usable: {exc} (is the folder writable?)") from exc
-
-    @contextlib.contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        """One connection per call, committed on success, rolled back on error, always closed."""
-        db = sqlite3.connect(self.path, timeout=30)
-        try:
-            with db:
-                yield db
-        finally:
-            db.close()
+        self._db = SQLiteFile(self.path, "CREATE TABLE IF NOT EXISTS rewrites (key TEXT PRIMARY KEY, "
+                              "text TEXT NOT NULL, created REAL)", what="rewrite cache")
 
     def get_many(self, keys: Sequence[str]) -> dict[str, str]:
-        if not keys:
-            return {}
-        with self._lock, self._connect() as db:
-            found: dict[str, str] = {}
-            for start in range(0, len(keys), 500):
-                chunk = list(keys[start : start + 500])
-                marks = ",".join("?" * len(chunk))
-                found.update(db.execute(f"SELECT key, text FROM rewrites WHERE key IN ({marks})", chunk).fetchall())
-            return found
+        return dict(self._db.read_keys("SELECT key, text FROM rewrites WHERE key IN ({marks})", list(keys)))
 
     def put_many(self, items: dict[str, str]) -> None:
-        if not items:
-            return
-        try:
-            with self._lock, self._connect() as db:
-                db.executemany("INSERT OR REPLACE INTO rewrites VALUES (?, ?, ?)",
-                               [(k, v, time.time()) for k, v in items.items()])
-        except sqlite3.Error as exc:  # nothing of this call is written; earlier entries stay intact
-            raise StorageError(f"could not write to the rewrite cache at {self.path}: {exc} "
-                          "(disk full or folder not writable?)") from exc
+        """All of ``items`` in one transaction, or none (a StorageError naming the file)."""
+        self._db.write("INSERT OR REPLACE INTO rewrites VALUES (?, ?, ?)",
+                       [(k, v, time.time()) for k, v in items.items()])
 
     def __len__(self) -> int:
-        with self._lock, self._connect() as db:
-            return int(db.execute("SELECT COUNT(*) FROM rewrites").fetchone()[0])
+        return self._db.count("rewrites")
 
 
 class QueryRewriter:

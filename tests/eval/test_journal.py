@@ -39,7 +39,7 @@ def test_get_put_and_keys(tmp_path):
             journal.put("bad", object())
     with Journal(tmp_path / "j.sqlite") as reopened:  # persisted
         assert reopened.get(key)["tokens"] == 12 and len(reopened) == 2
-        assert reopened._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert reopened._db.read("PRAGMA journal_mode")[0][0] == "wal"
 
 
 def test_get_or_compute_computes_each_key_once_across_threads(tmp_path):
