@@ -17,6 +17,7 @@ logger = logging.getLogger("reasonir_rag.cli.main")
 def register(subparsers: Any) -> None:
     from reasonir_rag.eval.gpqa import GPQA_RELEASE_URL
     from reasonir_rag.eval.runner import ALL_CONDITIONS
+    from reasonir_rag.pipeline.reranker import RERANK_CANDIDATES
 
     parser = subparsers.add_parser("eval", help="measure RAG gains (mmlu, gpqa) or retrieval quality")
     kinds = parser.add_subparsers(dest="benchmark", required=True)
@@ -44,7 +45,8 @@ def register(subparsers: Any) -> None:
         p.add_argument("--per-subject", type=int, help="questions per subject (seeded)")
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--top-k", type=int, help="passages shown to the reader (default MMLU 3, GPQA 5)")
-        p.add_argument("--candidates", type=int, default=100, help="retrieved for the reranker")
+        p.add_argument("--candidates", type=int, default=RERANK_CANDIDATES,
+                       help=f"retrieved for the reranker (default {RERANK_CANDIDATES}, as ReasonIR)")
         p.add_argument("--task", help="BRIGHT task instruction for the retriever's queries")
         p.add_argument("--max-tokens", type=int, help="reader's generation budget")
         p.add_argument("--rewrite-tokens", type=int, default=512, help="rewriter's generation budget")

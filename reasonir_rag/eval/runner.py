@@ -22,6 +22,7 @@ from reasonir_rag.eval.extract import extract_choice
 from reasonir_rag.eval.journal import Journal
 from reasonir_rag.eval.prompts import build_messages, prompt_hash, spec_for
 from reasonir_rag.eval.report import ConditionResult, QuestionOutcome, build_report, run_record
+from reasonir_rag.pipeline.reranker import RERANK_CANDIDATES
 from reasonir_rag.protocols import LLM, Reranker, Rewriter, SearchIndex
 from reasonir_rag.types import PrefixKind, ScoredDocument
 
@@ -44,7 +45,7 @@ class EvalSettings:
 
     conditions: tuple[str, ...] = ALL_CONDITIONS
     top_k: int | None = None  # passages shown to the reader (MMLU 3, GPQA 5)
-    candidates: int = 100  # retrieved for the reranker to choose from
+    candidates: int = RERANK_CANDIDATES  # retrieved for the reranker to choose from (ReasonIR: 100)
     task: str | None = None  # BRIGHT task instruction for the retriever's queries
     instruction: str | None = None
     max_tokens: int | None = None  # reader's generation budget

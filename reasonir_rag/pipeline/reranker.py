@@ -40,6 +40,8 @@ from reasonir_rag.protocols import LLM
 from reasonir_rag.types import Document, ScoredDocument
 
 logger = logging.getLogger(__name__)
+# How many retrieved candidates the reranker chooses from: ReasonIR reranks the top 100.
+RERANK_CANDIDATES = 100
 
 DEFAULT_RERANKER = "Qwen/Qwen2.5-7B-Instruct"
 DIGITS = tuple(str(d) for d in range(6))

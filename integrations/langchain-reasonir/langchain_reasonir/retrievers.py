@@ -16,6 +16,7 @@ from langchain_core.callbacks import AsyncCallbackManagerForRetrieverRun, Callba
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict, Field, field_validator
+from reasonir_rag.pipeline.reranker import RERANK_CANDIDATES
 
 from langchain_reasonir.document_compressors import RETRIEVAL_SCORE_KEY, ReasonIRReranker
 from langchain_reasonir.rewriters import ReasonIRQueryRewriter
@@ -53,7 +54,8 @@ class ReasonIRRetriever(BaseRetriever):
     k: int = Field(default=4, ge=1, strict=True)
     """How many documents to return."""
     fetch_k: int | None = Field(default=None, ge=1, strict=True)
-    """Candidates to rerank (None: ``max(k, 20)``); without a reranker only ``k`` are fetched."""
+    """Candidates to rerank (None: the core's ``RERANK_CANDIDATES``, ReasonIR's 100); without a reranker only ``k``
+    are fetched."""
     where: dict[str, Any] | None = None
     """Chroma metadata filter, e.g. ``{"book": "Chemistry 2e"}``."""
     task: str | None = None
@@ -133,7 +135,7 @@ class ReasonIRRetriever(BaseRetriever):
 
     def _search(self, text: str, kind: str, opts: dict[str, Any]) -> list[Document]:
         k = opts["k"]
-        n = max(k, opts["fetch_k"] or 20) if self.reranker is not None else k
+        n = max(k, opts["fetch_k"] or RERANK_CANDIDATES) if self.reranker is not None else k
         hits = self.store.search(text, n, task=opts["task"], instruction=opts["instruction"], where=opts["where"],
                                  prefix_kind=kind)
         return [Document(id=h.id, page_content=h.text, metadata={**h.metadata, RETRIEVAL_SCORE_KEY: h.score})
