@@ -23,8 +23,9 @@ from reasonir_rag.eval.journal import Journal
 from reasonir_rag.eval.prompts import build_messages, prompt_hash, spec_for
 from reasonir_rag.eval.report import ConditionResult, QuestionOutcome, build_report, run_record
 from reasonir_rag.pipeline.reranker import RERANK_CANDIDATES
+from reasonir_rag.pipeline.retriever import Query, Retriever, SearchOptions, Stage
 from reasonir_rag.protocols import LLM, Reranker, Rewriter, SearchIndex
-from reasonir_rag.types import PrefixKind, ScoredDocument
+from reasonir_rag.types import Rewrite, ScoredDocument
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +86,87 @@ def _messages_tokens(llm: Any, prompt: Any) -> int:
     return llm.count_tokens(text)
 
 
+class _JournaledStages:
+    """The evaluator's :class:`~reasonir_rag.pipeline.retriever.StageRunner`: each rewrite, retrieval and rerank
+    is read from the journal or computed and committed as it returns, with its tokens and seconds."""
+
+    def __init__(self, evaluator: RAGEvaluator, cost: _Cost):
+        self.evaluator, self.cost = evaluator, cost
+
+    def __call__(self, stage: Stage, items: list[Any], compute: Callable[[list[Any]], list[Any]],
+                 options: SearchOptions) -> list[Any]:
+        if stage == "rewrite":
+            return self._rewrites(items, compute)
+        if stage == "search":
+            return self._retrievals(items, compute, options)
+        return self._reranks(items, compute, options)
+
+    def _rewrites(self, texts: list[str], compute: Callable[[list[str]], list[Rewrite]]) -> list[Rewrite]:
+        rewriter = self.evaluator.rewriter
+        assert rewriter is not None  # only a pipeline with a rewriter has a rewrite stage
+
+        def journaled(todo: list[str]) -> list[dict[str, Any] | LLMError]:
+            start = time.perf_counter()
+            rewrites = compute(todo)
+            each = (time.perf_counter() - start) / len(todo)
+            llm = rewriter.llm
+            # a failed rewrite falls back to the question; in a run that would be journaled as if the LLM had
+            # answered, so it is a failure here (not recorded, redone on resume)
+            return [LLMError(f"rewriting failed: {r.error}", transient=True) if r.error is not None else
+                    {"text": r.text, "prefix_kind": r.prefix_kind, "generated": r.generated, "seconds": each,
+                     "tokens": _messages_tokens(llm, rewriter.prompt(q)) + llm.count_tokens(r.generated)}
+                    for q, r in zip(todo, rewrites, strict=True)]
+
+        keys = [Journal.key("rewrite", rewriter=_describe(rewriter), query=t) for t in texts]
+        entries = self.evaluator._journaled("rewrite", keys, texts, journaled,
+                                            batch=self.evaluator.settings.concurrency)
+        for entry in entries:
+            self.cost.add("rewriter", entry)
+        return [Rewrite(e["text"], e["prefix_kind"], q, e.get("generated", "")) for q, e in zip(texts, entries,
+                                                                                                 strict=True)]
+
+    def _retrievals(self, queries: list[Query], compute: Callable[[list[Query]], list[list[ScoredDocument]]],
+                    options: SearchOptions) -> list[list[ScoredDocument]]:
+        def journaled(todo: list[Query]) -> list[dict[str, Any]]:
+            start = time.perf_counter()
+            hits = compute(todo)
+            each = (time.perf_counter() - start) / len(todo)
+            return [{"docs": [asdict(d) for d in docs], "seconds": each,
+                     "tokens": self.evaluator._query_tokens(query, options)}
+                    for query, docs in zip(todo, hits, strict=True)]
+
+        who = _describe(self.evaluator.retriever)
+        keys = [Journal.key("retrieval", retriever=who, query=q.text, prefix=q.prefix_kind, k=options.fetch_k,
+                            task=options.task, instruction=options.instruction) for q in queries]
+        entries = self.evaluator._journaled("retrieval", keys, queries, journaled, batch=64)
+        for entry in entries:
+            self.cost.add("encoder", entry)
+        return [[ScoredDocument(**d) for d in entry["docs"]] for entry in entries]
+
+    def _reranks(self, pairs: list[tuple[str, list[ScoredDocument]]],
+                 compute: Callable[[list[Any]], list[list[ScoredDocument]]],
+                 options: SearchOptions) -> list[list[ScoredDocument]]:
+        reranker = self.evaluator.reranker
+        assert reranker is not None  # only a pipeline with a reranker has a rerank stage
+
+        def journaled(todo: list[tuple[str, list[ScoredDocument]]]) -> list[dict[str, Any]]:
+            out: list[dict[str, Any]] = []
+            for question, docs in todo:
+                start = time.perf_counter()
+                ranked = compute([(question, docs)])[0]
+                prompts = reranker.prompts(question, [d.text for d in docs], task=options.task) if docs else []
+                out.append({"docs": [asdict(d) for d in ranked], "seconds": time.perf_counter() - start,
+                            "tokens": sum(_messages_tokens(reranker.llm, p) for p in prompts)})
+            return out
+
+        keys = [Journal.key("rerank", reranker=_describe(reranker), query=q, candidates=[d.id for d in docs],
+                            top_k=options.k, task=options.task) for q, docs in pairs]
+        entries = self.evaluator._journaled("rerank", keys, pairs, journaled, batch=1)
+        for entry in entries:
+            self.cost.add("reranker", entry)
+        return [[ScoredDocument(**d) for d in entry["docs"]] for entry in entries]
+
+
 class RAGEvaluator:
     """Runs the conditions of a reader comparison and builds the report (see the module docstring)."""
 
@@ -141,104 +223,23 @@ class RAGEvaluator:
         if condition == CLOSED_BOOK:
             return [None] * len(questions)
         rewrite, rerank = CONDITIONS[condition]
-        queries = [(q.question, "query") for q in questions]
-        if rewrite:
-            rewritten = self._rewrites([q.question for q in questions], cost)
-            queries = [(r["text"], r["prefix_kind"]) for r in rewritten]
-        k = self.settings.candidates if any(CONDITIONS.get(c, (0, 0))[1] for c in self.settings.conditions) \
-            else top_k
-        retrieved = self._retrievals(queries, k, cost)
-        if not rerank:
-            return [docs[:top_k] for docs in retrieved]
-        return self._reranks([q.question for q in questions], retrieved, top_k, cost)
+        index = self.retriever
+        assert index is not None  # __init__ checked that the conditions asked for have their parts
+        # one fetch size for every condition, so the plain question's retrieval is journaled once for all
+        reranks = any(CONDITIONS.get(c, (0, 0))[1] for c in self.settings.conditions)
+        pipeline = Retriever(index, rewriter=self.rewriter if rewrite else None,
+                             reranker=self.reranker if rerank else None, k=top_k,
+                             fetch_k=self.settings.candidates if reranks else top_k,
+                             task=self.settings.task, instruction=self.settings.instruction)
+        return pipeline.retrieve_many([q.question for q in questions], run=_JournaledStages(self, cost))
 
-    def _rewrites(self, texts: list[str], cost: _Cost) -> list[dict[str, Any]]:
-        who = _describe(self.rewriter)
-
-        rewriter = self.rewriter
-        assert rewriter is not None  # __init__ checked that the conditions asked for have their parts
-
-        def compute(todo: list[str]) -> list[dict[str, Any] | LLMError]:
-            start = time.perf_counter()
-            rewrites = rewriter.rewrite_queries(todo)
-            each = (time.perf_counter() - start) / len(todo)
-            llm = rewriter.llm
-            # a failed rewrite falls back to the question; in a run that would be journaled as if the LLM had
-            # answered, so it is a failure here (not recorded, redone on resume)
-            return [LLMError(f"rewriting failed: {r.error}", transient=True) if r.error is not None else
-                    {"text": r.text, "prefix_kind": r.prefix_kind, "seconds": each,
-                     "tokens": _messages_tokens(llm, rewriter.prompt(q)) + llm.count_tokens(r.generated)}
-                    for q, r in zip(todo, rewrites, strict=True)]
-
-        keys = [Journal.key("rewrite", rewriter=who, query=t) for t in texts]
-        entries = self._journaled("rewrite", keys, texts, compute, batch=self.settings.concurrency)
-        for entry in entries:
-            cost.add("rewriter", entry)
-        return entries
-
-    def _retrievals(self, queries: list[tuple[str, str]], k: int, cost: _Cost) -> list[list[ScoredDocument]]:
-        s, who = self.settings, _describe(self.retriever)
-
-        def compute(todo: list[tuple[str, str]]) -> list[dict[str, Any]]:
-            start = time.perf_counter()
-            hits = self._search(todo, k)
-            each = (time.perf_counter() - start) / len(todo)
-            return [{"docs": [asdict(d) for d in docs], "seconds": each, "tokens": self._query_tokens(text, kind)}
-                    for (text, kind), docs in zip(todo, hits, strict=True)]
-
-        keys = [Journal.key("retrieval", retriever=who, query=text, prefix=kind, k=k, task=s.task,
-                            instruction=s.instruction) for text, kind in queries]
-        entries = self._journaled("retrieval", keys, queries, compute, batch=64)
-        for entry in entries:
-            cost.add("encoder", entry)
-        return [[ScoredDocument(**d) for d in entry["docs"]] for entry in entries]
-
-    def _search(self, queries: list[tuple[str, str]], k: int) -> list[list[ScoredDocument]]:
-        """One ``search_many`` per prefix kind: questions with the query prefix, HyDE passages as documents."""
-        s, retriever = self.settings, self.retriever
-        assert retriever is not None  # __init__ checked that the conditions asked for have their parts
-        out: list[list[ScoredDocument]] = [[] for _ in queries]
-        kinds: tuple[PrefixKind, ...] = ("query", "document")
-        for kind in kinds:
-            rows = [i for i, (_, each) in enumerate(queries) if each == kind]
-            if rows:
-                found = retriever.search_many([queries[i][0] for i in rows], k, task=s.task,
-                                                   instruction=s.instruction, prefix_kind=kind)
-                for i, docs in zip(rows, found, strict=True):
-                    out[i] = docs
-        return out
-
-    def _query_tokens(self, text: str, kind: str) -> int:
+    def _query_tokens(self, query: Query, options: SearchOptions) -> int:
         encoder = getattr(self.retriever, "encoder", None)
         if encoder is None:
-            return len(text.split())
-        prefix = encoder.document_prefix if kind == "document" else encoder.query_prefix(
-            instruction=self.settings.instruction, task=self.settings.task)
-        return min(encoder.count_tokens(prefix + text), encoder.config.max_length)
-
-    def _reranks(self, questions: list[str], retrieved: list[list[ScoredDocument]], top_k: int,
-                 cost: _Cost) -> list[list[ScoredDocument]]:
-        who, task = _describe(self.reranker), self.settings.task
-        reranker = self.reranker
-        assert reranker is not None  # __init__ checked that the conditions asked for have their parts
-
-        def compute(todo: list[tuple[str, list[ScoredDocument]]]) -> list[dict[str, Any]]:
-            out: list[dict[str, Any]] = []
-            for question, docs in todo:
-                start = time.perf_counter()
-                ranked = reranker.rerank(question, docs, top_n=top_k, task=task) if docs else []
-                prompts = reranker.prompts(question, [d.text for d in docs], task=task) if docs else []
-                out.append({"docs": [asdict(d) for d in ranked], "seconds": time.perf_counter() - start,
-                            "tokens": sum(_messages_tokens(reranker.llm, p) for p in prompts)})
-            return out
-
-        items = list(zip(questions, retrieved, strict=True))
-        keys = [Journal.key("rerank", reranker=who, query=q, candidates=[d.id for d in docs], top_k=top_k,
-                            task=task) for q, docs in items]
-        entries = self._journaled("rerank", keys, items, compute, batch=1)
-        for entry in entries:
-            cost.add("reranker", entry)
-        return [[ScoredDocument(**d) for d in entry["docs"]] for entry in entries]
+            return len(query.text.split())
+        prefix = encoder.document_prefix if query.prefix_kind == "document" else encoder.query_prefix(
+            instruction=options.instruction, task=options.task)
+        return min(encoder.count_tokens(prefix + query.text), encoder.config.max_length)
 
     def _read(self, name: str, spec: Any, questions: list[Question], passages: Sequence[Any], cost: _Cost,
               condition: str) -> list[QuestionOutcome]:

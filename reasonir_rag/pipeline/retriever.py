@@ -1,0 +1,184 @@
+"""Rewrite -> search -> rerank, composed once: the evaluator, the demo and both framework packages use this.
+
+Three stages, each over a batch:
+
+1. **rewrite** (with a rewriter): each question becomes a :class:`~reasonir_rag.types.Rewrite`, encoded with the
+   prefix it wants (ReasonIR's long query: the query prefix; HyDE: the document prefix). Without a rewriter the
+   question is the query.
+2. **search**: one ``search_many`` per prefix kind; a :class:`Query` that already carries a vector (a framework
+   computed it) is searched by that vector. Without a reranker ``k`` are fetched, with one ``fetch_k``
+   (ReasonIR: 100).
+3. **rerank** (with a reranker): the candidates are scored against the ORIGINAL question, the best ``k`` kept.
+
+Callers wrap the stages with a :class:`StageRunner`: the evaluator journals each result, LangChain makes each a
+child run, LlamaIndex sends its events. The default runs them as they are.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from reasonir_rag.errors import InvalidInputError
+from reasonir_rag.pipeline.reranker import RERANK_CANDIDATES
+from reasonir_rag.protocols import Reranker, Rewriter, SearchIndex
+from reasonir_rag.types import PrefixKind, ScoredDocument
+
+logger = logging.getLogger(__name__)
+
+Stage = Literal["rewrite", "search", "rerank"]
+
+
+@dataclass(frozen=True)
+class Query:
+    """What is searched for one question: a text with its prefix kind, or a vector computed elsewhere."""
+
+    text: str
+    prefix_kind: PrefixKind = "query"
+    vector: Sequence[float] | None = None
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    """Per-call settings of one retrieval (``None`` in a call takes the retriever's own)."""
+
+    k: int
+    fetch_k: int
+    task: str | None = None
+    instruction: str | None = None
+    where: Mapping[str, Any] | None = field(default=None)
+
+
+class StageRunner(Protocol):
+    """Runs one stage's ``compute`` over ``items`` (and may journal, trace or time it); returns its results in
+    order. ``options`` are the settings the results depend on (for journal keys)."""
+
+    def __call__(self, stage: Stage, items: list[Any], compute: Callable[[list[Any]], list[Any]],
+                 options: SearchOptions) -> list[Any]: ...
+
+
+def run_directly(stage: Stage, items: list[Any], compute: Callable[[list[Any]], list[Any]],
+                 options: SearchOptions) -> list[Any]:
+    """The default :class:`StageRunner`: no journal, no tracing."""
+    return compute(items)
+
+
+def _check_count(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidInputError(f"{name} must be an int >= 1, got {value!r}")
+    return value
+
+
+class Retriever:
+    """Questions to their best ``k`` passages through the optional rewriter and reranker (module docstring).
+
+    ``fetch_k`` is how many candidates are searched: by default ``k`` without a reranker and
+    :data:`~reasonir_rag.pipeline.reranker.RERANK_CANDIDATES` (ReasonIR's 100) with one. ``task`` /
+    ``instruction`` choose the query instruction (a BRIGHT task's, or a custom one); ``where`` filters by metadata.
+    """
+
+    def __init__(self, index: SearchIndex, *, rewriter: Rewriter | None = None, reranker: Reranker | None = None,
+                 k: int = 10, fetch_k: int | None = None, task: str | None = None, instruction: str | None = None,
+                 where: Mapping[str, Any] | None = None):
+        if not callable(getattr(index, "search_many", None)):
+            raise InvalidInputError(f"index must have search_many() (a ChromaStore, BM25Retriever or another "
+                                    f"SearchIndex), got {type(index).__name__}")
+        if task is not None and instruction is not None:
+            raise InvalidInputError("give task or instruction, not both")
+        self.index, self.rewriter, self.reranker = index, rewriter, reranker
+        self.k = _check_count("k", k)
+        self.fetch_k = None if fetch_k is None else _check_count("fetch_k", fetch_k)
+        self.task, self.instruction, self.where = task, instruction, where
+
+    def __repr__(self) -> str:
+        return (f"Retriever({self.index!r}, rewriter={self.rewriter!r}, reranker={self.reranker!r}, k={self.k}, "
+                f"fetch_k={self.fetch_k})")
+
+    # ------------------------------------------------------------------ the composition
+    def options(self, *, k: int | None = None, fetch_k: int | None = None, task: str | None = None,
+                instruction: str | None = None, where: Mapping[str, Any] | None = None) -> SearchOptions:
+        """This retriever's settings with a call's own in their place (a call's ``task`` replaces the
+        retriever's ``instruction`` and vice versa)."""
+        k = self.k if k is None else _check_count("k", k)
+        if fetch_k is None:
+            fetch_k = self.fetch_k or (max(k, RERANK_CANDIDATES) if self.reranker is not None else k)
+        fetch_k = max(k, _check_count("fetch_k", fetch_k))
+        if task is not None and instruction is not None:
+            raise InvalidInputError("give task or instruction, not both")
+        if task is None and instruction is None:
+            task, instruction = self.task, self.instruction
+        if where is not None and not isinstance(where, Mapping):
+            raise InvalidInputError(f"where must be a dict (a Chroma filter), got {type(where).__name__}")
+        return SearchOptions(k, fetch_k, task, instruction, self.where if where is None else where)
+
+    def retrieve(self, question: str, **kwargs: Any) -> list[ScoredDocument]:
+        """:meth:`retrieve_many` for one question."""
+        if not isinstance(question, str):
+            raise InvalidInputError(f"retrieve() takes one question string, got {type(question).__name__}")
+        return self.retrieve_many([question], **kwargs)[0]
+
+    def retrieve_many(self, questions: Sequence[str], *, queries: Sequence[Query] | None = None,
+                      run: StageRunner = run_directly, k: int | None = None, fetch_k: int | None = None,
+                      task: str | None = None, instruction: str | None = None,
+                      where: Mapping[str, Any] | None = None) -> list[list[ScoredDocument]]:
+        """The best ``k`` passages for each question, best first.
+
+        ``queries`` (one per question) replaces the rewrite stage: what to search was decided elsewhere (a
+        framework's own query transform). ``run`` wraps each stage (see :class:`StageRunner`).
+        """
+        if questions is None or isinstance(questions, str):
+            raise InvalidInputError("retrieve_many() takes a list of question strings")
+        questions = list(questions)
+        opts = self.options(k=k, fetch_k=fetch_k, task=task, instruction=instruction, where=where)
+        if queries is None:
+            queries = self.queries(questions, run=run, options=opts)
+        elif len(queries) != len(questions):
+            raise InvalidInputError(f"{len(queries)} queries for {len(questions)} questions")
+        candidates = run("search", list(queries), lambda todo: self.search(todo, opts), opts)
+        if self.reranker is None:
+            return [docs[: opts.k] for docs in candidates]
+        pairs = list(zip(questions, candidates, strict=True))
+        return run("rerank", pairs, lambda todo: self.rerank(todo, opts), opts)
+
+    # ------------------------------------------------------------------ the stages
+    def queries(self, questions: list[str], *, run: StageRunner = run_directly,
+                options: SearchOptions | None = None) -> list[Query]:
+        """What to search for each question: its rewrite with the prefix it wants, or the question itself."""
+        rewriter = self.rewriter
+        if rewriter is None:
+            return [Query(q) for q in questions]
+        opts = options or self.options()
+        rewrites = run("rewrite", questions, rewriter.rewrite_queries, opts)
+        return [Query(r.text, r.prefix_kind) for r in rewrites]
+
+    def search(self, queries: Sequence[Query], options: SearchOptions) -> list[list[ScoredDocument]]:
+        """``options.fetch_k`` candidates per query: one ``search_many`` per prefix kind, vectors one by one."""
+        out: list[list[ScoredDocument]] = [[] for _ in queries]
+        by_vector = [i for i, q in enumerate(queries) if q.vector is not None]
+        if by_vector:
+            search_by_vector = getattr(self.index, "search_by_vector", None)
+            if search_by_vector is None:
+                raise InvalidInputError(f"{type(self.index).__name__} cannot search by vector")
+            for i in by_vector:
+                out[i] = search_by_vector(queries[i].vector, options.fetch_k, where=options.where)
+        kinds: tuple[PrefixKind, ...] = ("query", "document")
+        for kind in kinds:
+            rows = [i for i, q in enumerate(queries) if q.vector is None and q.prefix_kind == kind]
+            if rows:
+                found = self.index.search_many([queries[i].text for i in rows], options.fetch_k, task=options.task,
+                                               instruction=options.instruction, where=options.where,
+                                               prefix_kind=kind)
+                for i, docs in zip(rows, found, strict=True):
+                    out[i] = docs
+        return out
+
+    def rerank(self, pairs: Sequence[tuple[str, list[ScoredDocument]]],
+               options: SearchOptions) -> list[list[ScoredDocument]]:
+        """The best ``options.k`` of each question's candidates, scored against the question itself."""
+        reranker = self.reranker
+        if reranker is None:
+            return [docs[: options.k] for _, docs in pairs]
+        return [reranker.rerank(question, docs, top_n=options.k, task=options.task) if docs else []
+                for question, docs in pairs]
