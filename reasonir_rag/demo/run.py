@@ -38,18 +38,17 @@ from typing import Any
 from reasonir_rag.demo.config import (
     EVAL_SUBJECTS,
     PAPER_ENCODER,
-    SHOWCASE,
     DemoConfig,
     default_data_dir,
     default_mmlu_dir,
     resolve_config,
 )
+from reasonir_rag.demo.showcase import ShowcaseItem, run_showcase, showcase_questions
 from reasonir_rag.errors import DataNotFoundError, InvalidInputError
 from reasonir_rag.index.loaders import LoadReport, load_documents
 from reasonir_rag.index.records import AddStats
 from reasonir_rag.index.store import ChromaStore
 from reasonir_rag.sample_data import jsonl_files
-from reasonir_rag.types import ScoredDocument
 
 logger = logging.getLogger(__name__)
 
@@ -64,23 +63,6 @@ class IndexResult:
     load: LoadReport
     add: AddStats
     count: int
-
-
-@dataclass
-class ShowcaseItem:
-    """One question through the whole pipeline."""
-
-    question_id: str
-    subject: str
-    question: str
-    choices: tuple[str, ...]
-    answer: str  # the correct letter
-    rewrite: str
-    rewrite_error: str | None
-    before: list[ScoredDocument]  # retrieval order (top k of the candidates)
-    after: list[ScoredDocument]  # reranked top k
-    reader_output: str
-    predicted: str | None
 
 
 @dataclass
@@ -199,60 +181,6 @@ def _passages(files: list[Path], limit: int | None, report: LoadReport) -> list[
             for doc in itertools.islice(load_documents([file], report=report), share + (i < extra))]
 
 
-def _journaled(journal: Any, kind: str, keys: list[str], items: list[Any],
-               compute: Callable[[list[Any]], list[Any]]) -> list[Any]:
-    """Values for ``keys``: from the journal where recorded, else computed in one batch and recorded."""
-    found = journal.get_many(keys)
-    todo = [i for i, key in enumerate(keys) if key not in found]
-    if todo:
-        for i, value in zip(todo, compute([items[i] for i in todo]), strict=True):
-            journal.put(keys[i], value, kind=kind)
-            found[keys[i]] = value
-    return [found[key] for key in keys]
-
-
-def run_showcase(questions: Sequence[Any], *, store: Any, rewriter: Any, reranker: Any, reader: Any,
-                 journal: Any, config: DemoConfig) -> list[ShowcaseItem]:
-    """Rewrite, retrieve, rerank and read each question, every LLM result journaled."""
-    from reasonir_rag.eval.extract import extract_choice
-    from reasonir_rag.eval.prompts import build_messages, prompt_hash, spec_for
-
-    texts = [q.question for q in questions]
-    keys = [journal.key("demo-rewrite", rewriter=repr(rewriter), query=t) for t in texts]
-
-    def rewrite(todo: list[str]) -> list[dict[str, Any]]:
-        return [{"text": r.text, "prefix_kind": r.prefix_kind, "error": r.error}
-                for r in rewriter.rewrite_queries(todo)]
-
-    rewrites = _journaled(journal, "demo-rewrite", keys, texts, rewrite)
-    candidates = store.search_many([r["text"] for r in rewrites], k=config.candidates)
-
-    keys = [journal.key("demo-rerank", reranker=repr(reranker), query=t, candidates=[d.id for d in docs],
-                        top_k=config.k) for t, docs in zip(texts, candidates, strict=True)]
-
-    def rerank(todo: list[tuple[str, list[ScoredDocument]]]) -> list[list[dict[str, Any]]]:
-        return [[asdict(d) for d in reranker.rerank(q, docs, top_n=config.k)] for q, docs in todo]
-
-    reranked = _journaled(journal, "demo-rerank", keys, list(zip(texts, candidates, strict=True)), rerank)
-    after = [[ScoredDocument(**d) for d in docs] for docs in reranked]
-
-    spec = spec_for("mmlu")
-    generation = {**spec.generation, "max_tokens": config.reader_tokens}
-    prompts = [build_messages("mmlu", q, docs, max_passage_tokens=config.max_passage_tokens,
-                              truncate=reader.truncate) for q, docs in zip(questions, after, strict=True)]
-    keys = [journal.key("demo-reader", reader=reader.model_name, prompt=prompt_hash(p), generation=generation)
-            for p in prompts]
-    answers = _journaled(journal, "demo-reader", keys, prompts,
-                         lambda todo: reader.generate(todo, seed=0, **generation))
-
-    items = []
-    for q, rw, docs, ranked, text in zip(questions, rewrites, candidates, after, answers, strict=True):
-        found = extract_choice(text, style=spec.extract_style, n_choices=len(q.choices), choices=q.choices)
-        items.append(ShowcaseItem(q.id, q.subject, q.question, q.choices, q.answer_letter, rw["text"], rw["error"],
-                                  docs[: config.k], ranked, text, found.letter))
-    return items
-
-
 def eval_dataset(mmlu_dir: Path, n: int, seed: int = 0) -> Any:
     """``n`` MMLU test questions from :data:`EVAL_SUBJECTS`, spread evenly over the subjects (seeded)."""
     from reasonir_rag.eval.mmlu import load_mmlu
@@ -260,18 +188,6 @@ def eval_dataset(mmlu_dir: Path, n: int, seed: int = 0) -> Any:
     per_subject = max(1, math.ceil(n / len(EVAL_SUBJECTS)))
     return load_mmlu(mmlu_dir, split="test", subjects=list(EVAL_SUBJECTS), per_subject=per_subject,
                      sample=n, seed=seed)
-
-
-def showcase_questions(mmlu_dir: Path, limit: int | None = None) -> list[Any]:
-    """The :data:`SHOWCASE` questions, in that order."""
-    from reasonir_rag.eval.mmlu import load_mmlu
-
-    subjects = sorted({qid.split("/")[1] for qid in SHOWCASE})
-    by_id = {q.id: q for q in load_mmlu(mmlu_dir, split="test", subjects=subjects)}
-    missing = [qid for qid in SHOWCASE if qid not in by_id]
-    if missing:
-        raise InvalidInputError(f"MMLU in {mmlu_dir} lacks the showcase question(s) {missing}")
-    return [by_id[qid] for qid in SHOWCASE[:limit]]
 
 
 def corpus_record(store: Any, data_dir: Path) -> dict[str, Any]:

@@ -116,7 +116,7 @@ class Retriever:
     def retrieve(self, question: str, **kwargs: Any) -> list[ScoredDocument]:
         """:meth:`retrieve_many` for one question."""
         if not isinstance(question, str):
-            raise InvalidInputError(f"retrieve() takes one question string, got {type(question).__name__}")
+            raise InvalidInputError(f"retrieve() takes one query string, got {type(question).__name__}")
         return self.retrieve_many([question], **kwargs)[0]
 
     def retrieve_many(self, questions: Sequence[str], *, queries: Sequence[Query] | None = None,

@@ -139,5 +139,5 @@ def test_bad_parts_and_questions_are_named(store):
         Retriever(object())  # type: ignore[arg-type]
     with pytest.raises(InvalidInputError, match="list of question strings"):
         Retriever(store).retrieve_many("one string")
-    with pytest.raises(InvalidInputError, match="one question string"):
+    with pytest.raises(InvalidInputError, match="one query string"):
         Retriever(store).retrieve(["a list"])  # type: ignore[arg-type]

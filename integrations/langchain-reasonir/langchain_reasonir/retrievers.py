@@ -1,24 +1,26 @@
 """A LangChain retriever over the core ChromaStore, with optional rewriting and reranking.
 
-Encoding, search and filtering are the core :class:`~reasonir_rag.index.store.ChromaStore`'s; rewriting and reranking go
-through :class:`~langchain_reasonir.ReasonIRQueryRewriter` and :class:`~langchain_reasonir.ReasonIRReranker`, so
-they appear as child runs in callbacks and traces.
+Rewrite -> search -> rerank is the core :class:`~reasonir_rag.pipeline.retriever.Retriever`; this class translates
+documents and options, and reports the rewrite and rerank stages as child runs (``ReasonIRQueryRewriter``,
+``ReasonIRReranker``) in callbacks and traces.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable
 from typing import Any
 
 from langchain_core.callbacks import AsyncCallbackManagerForRetrieverRun, CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict, Field, field_validator
-from reasonir_rag.pipeline.reranker import RERANK_CANDIDATES
+from reasonir_rag.pipeline.retriever import Retriever, SearchOptions, Stage
+from reasonir_rag.protocols import SearchIndex
+from reasonir_rag.types import ScoredDocument
 
-from langchain_reasonir.document_compressors import RETRIEVAL_SCORE_KEY, ReasonIRReranker
+from langchain_reasonir.document_compressors import RELEVANCE_SCORE_KEY, RETRIEVAL_SCORE_KEY, ReasonIRReranker
 from langchain_reasonir.rewriters import ReasonIRQueryRewriter
 
 logger = logging.getLogger(__name__)
@@ -49,8 +51,9 @@ class ReasonIRRetriever(BaseRetriever):
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
-    store: Any
-    """The core :class:`~reasonir_rag.index.store.ChromaStore` (its encoder encodes the queries)."""
+    store: SearchIndex
+    """The core :class:`~reasonir_rag.index.store.ChromaStore` (its encoder encodes the queries), or any
+    :class:`~reasonir_rag.protocols.SearchIndex` such as the core's ``BM25Retriever``."""
     k: int = Field(default=4, ge=1, strict=True)
     """How many documents to return."""
     fetch_k: int | None = Field(default=None, ge=1, strict=True)
@@ -70,9 +73,9 @@ class ReasonIRRetriever(BaseRetriever):
     @field_validator("store", mode="before")
     @classmethod
     def _check_store(cls, value: Any) -> Any:
-        needed = ("search", "encoder")
-        if any(getattr(value, name, None) is None for name in needed):
-            raise TypeError(f"store must be a reasonir_rag ChromaStore, got {type(value).__name__}")
+        if not isinstance(value, SearchIndex):
+            raise TypeError(f"store must be a reasonir_rag ChromaStore (or another SearchIndex), "
+                            f"got {type(value).__name__}")
         return value
 
     @field_validator("rewriter", mode="before")
@@ -92,51 +95,95 @@ class ReasonIRRetriever(BaseRetriever):
     # ------------------------------------------------------------------ BaseRetriever
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun,
                                 **kwargs: Any) -> list[Document]:
-        opts = self._options(kwargs)
-        text, kind = query, "query"
-        if self.rewriter is not None:
-            text = self.rewriter.invoke(query, config={"callbacks": run_manager.get_child()})
-            kind = self.rewriter.prefix_kind
-        docs = self._search(text, kind, opts)
-        if self.reranker is not None:
-            docs = self.reranker.rerank(docs, query, top_n=opts["k"], task=opts["task"])
-        return docs[: opts["k"]]
+        hits = self._pipeline().retrieve(query, run=_ChildRuns(run_manager), **self._options(kwargs))
+        return [self._to_document(hit) for hit in hits]
 
     async def _aget_relevant_documents(self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun,
                                        **kwargs: Any) -> list[Document]:
-        opts = self._options(kwargs)
-        text, kind = query, "query"
-        if self.rewriter is not None:
-            text = await self.rewriter.ainvoke(query, config={"callbacks": run_manager.get_child()})
-            kind = self.rewriter.prefix_kind
-        docs = await asyncio.to_thread(self._search, text, kind, opts)
-        if self.reranker is not None:
-            docs = await asyncio.to_thread(self.reranker.rerank, docs, query, top_n=opts["k"], task=opts["task"])
-        return docs[: opts["k"]]
+        """The core pipeline in a worker thread; its child runs are reported on this event loop."""
+        runs = _AsyncChildRuns(run_manager, asyncio.get_running_loop())
+        hits = await asyncio.to_thread(self._pipeline().retrieve, query, run=runs, **self._options(kwargs))
+        return [self._to_document(hit) for hit in hits]
 
     # ------------------------------------------------------------------ internals
+    def _pipeline(self) -> Retriever:
+        return Retriever(self.store, rewriter=self.rewriter.rewriter if self.rewriter is not None else None,
+                         reranker=self.reranker.reranker if self.reranker is not None else None, k=self.k,
+                         fetch_k=self.fetch_k, task=self.task, instruction=self.instruction, where=self.where)
+
     def _options(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         unknown = sorted(set(kwargs) - set(_CALL_OPTIONS) - _IGNORED)
         if unknown:
             raise TypeError(f"ReasonIRRetriever got unexpected argument(s) {unknown}; per call it takes "
                             f"{', '.join(_CALL_OPTIONS)}")
-        opts = {name: kwargs.get(name, getattr(self, name)) for name in _CALL_OPTIONS}
-        for name in ("k", "fetch_k"):
-            value = opts[name]
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-        if opts["where"] is not None and not isinstance(opts["where"], Mapping):
-            raise TypeError(f"where must be a dict (a Chroma filter), got {type(opts['where']).__name__}")
-        if "task" in kwargs and "instruction" not in kwargs:
-            opts["instruction"] = None  # a per-call task replaces the instance's instruction, and vice versa
-        elif "instruction" in kwargs and "task" not in kwargs:
-            opts["task"] = None
-        return opts
+        return {name: kwargs[name] for name in _CALL_OPTIONS if name in kwargs}
 
-    def _search(self, text: str, kind: str, opts: dict[str, Any]) -> list[Document]:
-        k = opts["k"]
-        n = max(k, opts["fetch_k"] or RERANK_CANDIDATES) if self.reranker is not None else k
-        hits = self.store.search(text, n, task=opts["task"], instruction=opts["instruction"], where=opts["where"],
-                                 prefix_kind=kind)
-        return [Document(id=h.id, page_content=h.text, metadata={**h.metadata, RETRIEVAL_SCORE_KEY: h.score})
-                for h in hits]
+    def _to_document(self, hit: ScoredDocument) -> Document:
+        """A core hit as a LangChain document: ``score`` the retrieval cosine, ``relevance_score`` the final score
+        after reranking."""
+        scores = {RETRIEVAL_SCORE_KEY: hit.score} if self.reranker is None else {
+            RETRIEVAL_SCORE_KEY: hit.metadata["retrieval_score"], RELEVANCE_SCORE_KEY: hit.score}
+        return Document(id=hit.id, page_content=hit.text, metadata={**hit.metadata, **scores})
+
+
+# the core pipeline's LLM stages, as child runs named after the components a user configured
+_RUN_NAMES = {"rewrite": "ReasonIRQueryRewriter", "rerank": "ReasonIRReranker"}
+
+
+def _run_inputs(stage: Stage, items: list[Any]) -> Any:
+    if stage == "rewrite":
+        return items[0] if len(items) == 1 else items
+    return {"query": items[0][0], "candidates": len(items[0][1])} if len(items) == 1 else {"queries": len(items)}
+
+
+def _run_outputs(stage: Stage, results: list[Any]) -> Any:
+    if stage == "rewrite":
+        texts = [r.text for r in results]
+        return texts[0] if len(texts) == 1 else texts
+    return {"ids": [[d.id for d in docs] for docs in results]}
+
+
+class _ChildRuns:
+    """The core pipeline's rewrite and rerank stages as child chain runs of the retriever's run."""
+
+    def __init__(self, run_manager: CallbackManagerForRetrieverRun):
+        self.run_manager = run_manager
+
+    def __call__(self, stage: Stage, items: list[Any], compute: Callable[[list[Any]], list[Any]],
+                 options: SearchOptions) -> list[Any]:
+        name = _RUN_NAMES.get(stage)
+        if name is None:
+            return compute(items)
+        run = self._start(name, _run_inputs(stage, items))
+        try:
+            results = compute(items)
+        except BaseException as exc:
+            self._finish(run, error=exc)
+            raise
+        self._finish(run, outputs=_run_outputs(stage, results))
+        return results
+
+    def _start(self, name: str, inputs: Any) -> Any:
+        return self.run_manager.get_child().on_chain_start(None, inputs, name=name)
+
+    def _finish(self, run: Any, *, outputs: Any = None, error: BaseException | None = None) -> None:
+        if error is not None:
+            run.on_chain_error(error)
+        else:
+            run.on_chain_end(outputs)
+
+
+class _AsyncChildRuns(_ChildRuns):
+    """:class:`_ChildRuns` for the async path: the stages run in a worker thread, their callbacks on the loop."""
+
+    def __init__(self, run_manager: AsyncCallbackManagerForRetrieverRun, loop: asyncio.AbstractEventLoop):
+        self.async_manager, self.loop = run_manager, loop
+
+    def _on_loop(self, coroutine: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
+
+    def _start(self, name: str, inputs: Any) -> Any:
+        return self._on_loop(self.async_manager.get_child().on_chain_start(None, inputs, name=name))
+
+    def _finish(self, run: Any, *, outputs: Any = None, error: BaseException | None = None) -> None:
+        self._on_loop(run.on_chain_error(error) if error is not None else run.on_chain_end(outputs))

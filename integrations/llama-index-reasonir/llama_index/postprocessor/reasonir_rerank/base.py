@@ -11,17 +11,16 @@ import logging
 from typing import Any
 
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
-from llama_index.core.callbacks import CallbackManager, CBEventType, EventPayload
-from llama_index.core.instrumentation import get_dispatcher
-from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
+from llama_index.core.callbacks import CallbackManager
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
 from reasonir_rag.pipeline.reranker import DEFAULT_RERANKER, QwenReranker
 from reasonir_rag.protocols import LLM
 from reasonir_rag.types import ScoredDocument
 
+from llama_index.postprocessor.reasonir_rerank.events import rerank_events
+
 logger = logging.getLogger(__name__)
-dispatcher = get_dispatcher(__name__)
 
 # what the reranker adds to node.metadata; kept out of the text the LLM and the embedder see
 _NOTES = ("rerank_score", "rerank_error", "rerank_truncated", "rerank_digit_mass", "retrieval_score")
@@ -85,22 +84,13 @@ class QwenRerank(BaseNodePostprocessor):
             raise ValueError("QwenRerank needs the query: call postprocess_nodes(nodes, query_str=...) "
                              "or use it inside a query engine")
         top_n = self.top_n if self.top_n is not None else len(nodes)
-        dispatcher.event(ReRankStartEvent(query=query_bundle, nodes=nodes, top_n=top_n, model_name=self.model))
-        if not nodes:
-            dispatcher.event(ReRankEndEvent(nodes=[]))
-            return []
-        with self.callback_manager.event(
-            CBEventType.RERANKING,
-            payload={EventPayload.NODES: nodes, EventPayload.MODEL_NAME: self.model,
-                     EventPayload.QUERY_STR: query_bundle.query_str, EventPayload.TOP_K: top_n},
-        ) as event:
+        with rerank_events(self.callback_manager, query_bundle, nodes, top_n, self.model) as finish:
+            if not nodes:
+                return finish([])
             docs = [ScoredDocument(str(i), n.node.get_content(metadata_mode=self.metadata_mode), {}, _score(n))
                     for i, n in enumerate(nodes)]
             ranked = self._reranker.rerank(query_bundle.query_str, docs, top_n=top_n, task=self.task)
-            out = [self._translate(nodes[int(doc.id)], doc) for doc in ranked]
-            event.on_end(payload={EventPayload.NODES: out})
-        dispatcher.event(ReRankEndEvent(nodes=out))
-        return out
+            return finish([self._translate(nodes[int(doc.id)], doc) for doc in ranked])
 
     def _translate(self, source: NodeWithScore, ranked: ScoredDocument) -> NodeWithScore:
         node = source.node

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -18,7 +18,12 @@ from llama_index.core.base.base_retriever import BaseRetriever
 from llama_index.core.callbacks import CallbackManager
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 from reasonir_rag.index.store import ChromaStore
+from reasonir_rag.pipeline.reranker import QwenReranker
+from reasonir_rag.pipeline.retriever import Query, Retriever, SearchOptions, Stage
+from reasonir_rag.protocols import Rewriter
 from reasonir_rag.types import ScoredDocument
+
+from llama_index.postprocessor.reasonir_rerank.events import rerank_events
 
 logger = logging.getLogger(__name__)
 
@@ -31,10 +36,14 @@ def to_node(hit: ScoredDocument) -> NodeWithScore:
 class ReasonIRRetriever(BaseRetriever):
     """Top-``similarity_top_k`` passages from a :class:`~reasonir_rag.index.store.ChromaStore`, best first.
 
-    A :class:`~llama_index.core.schema.QueryBundle` that already carries an ``embedding`` (as
-    :class:`~llama_index.retrievers.reasonir.ReasonIRQueryTransform` sets it) is searched by that vector;
-    otherwise its ``embedding_strs`` are encoded with the query prefix of ``task`` / ``instruction`` (several
-    strings are averaged, as LlamaIndex's vector retriever does). Scores are cosine similarities.
+    Rewrite -> search -> rerank is the core :class:`~reasonir_rag.pipeline.retriever.Retriever`: with a
+    ``rewriter`` (a core ``QueryRewriter``) the question is rewritten first and encoded with the prefix the rewrite
+    wants; with a ``reranker`` (a core ``QwenReranker``) ``fetch_k`` candidates (ReasonIR: 100) are reranked
+    against the question, with LlamaIndex's rerank events. A :class:`~llama_index.core.schema.QueryBundle` that
+    already carries an ``embedding`` (as :class:`~llama_index.retrievers.reasonir.ReasonIRQueryTransform` sets
+    it) is searched by that vector, without rewriting; otherwise its ``embedding_strs`` are encoded with the query
+    prefix of ``task`` / ``instruction`` (several strings are averaged, as LlamaIndex's vector retriever does).
+    Scores are cosine similarities, or the reranker's final scores.
     """
 
     def __init__(
@@ -45,6 +54,9 @@ class ReasonIRRetriever(BaseRetriever):
         task: str | None = None,
         instruction: str | None = None,
         where: Mapping[str, Any] | None = None,
+        rewriter: Rewriter | None = None,
+        reranker: QwenReranker | None = None,
+        fetch_k: int | None = None,
         callback_manager: CallbackManager | None = None,
         verbose: bool = False,
     ) -> None:
@@ -52,14 +64,17 @@ class ReasonIRRetriever(BaseRetriever):
             raise TypeError(f"store must be a reasonir_rag ChromaStore, got {type(store).__name__}")
         if isinstance(similarity_top_k, bool) or not isinstance(similarity_top_k, int) or similarity_top_k < 1:
             raise ValueError(f"similarity_top_k must be an int >= 1, got {similarity_top_k!r}")
+        if rewriter is not None and not isinstance(rewriter, Rewriter):
+            raise TypeError(f"rewriter must be a reasonir_rag QueryRewriter, got {type(rewriter).__name__}")
+        if reranker is not None and not isinstance(reranker, QwenReranker):
+            raise TypeError(f"reranker must be a reasonir_rag QwenReranker, got {type(reranker).__name__}")
         query_prefix = getattr(store.encoder, "query_prefix", None)  # every ReasonIR encoder has one
         if query_prefix is not None:
             query_prefix(instruction=instruction, task=task)  # unknown task / both given: fail now
         self._store = store
-        self._similarity_top_k = similarity_top_k
-        self._task = task
-        self._instruction = instruction
-        self._where = dict(where) if where else None
+        self._pipeline = Retriever(store, rewriter=rewriter, reranker=reranker, k=similarity_top_k,
+                                   fetch_k=fetch_k, task=task, instruction=instruction,
+                                   where=dict(where) if where else None)
         super().__init__(callback_manager=callback_manager, verbose=verbose)
 
     @property
@@ -68,21 +83,45 @@ class ReasonIRRetriever(BaseRetriever):
 
     @property
     def similarity_top_k(self) -> int:
-        return self._similarity_top_k
+        return self._pipeline.k
+
+    @property
+    def pipeline(self) -> Retriever:
+        """The core retriever this class translates for."""
+        return self._pipeline
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
-        k, where = self._similarity_top_k, self._where
+        pipeline, question = self._pipeline, query_bundle.query_str
+        queries: list[Query] | None = None
         if query_bundle.embedding is not None:
-            hits = self._store.search_by_vector(query_bundle.embedding, k, where=where)
+            queries = [Query(question, vector=query_bundle.embedding)]
         else:
-            texts = list(query_bundle.embedding_strs) or [query_bundle.query_str]  # "" -> the core's clear error
-            if len(texts) == 1:
-                hits = self._store.search(texts[0], k, task=self._task, instruction=self._instruction, where=where)
-            else:
-                vectors = self._store.encoder.encode_queries(texts, task=self._task, instruction=self._instruction)
-                hits = self._store.search_by_vector(np.mean(vectors, axis=0), k, where=where)
+            texts = list(query_bundle.embedding_strs) or [question]  # "" -> the core's clear error
+            if len(texts) > 1:
+                vectors = self._store.encoder.encode_queries(texts, task=pipeline.task,
+                                                             instruction=pipeline.instruction)
+                queries = [Query(question, vector=np.mean(vectors, axis=0))]
+            elif texts[0] != question:
+                queries = [Query(texts[0])]
+        hits = pipeline.retrieve_many([question], queries=queries, run=self._stage)[0]
         return [to_node(hit) for hit in hits]
 
     async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         """:meth:`_retrieve` in a worker thread: the event loop keeps serving while the model and Chroma run."""
         return await asyncio.to_thread(self._retrieve, query_bundle)
+
+    def _stage(self, stage: Stage, items: list[Any], compute: Callable[[list[Any]], list[Any]],
+               options: SearchOptions) -> list[Any]:
+        """The rerank stage with LlamaIndex's rerank events; the others as they are."""
+        if stage != "rerank":
+            return compute(items)
+        reranker = self._pipeline.reranker
+        model = getattr(getattr(reranker, "llm", None), "model_name", type(reranker).__name__)
+        out = []
+        for question, docs in items:
+            with rerank_events(self.callback_manager, QueryBundle(question), [to_node(d) for d in docs],
+                               options.k, model) as finish:
+                ranked = compute([(question, docs)])[0]
+                finish([to_node(d) for d in ranked])
+            out.append(ranked)
+        return out
