@@ -31,7 +31,7 @@ from reasonir_rag.types import Document, Rewrite, ScoredDocument
 
 _LAZY = {
     "ReasonIREncoder": "reasonir_rag.encoding.encoder",
-    "EncoderConfig": "reasonir_rag.encoding.encoder",
+    "EncoderConfig": "reasonir_rag.encoding.config",
     "EmbeddingCache": "reasonir_rag.encoding.cache",
     "ChromaStore": "reasonir_rag.index.store",
     "chunk_documents": "reasonir_rag.index.chunking",
@@ -63,7 +63,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from reasonir_rag.bulk.ray_embed import embed_corpus_with_ray
     from reasonir_rag.bulk.sinks import ChromaSink, ParquetSink
     from reasonir_rag.encoding.cache import EmbeddingCache
-    from reasonir_rag.encoding.encoder import EncoderConfig, ReasonIREncoder
+    from reasonir_rag.encoding.config import EncoderConfig
+    from reasonir_rag.encoding.encoder import ReasonIREncoder
     from reasonir_rag.encoding.instructions import bright_instruction
     from reasonir_rag.encoding.served import OpenAIEmbeddingsEncoder
     from reasonir_rag.eval.bm25 import BM25Retriever

@@ -1,137 +1,48 @@
 """The ReasonIR encoder: faithful prompts and pooling, fast length-sorted batching.
 
 Faithful to ReasonIR/GritLM: ``BOS + prefix + text`` through a bidirectional Llama; the mean runs over
-the text tokens only (the prefix attends but is not pooled); L2-normalised. The prefix and the text
-are tokenized separately and joined as ids, so the prefix is always the same tokens and truncation
-cuts the text, never the prefix.
+the text tokens only (the prefix attends but is not pooled); L2-normalised. This module is the class users hold:
+loading a name (:meth:`ReasonIREncoder.from_pretrained`), the embedding cache, repeated texts encoded once, the
+fingerprint. What it is made of lives beside it: the presets and the config (``config.py``), input checks,
+prefixes and token rows (``inputs.py``, shared with the served encoder), batches on the backbones
+(``runner.py``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import queue
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
 
-from reasonir_rag._common.batching import token_budget_batches
 from reasonir_rag._common.devices import pick_device, pick_dtype
 from reasonir_rag._deps import require
 from reasonir_rag.encoding import backbones as _backbones
-from reasonir_rag.encoding import packed
 from reasonir_rag.encoding.cache import EmbeddingCache, cache_key
-from reasonir_rag.encoding.instructions import DEFAULT_INSTRUCTION, DOCUMENT_PREFIX, QUERY_TEMPLATE, resolve_task
-from reasonir_rag.errors import EncoderOutOfMemoryError, InvalidInputError
+from reasonir_rag.encoding.config import (
+    DEFAULT_MODEL,
+    MINILM_NAME,
+    PRESETS,
+    EncoderConfig,
+    encoder_fingerprint,
+    preset_settings,
+    resolve_name,
+    spec_overrides,
+)
+from reasonir_rag.encoding.inputs import PrefixedEncoderMixin, special_tokens, validate_texts
+from reasonir_rag.encoding.runner import BatchRunner
+from reasonir_rag.errors import InvalidInputError
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "reasonir/ReasonIR-8B"
-MINILM_NAME = "sentence-transformers/all-MiniLM-L6-v2"
-
-
-@dataclass(frozen=True)
-class EncoderConfig:
-    """What defines the embeddings a model produces (the parts that must match between index and query)."""
-
-    name: str
-    preset: str
-    query_template: str  # "" when the model takes no query instruction
-    document_prefix: str
-    default_instruction: str
-    pool_prefix: bool  # True: the mean includes the prefix and special tokens (sentence-transformers)
-    max_length: int
-
-
-PRESETS: dict[str, dict[str, Any]] = {
-    "reasonir": dict(
-        query_template=QUERY_TEMPLATE,
-        document_prefix=DOCUMENT_PREFIX,
-        default_instruction=DEFAULT_INSTRUCTION,
-        pool_prefix=False,
-        max_length=2048,
-    ),
-    "minilm": dict(query_template="", document_prefix="", default_instruction="", pool_prefix=True, max_length=256),
-}
-
-
-def _is_oom(exc: BaseException) -> bool:
-    torch = require("torch")
-    if isinstance(exc, torch.cuda.OutOfMemoryError):
-        return True
-    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
-
-
-def validate_texts(texts: Sequence[str] | str | None, what: str = "texts") -> list[str]:
-    """The inputs as a list of non-empty strings, or one error naming every bad item."""
-    if texts is None:
-        raise InvalidInputError(f"{what} must be a list of strings, got None")
-    if isinstance(texts, str):
-        texts = [texts]
-    items = list(texts)
-    problems: list[str] = []
-    cleaned: list[str] = []
-    repaired = 0
-    for i, text in enumerate(items):
-        if not isinstance(text, str):
-            problems.append(f"#{i} is {type(text).__name__}, not str")
-        elif not text.strip():
-            problems.append(f"#{i} is empty or whitespace only")
-        else:
-            try:
-                text.encode("utf-8")
-            except UnicodeEncodeError:  # lone surrogates: replaced, as documented
-                text = text.encode("utf-8", "replace").decode("utf-8")
-                repaired += 1
-            cleaned.append(text)
-    if problems:
-        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
-        raise InvalidInputError(f"{len(problems)} of {len(items)} {what} cannot be embedded: {shown}")
-    if repaired:
-        logger.warning("%d %s held invalid unicode (lone surrogates); replaced with '?'", repaired, what)
-    return cleaned
-
-
-class PrefixedEncoderMixin:
-    """What every encoder backend (local model, served model) shares: prefixes, async wrappers, prefix ids."""
-
-    config: EncoderConfig
-    tokenizer: Any
-    _prefix_cache: dict[str, list[int]]
-    encode_queries: Callable[..., np.ndarray]  # each backend's own
-    encode_documents: Callable[..., np.ndarray]
-
-    def query_prefix(self, *, instruction: str | None = None, task: str | None = None) -> str:
-        """The exact text placed before a query (empty for models without instructions)."""
-        if instruction is not None and task is not None:
-            raise InvalidInputError("pass instruction= or task=, not both")
-        if task is not None:
-            instruction = resolve_task(task)
-        if not self.config.query_template:
-            return ""
-        return self.config.query_template.format(instruction=instruction or self.config.default_instruction)
-
-    @property
-    def document_prefix(self) -> str:
-        return self.config.document_prefix
-
-    async def aencode_queries(self, texts: Sequence[str] | str, *, instruction: str | None = None,
-                              task: str | None = None) -> np.ndarray:
-        """``encode_queries`` in a worker thread, so an event loop keeps serving while the model runs."""
-        return await asyncio.to_thread(self.encode_queries, texts, instruction=instruction, task=task)
-
-    async def aencode_documents(self, texts: Sequence[str] | str) -> np.ndarray:
-        """``encode_documents`` in a worker thread."""
-        return await asyncio.to_thread(self.encode_documents, texts)
-
-    def _prefix_ids(self, prefix: str) -> list[int]:
-        if prefix not in self._prefix_cache:
-            self._prefix_cache[prefix] = self.tokenizer(prefix, add_special_tokens=False)["input_ids"] if prefix else []
-        return self._prefix_cache[prefix]
+__all__ = [  # the config and input names are re-exported: this module is where users and adapters import them
+    "DEFAULT_MODEL", "MINILM_NAME", "PRESETS", "EncoderConfig", "PrefixedEncoderMixin", "ReasonIREncoder",
+    "shared_encoder", "validate_texts",
+]
 
 
 class ReasonIREncoder(PrefixedEncoderMixin):
@@ -155,31 +66,12 @@ class ReasonIREncoder(PrefixedEncoderMixin):
         self.config = config
         self._backbones = backbones
         self.cache = cache
-        self.batch_size = batch_size
-        on_gpu = str(backbones[0].device).startswith("cuda")
-        self.max_tokens_per_batch = max_tokens_per_batch or (65536 if on_gpu else 8192)
         self.show_progress = show_progress
-        self._budget_lock = threading.Lock()
-        tok = self.tokenizer
-        with_specials = tok("x", add_special_tokens=True)["input_ids"]
-        plain = tok("x", add_special_tokens=False)["input_ids"]
-        start = next(i for i in range(len(with_specials)) if with_specials[i : i + len(plain)] == plain)
-        self._head = with_specials[:start]  # BOS for Llama, [CLS] for BERT
-        self._tail = with_specials[start + len(plain) :]  # [SEP] for BERT
+        self._head, self._tail = special_tokens(self.tokenizer)  # BOS for Llama; [CLS] and [SEP] for BERT
         self._prefix_cache: dict[str, list[int]] = {}
-        first = backbones[0]
         self._requested_attention = attention
-        self.attention, why = packed.resolve_attention(attention, first.model, str(first.device), first.dtype)
-        if self.attention == "packed":
-            for backbone in backbones:
-                packed.enable_packed(backbone.model)
-        logger.info("attention=%r -> %s batches (%s)", attention, self.attention, why)
-        self._compiled: dict[int, Any] = {}
-        self._compile_backend = ("inductor" if compile is True else compile) if compile else None
-        if self._compile_backend and self.attention != "packed":
-            logger.warning("compile=%r applies to packed batches only; encoding runs uncompiled", compile)
-            self._compile_backend = None
-        self._bucket = compile_bucket if self._compile_backend else 1
+        self._runner = BatchRunner(backbones, batch_size=batch_size, max_tokens_per_batch=max_tokens_per_batch,
+                                   attention=attention, compile=compile, compile_bucket=compile_bucket)
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -213,17 +105,10 @@ class ReasonIREncoder(PrefixedEncoderMixin):
         ``torch.compile`` backend name) compiles the packed forward, padding each packed row to a multiple of
         256 tokens so that few shapes occur.
         """
-        if name_or_path in PRESETS and preset in (None, name_or_path):  # "reasonir" / "minilm": the presets' models
-            preset, name_or_path = name_or_path, None
-        if preset is None:
-            preset = "reasonir"
-        if preset not in PRESETS:
-            raise InvalidInputError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
-        if preset == "minilm" and name_or_path in (None, "minilm"):
+        preset, name, bundled = resolve_name(name_or_path, preset)
+        if bundled:
             folder = _backbones.minilm_folder()
-            name = MINILM_NAME
         else:
-            name = name_or_path or DEFAULT_MODEL
             folder = _backbones.resolve_local(name, revision=revision, use_safetensors=use_safetensors)
         targets = list(devices) if devices else [pick_device(device)]
         backbones = []
@@ -236,12 +121,7 @@ class ReasonIREncoder(PrefixedEncoderMixin):
                 backbones.append(_backbones.load_llama(folder, device=target, dtype=torch_dtype,
                                                     trust_remote_code=trust_remote_code,
                                                     use_safetensors=use_safetensors))
-        settings = dict(PRESETS[preset])
-        if max_length is not None:
-            if max_length < 8:
-                raise InvalidInputError(f"max_length must be >= 8, got {max_length}")
-            settings["max_length"] = max_length
-        config = EncoderConfig(name=name, preset=preset, **settings)
+        config = EncoderConfig(name=name, preset=preset, **preset_settings(preset, max_length))
         if isinstance(cache, str):
             cache = EmbeddingCache(cache)
         logger.info("loaded %s (%s) on %s, %d dims", name, preset, ", ".join(targets), backbones[0].dim)
@@ -261,15 +141,36 @@ class ReasonIREncoder(PrefixedEncoderMixin):
     @property
     def fingerprint(self) -> dict[str, Any]:
         """What an index must agree on with the encoder that queries it."""
-        c = self.config
-        return {
-            "model": c.name,
-            "weights": self._backbones[0].weights_id,
-            "dim": self.dim,
-            "query_template": c.query_template,
-            "document_prefix": c.document_prefix,
-            "pooling": "mean-all-tokens" if c.pool_prefix else "mean-text-tokens",
-        }
+        pooling = "mean-all-tokens" if self.config.pool_prefix else "mean-text-tokens"
+        return encoder_fingerprint(self.config, weights=self._backbones[0].weights_id, dim=self.dim, pooling=pooling)
+
+    @property
+    def attention(self) -> str:
+        """How batches run: ``"packed"`` (one row, block-diagonal attention) or ``"padded"``."""
+        return self._runner.attention
+
+    @property
+    def batch_size(self) -> int:
+        """The most texts in one padded batch."""
+        return self._runner.batch_size
+
+    @batch_size.setter
+    def batch_size(self, value: int) -> None:
+        self._runner.batch_size = value
+
+    @property
+    def max_tokens_per_batch(self) -> int:
+        """The token budget of one batch (halved, and kept lower, after an out-of-memory error)."""
+        return self._runner.max_tokens_per_batch
+
+    @max_tokens_per_batch.setter
+    def max_tokens_per_batch(self, value: int) -> None:
+        self._runner.max_tokens_per_batch = value
+
+    @property
+    def _compile_backend(self) -> str | None:
+        """The ``torch.compile`` backend of packed batches (None: uncompiled, or fell back)."""
+        return self._runner.compile_backend
 
     @property
     def _cache_namespace(self) -> str:
@@ -280,10 +181,6 @@ class ReasonIREncoder(PrefixedEncoderMixin):
         """Tokens of ``text`` alone (no prefix, no special tokens); lone surrogates count as encode() sees them."""
         text = text.encode("utf-8", "replace").decode("utf-8")
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
-
-    def text_budget(self, prefix: str = "") -> int:
-        """How many text tokens fit after ``prefix`` within ``max_length``."""
-        return self.config.max_length - len(self._head) - len(self._prefix_ids(prefix)) - len(self._tail)
 
     # ------------------------------------------------------------------ encoding
     def encode_queries(
@@ -339,143 +236,24 @@ class ReasonIREncoder(PrefixedEncoderMixin):
     # ------------------------------------------------------------------ internals
 
     def _rows(self, texts: list[str], prefix: str, what: str) -> tuple[list[list[int]], list[tuple[int, int]]]:
-        prefix_ids = self._prefix_ids(prefix)
-        budget = self.text_budget(prefix)
-        if budget < 1:
-            raise InvalidInputError(f"the prefix alone takes {len(prefix_ids)} tokens; max_length "
-                             f"{self.config.max_length} leaves no room for text")
-        head = self._head + prefix_ids
-        text_ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
-        rows, ranges, cut = [], [], 0
-        for ids in text_ids:
-            if len(ids) > budget:
-                cut += 1
-                ids = ids[:budget]
-            row = head + ids + self._tail
-            rows.append(row)
-            ranges.append((0 if self.config.pool_prefix else len(head), len(row)))
-        if cut:
-            logger.warning("truncated %d of %d distinct %s to %d text tokens (max_length=%d)", cut, len(texts), what,
-                           budget, self.config.max_length)
-        return rows, ranges
+        rows, start, cut = self._token_rows(prefix, self.tokenizer(texts, add_special_tokens=False)["input_ids"])
+        if any(cut):
+            logger.warning("truncated %d of %d distinct %s to %d text tokens (max_length=%d)", sum(cut), len(texts),
+                           what, self.text_budget(prefix), self.config.max_length)
+        return rows, [(start, len(row)) for row in rows]
 
     def _encode_uncached(self, texts: list[str], prefix: str, show_progress: bool | None, what: str) -> np.ndarray:
         rows, ranges = self._rows(texts, prefix, what)
-        batches = self._plan([len(r) for r in rows])
         out = np.zeros((len(rows), self.dim), dtype=np.float32)
         show = show_progress if show_progress is not None else self.show_progress
         if show is None:
             show = len(rows) >= 512
         tqdm = require("tqdm").tqdm
         with tqdm(total=len(rows), desc=f"encoding {what}", unit=what[:3], disable=not show) as bar:
-            for batch, emb in self._run_all(batches, rows, ranges):
+            for batch, emb in self._runner.run(rows, ranges):
                 out[batch] = emb.numpy()
                 bar.update(len(batch))
         return out
-
-    def _run_all(self, batches: list[list[int]], rows, ranges) -> Iterator[tuple[list[int], Any]]:
-        if len(self._backbones) == 1:
-            for batch in batches:
-                yield from self._run_with_backoff(self._backbones[0], batch, rows, ranges)
-            return
-        # Several devices: one worker thread per replica pulls batches from a shared queue.
-        work: queue.Queue = queue.Queue()
-        for batch in batches:
-            work.put(batch)
-        results: queue.Queue = queue.Queue()
-
-        def worker(backbone: _backbones.Backbone) -> None:
-            try:
-                while True:
-                    try:
-                        batch = work.get_nowait()
-                    except queue.Empty:
-                        return
-                    for item in self._run_with_backoff(backbone, batch, rows, ranges):
-                        results.put(item)
-            except BaseException as exc:  # surfaced in the caller's thread
-                results.put(exc)
-            finally:
-                results.put(None)
-
-        threads = [threading.Thread(target=worker, args=(b,), daemon=True) for b in self._backbones]
-        for t in threads:
-            t.start()
-        finished = 0
-        while finished < len(threads):
-            item = results.get()
-            if item is None:
-                finished += 1
-            elif isinstance(item, BaseException):
-                raise item
-            else:
-                yield item
-
-    def _run_with_backoff(self, backbone, batch, rows, ranges) -> Iterator[tuple[list[int], Any]]:
-        """Run a batch; on out-of-memory halve the token budget and retry smaller batches, dropping nothing."""
-        pending = [batch]
-        while pending:
-            current = pending.pop()
-            cost = self._cost([len(rows[i]) for i in current])
-            if len(current) > 1 and cost > self.max_tokens_per_batch:
-                pending.extend(reversed(self._split(current, rows)))
-                continue
-            try:
-                emb = self._embed(backbone, [rows[i] for i in current], [ranges[i] for i in current])
-            except Exception as exc:
-                if not _is_oom(exc):
-                    raise
-                if len(current) == 1:
-                    raise EncoderOutOfMemoryError(
-                        f"out of memory on one input of {len(rows[current[0]])} tokens on {backbone.device}; "
-                        "lower max_length or use a device with more memory"
-                    ) from exc
-                with self._budget_lock:
-                    self.max_tokens_per_batch = max(1, min(self.max_tokens_per_batch, cost) // 2)
-                logger.warning("out of memory on %s with %d inputs; token budget now %d, retrying",
-                               backbone.device, len(current), self.max_tokens_per_batch)
-                torch = require("torch")
-                if torch.cuda.is_available():
-                    torch.cuda.empty_cache()
-                pending.extend(reversed(self._split(current, rows)))
-                continue
-            yield current, emb
-
-    def _plan(self, lengths: list[int]) -> list[list[int]]:
-        """Length-sorted batches within the token budget: padded size (rows x longest) for padded batches, the
-        total for packed ones (no padding, so the row count is free)."""
-        if self.attention == "packed":
-            return packed.packed_batches(lengths, self.max_tokens_per_batch)
-        return token_budget_batches(lengths, self.max_tokens_per_batch, self.batch_size)
-
-    def _cost(self, lengths: list[int]) -> int:
-        """Tokens a batch puts through the model."""
-        return sum(lengths) if self.attention == "packed" else len(lengths) * max(lengths)
-
-    def _embed(self, backbone: _backbones.Backbone, rows: list[list[int]], ranges: list[tuple[int, int]]) -> Any:
-        if self.attention != "packed":
-            return _backbones.embed_batch(backbone, rows, ranges)
-        if not self._compile_backend:
-            return packed.embed_packed(backbone, rows, ranges)
-        key = id(backbone)
-        if key not in self._compiled:
-            self._compiled[key] = packed.compile_model(backbone.model, self._compile_backend)
-        try:
-            return packed.embed_packed(backbone, rows, ranges, model=self._compiled[key], bucket=self._bucket)
-        except Exception as exc:
-            if _is_oom(exc):
-                raise
-            logger.warning("compiled packed forward failed (%s: %s); encoding uncompiled from now on",
-                           type(exc).__name__, exc)
-            self._compile_backend = None
-            return packed.embed_packed(backbone, rows, ranges)
-
-    def _split(self, batch: list[int], rows) -> list[list[int]]:
-        parts = self._plan([len(rows[i]) for i in batch])
-        if len(parts) == 1:  # budget still admits it whole: halve by count
-            half = len(batch) // 2
-            return [batch[:half], batch[half:]]
-        return [[batch[j] for j in part] for part in parts]
 
     def __repr__(self) -> str:
         c = self.config
@@ -495,8 +273,7 @@ class ReasonIREncoder(PrefixedEncoderMixin):
             name, kwargs = "minilm", {}
         else:
             name, kwargs = config.name, ({"preset": config.preset} if config.preset != "reasonir" else {})
-        if config.max_length != PRESETS[config.preset]["max_length"]:
-            kwargs["max_length"] = config.max_length
+        kwargs.update(spec_overrides(config))
         if self._requested_attention != "auto":
             kwargs["attention"] = self._requested_attention
         return name, kwargs

@@ -35,12 +35,14 @@ import numpy as np
 
 from reasonir_rag._common.openai_client import OpenAIClient, load_tokenizer, resolve_base_url
 from reasonir_rag._common.tokens import estimate_tokens
-from reasonir_rag.encoding.encoder import (
-    PRESETS,
+from reasonir_rag.encoding.config import (
     EncoderConfig,
-    PrefixedEncoderMixin,
-    validate_texts,
+    check_preset,
+    encoder_fingerprint,
+    preset_settings,
+    spec_overrides,
 )
+from reasonir_rag.encoding.inputs import PrefixedEncoderMixin, special_tokens, validate_texts
 from reasonir_rag.errors import InvalidInputError
 
 logger = logging.getLogger(__name__)
@@ -94,8 +96,7 @@ class OpenAIEmbeddingsEncoder(PrefixedEncoderMixin):
     ):
         if pooling not in POOLINGS:
             raise InvalidInputError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
-        if preset not in PRESETS:
-            raise InvalidInputError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+        check_preset(preset)
         if batch_size < 1:
             raise InvalidInputError(f"batch_size must be >= 1, got {batch_size}")
         self._http = OpenAIClient(resolve_base_url(base_url), api_key, label=f"model {model!r}",
@@ -105,11 +106,7 @@ class OpenAIEmbeddingsEncoder(PrefixedEncoderMixin):
         if pooling == "text-tokens" and self.tokenizer is None:
             raise InvalidInputError("pooling='text-tokens' needs the model's tokenizer (tokenizer=FOLDER) to know "
                                     "where the prefix ends and the text begins")
-        settings = dict(PRESETS[preset])
-        if max_length is not None:
-            if max_length < 8:
-                raise InvalidInputError(f"max_length must be >= 8, got {max_length}")
-            settings["max_length"] = max_length
+        settings = preset_settings(preset, max_length)
         settings["pool_prefix"] = settings["pool_prefix"] or pooling == "server"
         self.config = EncoderConfig(name=name or model, preset=preset, **settings)
         self.model = model
@@ -122,10 +119,7 @@ class OpenAIEmbeddingsEncoder(PrefixedEncoderMixin):
         self._head: list[int] = []
         self._tail: list[int] = []
         if self.tokenizer is not None:
-            with_specials = self.tokenizer("x", add_special_tokens=True)["input_ids"]
-            plain = self.tokenizer("x", add_special_tokens=False)["input_ids"]
-            start = next(i for i in range(len(with_specials)) if with_specials[i : i + len(plain)] == plain)
-            self._head, self._tail = with_specials[:start], with_specials[start + len(plain) :]
+            self._head, self._tail = special_tokens(self.tokenizer)
 
     # ------------------------------------------------------------------ facts
     @property
@@ -143,10 +137,8 @@ class OpenAIEmbeddingsEncoder(PrefixedEncoderMixin):
     @property
     def fingerprint(self) -> dict[str, Any]:
         """What an index must agree on with the encoder that queries it (as the local encoder's)."""
-        c = self.config
         pooling = "mean-text-tokens" if self.pooling == "text-tokens" else "served-mean-all-tokens"
-        return {"model": c.name, "weights": self.weights, "dim": self.dim, "query_template": c.query_template,
-                "document_prefix": c.document_prefix, "pooling": pooling}
+        return encoder_fingerprint(self.config, weights=self.weights, dim=self.dim, pooling=pooling)
 
     def count_tokens(self, text: str) -> int:
         """Tokens of ``text`` alone: exact with a tokenizer, else a conservative estimate."""
@@ -155,10 +147,10 @@ class OpenAIEmbeddingsEncoder(PrefixedEncoderMixin):
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def text_budget(self, prefix: str = "") -> int:
-        """How many text tokens fit after ``prefix`` within ``max_length``."""
-        prefix_len = len(self._prefix_ids(prefix)) if self.tokenizer is not None else estimate_tokens(prefix)
-        return self.config.max_length - len(self._head) - prefix_len - len(self._tail) - (
-            0 if self.tokenizer is not None else 1)
+        """How many text tokens fit after ``prefix`` within ``max_length`` (estimated without a tokenizer)."""
+        if self.tokenizer is not None:
+            return super().text_budget(prefix)
+        return self.config.max_length - estimate_tokens(prefix) - 1
 
     def load_spec(self) -> tuple[str, dict[str, Any]]:
         """``(spec, kwargs)`` that rebuild this client in another process (see :func:`from_spec`)."""
@@ -171,8 +163,7 @@ class OpenAIEmbeddingsEncoder(PrefixedEncoderMixin):
             kwargs["name"] = self.config.name
         if self.weights != f"served:{self.model}":
             kwargs["weights"] = self.weights
-        if self.config.max_length != PRESETS[self.config.preset]["max_length"]:
-            kwargs["max_length"] = self.config.max_length
+        kwargs.update(spec_overrides(self.config))
         return f"{SPEC_SCHEME}{self.model}@{self.base_url}", kwargs
 
     def __repr__(self) -> str:
@@ -214,14 +205,8 @@ class OpenAIEmbeddingsEncoder(PrefixedEncoderMixin):
         """What goes over the wire for one text, where its text tokens start, whether it was truncated."""
         if self.tokenizer is None:
             return prefix + text, 0, False
-        head = self._head + self._prefix_ids(prefix)
-        budget = self.config.max_length - len(head) - len(self._tail)
-        if budget < 1:
-            raise InvalidInputError(f"the prefix alone takes {len(head)} tokens; max_length {self.config.max_length} "
-                             "leaves no room for text")
-        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-        truncated = len(ids) > budget
-        return head + ids[:budget] + self._tail, (0 if self.config.pool_prefix else len(head)), truncated
+        rows, start, cut = self._token_rows(prefix, [self.tokenizer(text, add_special_tokens=False)["input_ids"]])
+        return rows[0], start, cut[0]
 
     def _request(self, rows: list[tuple[str | list[int], int, bool]]) -> np.ndarray:
         inputs = [r[0] for r in rows]
