@@ -48,7 +48,7 @@ def connection(args: argparse.Namespace) -> ChromaConnection:
 def encoder_name(args: argparse.Namespace, *, must_exist: bool) -> str:
     """The --encoder value, else the one recorded in the collection, else reasonir."""
     from reasonir_rag.errors import CollectionNotFoundError
-    from reasonir_rag.index.store import stored_fingerprint
+    from reasonir_rag.index.collections import stored_fingerprint
 
     if args.encoder:
         return args.encoder

@@ -1,4 +1,8 @@
-"""What the store keeps beside each text: its id, its text hash, metadata Chroma can hold; and what an add did."""
+"""What the store keeps beside each text: its id, its text hash, metadata Chroma can hold; and what an add did.
+
+:func:`build_records` turns what one ``add`` was given (texts or Documents, ids, metadatas) into these records,
+the same way for :meth:`ChromaStore.add` and :meth:`ChromaStore.add_embeddings`.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,12 @@ import hashlib
 import json
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from reasonir_rag.errors import InvalidInputError
+from reasonir_rag.types import Document
 
 logger = logging.getLogger("reasonir_rag.index.store")  # its messages are the store's
 
@@ -93,3 +98,44 @@ def repair_unicode(text: str) -> str:
 
 def public_metadata(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
     return {k: v for k, v in (metadata or {}).items() if k not in _INTERNAL_KEYS}
+
+
+def build_records(items: list[Any], ids: Sequence[str] | None, metadatas: Sequence[Mapping[str, Any] | None] | None,
+                  clean_meta: MetadataCleaner) -> tuple[AddStats, dict[str, Record]]:
+    """``{id: (text, clean metadata)}`` in input order, and the stats of what was left out."""
+    for what, seq in (("ids", ids), ("metadatas", metadatas)):
+        if seq is not None and (isinstance(seq, str) or len(seq) != len(items)):
+            got = "a string" if isinstance(seq, str) else f"{len(seq)}"
+            raise InvalidInputError(f"{what} must be a list as long as the texts ({len(items)}), got {got}")
+    stats = AddStats(received=len(items))
+    records: dict[str, Record] = {}
+    invalid: list[str] = []
+    first_seen: dict[str, None] = {}
+    for i, item in enumerate(items):
+        text, meta, doc_id = item, {}, None
+        if isinstance(item, Document):
+            text, meta, doc_id = item.text, dict(item.metadata), item.id or None  # "" -> content id
+        if ids is not None:
+            doc_id = ids[i]
+        if metadatas is not None and (extra := metadatas[i]) is not None:
+            meta = {**meta, **extra}
+        if doc_id is not None and (not isinstance(doc_id, str) or not doc_id):
+            raise InvalidInputError(f"id #{i} must be a non-empty string, got {doc_id!r}")
+        if not isinstance(text, str) or not text.strip():
+            what = "empty" if isinstance(text, str) else type(text).__name__
+            invalid.append(f"{doc_id} ({what})" if doc_id else f"#{i} ({what})")
+            continue
+        text = repair_unicode(text)
+        doc_id = doc_id or content_id(text)
+        first_seen.setdefault(doc_id)
+        if doc_id in records:
+            stats.duplicates += 1
+        records[doc_id] = (text, clean_meta(meta))
+    if invalid:
+        stats.invalid = len(invalid)
+        shown = ", ".join(invalid[:10]) + (f" and {len(invalid) - 10} more" if len(invalid) > 10 else "")
+        logger.warning("skipped %d empty or non-string text(s): %s", len(invalid), shown)
+    if stats.duplicates:
+        logger.warning("%d repeated id(s) in one add(); the last occurrence of each was kept", stats.duplicates)
+    stats.ids = [i for i in first_seen if i in records]
+    return stats, records

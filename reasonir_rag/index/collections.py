@@ -1,0 +1,83 @@
+"""Opening a Chroma collection for one encoder: created with cosine HNSW and the encoder's fingerprint, or refused.
+
+Chroma never embeds anything here: collections are opened with ``embedding_function=None`` (chromadb 1.5 then
+stores no embedding-function config and never instantiates its ONNX default). The collection metadata records
+the encoder's fingerprint; a collection made by another model, prefix or pooling, one without a fingerprint
+that already holds records, or one with another distance is refused with an error that says what to do.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from reasonir_rag._deps import require
+from reasonir_rag.errors import CollectionNotFoundError, EncoderMismatchError, InvalidInputError
+from reasonir_rag.index.connection import ChromaConnection
+
+FINGERPRINT_KEY = "reasonir_fingerprint"
+
+
+def stored_fingerprint(collection: str, connection: ChromaConnection | None = None) -> dict[str, Any] | None:
+    """The encoder fingerprint recorded in ``collection`` (None when it has none). Raises
+    :class:`CollectionNotFoundError` when the collection is missing."""
+    client, where = (connection or ChromaConnection()).open()
+    col = _get(client, collection, where, create=False, fingerprint=None, hint="")
+    raw = (col.metadata or {}).get(FINGERPRINT_KEY)
+    return json.loads(raw) if raw else None
+
+
+def open_collection(client: Any, name: str, where: str, fingerprint: dict[str, Any], *, create: bool) -> Any:
+    """The collection ``name`` (created when missing and ``create``), checked against ``fingerprint``."""
+    col = _get(client, name, where, create=create, fingerprint=fingerprint,
+               hint="; index documents into it first (reasonir-rag index ... --collection NAME)")
+    check_collection(col, name, fingerprint)
+    return col
+
+
+def _get(client: Any, name: str, where: str, *, create: bool, fingerprint: dict[str, Any] | None, hint: str) -> Any:
+    errors = require("chromadb.errors")
+    try:
+        if create:
+            return client.get_or_create_collection(
+                name,
+                embedding_function=None,
+                configuration={"hnsw": {"space": "cosine"}},
+                metadata={FINGERPRINT_KEY: json.dumps(fingerprint, sort_keys=True)},
+            )
+        return client.get_collection(name, embedding_function=None)
+    except errors.NotFoundError as exc:
+        raise CollectionNotFoundError(f"collection {name!r} does not exist at {where}{hint}") from exc
+    except errors.ChromaError as exc:
+        raise InvalidInputError(f"cannot open collection {name!r} at {where}: {exc}") from exc
+
+
+def check_collection(col: Any, name: str, fingerprint: dict[str, Any]) -> None:
+    """Adopt an empty collection without a fingerprint; refuse another encoder's, or a distance other than cosine."""
+    stored_json = (col.metadata or {}).get(FINGERPRINT_KEY)
+    if stored_json is None:
+        if col.count() == 0:  # an empty collection made elsewhere: adopt it
+            col.modify(metadata={**(col.metadata or {}), FINGERPRINT_KEY: json.dumps(fingerprint, sort_keys=True)})
+        else:
+            raise EncoderMismatchError(
+                f"collection {name!r} holds {col.count()} records but no reasonir-rag encoder fingerprint, "
+                "so its vectors may come from any model; index into another collection name"
+            )
+    else:
+        stored = json.loads(stored_json)
+        current = json.loads(json.dumps(fingerprint))
+        if stored != current:
+            differ = sorted(k for k in set(stored) | set(current) if stored.get(k) != current.get(k))
+            raise EncoderMismatchError(
+                f"collection {name!r} was indexed with encoder {stored} but this encoder is {current} "
+                f"(they differ in: {', '.join(differ)}). Search it with the encoder it was built with, or "
+                f"index with this encoder into another collection name (e.g. '{name}-{current.get('dim')}d')"
+            )
+    config = getattr(col, "configuration", None) or {}
+    for index in ("hnsw", "spann"):
+        space = (config.get(index) or {}).get("space")
+        if space and space != "cosine":
+            raise InvalidInputError(
+                f"collection {name!r} uses {space!r} distance; reasonir-rag needs cosine "
+                "(scores are 1 - distance): use another collection name"
+            )
