@@ -1,5 +1,5 @@
 """Fixtures for the scale-out tests: a local Ray cluster on CPU and a real vLLM pooling server for CPU on 127.0.0.1
-(the Chroma server is the session's, from tests/conftest.py)."""
+(the Chroma server is the session's, from tests/fixtures.py)."""
 
 from __future__ import annotations
 

@@ -8,8 +8,9 @@ import time
 
 import numpy as np
 import pytest
-from langchain_reasonir import ReasonIREmbeddings
 from pydantic import ValidationError
+
+from langchain_reasonir import ReasonIREmbeddings
 
 DOCS = ["Mitochondria make ATP.", "Sound is faster in warm air."]
 

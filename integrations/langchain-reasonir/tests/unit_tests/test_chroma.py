@@ -7,9 +7,10 @@ import chromadb
 import numpy as np
 import pytest
 from langchain_chroma import Chroma
+
 from langchain_reasonir import ReasonIREmbeddings
 
-from .conftest import TINY_TEXTS
+from ..helpers import TINY_TEXTS
 
 
 @pytest.fixture

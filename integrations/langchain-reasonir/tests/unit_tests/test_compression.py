@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from langchain_classic.retrievers import ContextualCompressionRetriever
 from langchain_core.documents import Document
+
 from langchain_reasonir import ReasonIRReranker, ReasonIRRetriever
 
 Q = "How do cells make their energy?"

@@ -9,6 +9,7 @@ import pytest
 from llama_index.core import Document
 from llama_index.core.ingestion import IngestionPipeline
 from llama_index.core.schema import MetadataMode
+
 from llama_index.embeddings.reasonir import ReasonIREmbedding
 
 

@@ -1,7 +1,7 @@
 """QwenRerank: the core reranker behind LlamaIndex's postprocessor interface, with its rerank events.
 
 Parity runs on the tiny random Qwen2 with the real Qwen2.5 tokenizer (deterministic, local); the real server is in
-test_query_engine.py.
+integration_tests/test_query_engine.py.
 """
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ from llama_index.core.callbacks import CallbackManager, CBEventType, LlamaDebugH
 from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle, TextNode
-from llama_index.postprocessor.reasonir_rerank import QwenRerank
-
 from reasonir_rag.errors import InvalidInputError
 from reasonir_rag.pipeline.reranker import QwenReranker
 from reasonir_rag.types import ScoredDocument
 
-from .conftest import GRAM_QUESTION
+from llama_index.postprocessor.reasonir_rerank import QwenRerank
+
+from ..helpers import GRAM_QUESTION
 
 
 def _nodes(openstax_modules, n=5):

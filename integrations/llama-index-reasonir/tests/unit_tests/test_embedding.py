@@ -10,10 +10,10 @@ import pickle
 import numpy as np
 import pytest
 from llama_index.core.base.embeddings.base import BaseEmbedding
-from llama_index.embeddings.reasonir import ReasonIREmbedding
-
 from reasonir_rag.encoding.encoder import ReasonIREncoder, shared_encoder
 from reasonir_rag.errors import InvalidInputError
+
+from llama_index.embeddings.reasonir import ReasonIREmbedding
 
 QUESTION = "Why do leaves change colour in autumn?"
 PASSAGE = "Chlorophyll breaks down in autumn, revealing carotenoid pigments in the leaf."

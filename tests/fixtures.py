@@ -1,4 +1,8 @@
-"""Shared fixtures: offline models built once per session (real tokenizers, tiny or small real weights)."""
+"""The suite's shared session fixtures: offline models built once per session (real tokenizers, tiny or small real
+weights), the sample data and the real servers.
+
+Loaded for every test, the core's (``tests/``) and the framework packages' (``integrations/*/tests/``), through
+``pytest_plugins`` in the repository's root ``conftest.py``: one set, one build of each model per session."""
 
 from __future__ import annotations
 
@@ -7,14 +11,6 @@ import os
 from pathlib import Path
 
 import pytest
-
-# Nothing may reach a model hub; sockets are limited to loopback by pytest-socket (pyproject addopts).
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
@@ -106,28 +102,6 @@ def chroma_server(tmp_path_factory):
 def _quiet_http_logs():
     logging.getLogger("httpx").setLevel(logging.WARNING)
     yield
-
-
-# The fast tier (`make test-fast`) leaves out what starts a server or runs an LLM; these fixtures (and every
-# fixture built on them) and these folders mark a test as such.
-_SERVER_FIXTURES = {"vllm_server", "chroma_server", "chroma_server_factory", "ray_cluster"}
-_LLM_FIXTURES = {"vllm_server", "smollm2_dir"}
-_LLM_FOLDERS = {"demo", "cookbook"}  # the demo and the cookbook load SmolLM2 themselves
-_SERVER_FOLDERS = {"scale"}  # Ray, served encoders
-
-
-def pytest_collection_modifyitems(config, items):
-    """Tests that talk to the vLLM server run last, together: the server starts once, late, and its engine
-    does not compete for the 2 cores while the other tests run. Each test gets the ``server`` and ``llm``
-    markers it needs, for the fast tier."""
-    for item in items:
-        used = set(getattr(item, "fixturenames", ()))
-        folders = set(Path(str(item.fspath)).parts)
-        if used & _SERVER_FIXTURES or folders & _SERVER_FOLDERS:
-            item.add_marker(pytest.mark.server)
-        if used & _LLM_FIXTURES or folders & _LLM_FOLDERS:
-            item.add_marker(pytest.mark.llm)
-    items.sort(key=lambda item: "vllm_server" in getattr(item, "fixturenames", ()))
 
 
 @pytest.fixture(scope="session")

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 from llama_index.core.base.base_retriever import BaseRetriever
 from llama_index.core.schema import QueryBundle
-from llama_index.retrievers.reasonir import ReasonIRRetriever
-
 from reasonir_rag.errors import InvalidInputError
 from reasonir_rag.index.store import ChromaStore
 from reasonir_rag.types import Document
 
-from .conftest import GRAM_PASSAGE, GRAM_QUESTION
+from llama_index.retrievers.reasonir import ReasonIRRetriever
+
+from ..helpers import GRAM_PASSAGE, GRAM_QUESTION
 
 
 def _documents(rows):
@@ -100,3 +100,49 @@ def test_unknown_task_fails_at_construction(tiny_encoder, tmp_path):
     store = ChromaStore("li-tiny-bad-task", encoder=tiny_encoder, path=tmp_path)
     with pytest.raises(ValueError, match=r"unknown BRIGHT task 'chemistry'"):
         ReasonIRRetriever(store, task="chemistry")
+
+
+def test_with_a_reranker_it_is_the_core_pipeline_with_rerank_events(minilm_store, tiny_qwen_llm, events):
+    from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
+    from reasonir_rag.pipeline.reranker import QwenReranker
+    from reasonir_rag.pipeline.retriever import Retriever
+
+    reranker = QwenReranker(tiny_qwen_llm)
+    retriever = ReasonIRRetriever(minilm_store, similarity_top_k=3, reranker=reranker, fetch_k=8)
+    nodes = retriever.retrieve(GRAM_QUESTION)
+    expected = Retriever(minilm_store, reranker=reranker, k=3, fetch_k=8).retrieve(GRAM_QUESTION)
+    assert [(n.node.node_id, round(n.score or 0, 6)) for n in nodes] == [(h.id, round(h.score, 6)) for h in expected]
+    assert all("rerank_score" in n.node.metadata for n in nodes)
+    (start,), (end,) = events.of(ReRankStartEvent), events.of(ReRankEndEvent)
+    assert len(start.nodes) == 8 and start.top_n == 3 and start.query.query_str == GRAM_QUESTION
+    assert [n.node.node_id for n in end.nodes] == [n.node.node_id for n in nodes]
+    with pytest.raises(TypeError, match="QwenReranker"):
+        ReasonIRRetriever(minilm_store, reranker="qwen")  # type: ignore[arg-type]
+
+
+class _AppendingRewriter:
+    """A user's own rewriter (the core Rewriter protocol): appends a fixed hint to each question."""
+
+    llm = None
+
+    def rewrite_queries(self, queries):
+        from reasonir_rag.types import Rewrite
+
+        return [Rewrite(f"{q} crystal violet safranin", "query", q, "crystal violet safranin") for q in queries]
+
+    def prompt(self, query):
+        return query
+
+
+def test_with_a_rewriter_the_rewrite_is_searched(minilm_store):
+    retriever = ReasonIRRetriever(minilm_store, similarity_top_k=4, rewriter=_AppendingRewriter())
+    nodes = retriever.retrieve(GRAM_QUESTION)
+    expected = minilm_store.search(f"{GRAM_QUESTION} crystal violet safranin", 4)
+    assert [n.node.node_id for n in nodes] == [h.id for h in expected]
+    assert [n.node.node_id for n in nodes] != [h.id for h in minilm_store.search(GRAM_QUESTION, 4)]
+    # a bundle whose embedding strings were set by a transform is searched as it is, not rewritten again
+    bundle = QueryBundle(query_str=GRAM_QUESTION, custom_embedding_strs=["Gram staining of bacteria"])
+    assert [n.node.node_id for n in retriever.retrieve(bundle)] == \
+        [h.id for h in minilm_store.search("Gram staining of bacteria", 4)]
+    with pytest.raises(TypeError, match="QueryRewriter"):
+        ReasonIRRetriever(minilm_store, rewriter="rewrite please")  # type: ignore[arg-type]

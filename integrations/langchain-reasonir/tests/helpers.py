@@ -1,11 +1,46 @@
-"""A callback handler that records runs, to check what LangChain saw and how runs nest."""
+"""What the LangChain tests share: the tiny store's texts, the standard suites' tiny checkpoint, and a callback
+handler that records runs, to check what LangChain saw and how runs nest.
+
+Imported relatively (``from ..helpers import ...``): the package's test folders have no ``__init__.py`` and pytest
+imports them with ``--import-mode=importlib`` under names taken from their paths (see the root conftest.py)."""
 
 from __future__ import annotations
 
 from typing import Any
 from uuid import UUID
 
+import pytest
 from langchain_core.callbacks import BaseCallbackHandler
+
+from langchain_reasonir import ReasonIREmbeddings
+
+TINY_TEXTS = [
+    ("bio-1", "Photosynthesis turns light, water and carbon dioxide into sugar in the chloroplasts.", "biology"),
+    ("bio-2", "Mitochondria make ATP through cellular respiration.", "biology"),
+    ("bio-3", "Ribosomes translate messenger RNA into proteins.", "biology"),
+    ("phy-1", "Sound travels faster in warm air than in cold air.", "physics"),
+    ("phy-2", "A net force on a body changes its momentum over time.", "physics"),
+    ("phy-3", "Ice floats because it is less dense than liquid water.", "physics"),
+    ("che-1", "Isotopes of an element differ in their number of neutrons.", "chemistry"),
+    ("che-2", "An acid donates protons and a base accepts them.", "chemistry"),
+]
+
+
+class TinyCheckpoint:
+    """For LangChain's standard embeddings suites (unit and integration): points them at the tiny ReasonIR-shaped
+    checkpoint (real Llama-3.1 tokenizer, random weights)."""
+
+    @pytest.fixture(autouse=True)
+    def _tiny_checkpoint(self, tiny_reasonir_dir) -> None:
+        self.tiny_dir = str(tiny_reasonir_dir)
+
+    @property
+    def embeddings_class(self) -> type[ReasonIREmbeddings]:
+        return ReasonIREmbeddings
+
+    @property
+    def embedding_model_params(self) -> dict[str, Any]:
+        return {"model_name": self.tiny_dir, "device": "cpu"}
 
 
 class RunRecorder(BaseCallbackHandler):

@@ -8,13 +8,13 @@ from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import RunnableLambda, RunnablePassthrough
 from langchain_openai import ChatOpenAI
-from langchain_reasonir import ReasonIRQueryRewriter, ReasonIRRetriever
-
 from reasonir_rag.llm import OpenAICompatibleLLM
 from reasonir_rag.pipeline.reranker import QwenReranker
 from reasonir_rag.pipeline.rewriter import QueryRewriter
 
-from .helpers import RunRecorder
+from langchain_reasonir import ReasonIRQueryRewriter, ReasonIRRetriever
+
+from ..helpers import RunRecorder
 
 QUESTION = "How does the speed of sound in air depend on the temperature?"
 PROMPT = ChatPromptTemplate.from_messages([

@@ -1,5 +1,5 @@
-"""Fixtures for the LangChain integration: real Chroma stores (tiny ReasonIR-shaped encoder, MiniLM over OpenStax
-passages), a tiny real-tokenizer reranker, and the real vLLM server (SmolLM2) for the end-to-end chain."""
+"""Fixtures for the LangChain integration tests: the real vLLM server (SmolLM2) for the end-to-end chain, SmolLM2
+in-process for rewriting, and a real embedded Chroma store of OpenStax passages with MiniLM (real weights)."""
 
 from __future__ import annotations
 
@@ -7,19 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from reasonir_rag.sample_data import openstax_records
-
-TINY_TEXTS = [
-    ("bio-1", "Photosynthesis turns light, water and carbon dioxide into sugar in the chloroplasts.", "biology"),
-    ("bio-2", "Mitochondria make ATP through cellular respiration.", "biology"),
-    ("bio-3", "Ribosomes translate messenger RNA into proteins.", "biology"),
-    ("phy-1", "Sound travels faster in warm air than in cold air.", "physics"),
-    ("phy-2", "A net force on a body changes its momentum over time.", "physics"),
-    ("phy-3", "Ice floats because it is less dense than liquid water.", "physics"),
-    ("che-1", "Isotopes of an element differ in their number of neutrons.", "chemistry"),
-    ("che-2", "An acid donates protons and a base accepts them.", "chemistry"),
-]
 
 # OpenStax sections for the MiniLM store (a few topics, whole sections, ~40 passages) and a question each.
 OPENSTAX_SECTIONS = {
@@ -34,17 +22,6 @@ OPENSTAX_SECTIONS = {
 def served_llm(vllm_server) -> Any:
     """The shared vLLM server (SmolLM2): ``.base_url`` (…/v1) and ``.model``."""
     return vllm_server
-
-
-@pytest.fixture(scope="session")
-def tiny_store(tiny_encoder, tmp_path_factory):
-    """A real embedded Chroma collection of 8 short texts with a ``topic`` field, tiny ReasonIR-shaped encoder."""
-    from reasonir_rag.index.store import ChromaStore
-
-    store = ChromaStore("lc-tiny", encoder=tiny_encoder, path=tmp_path_factory.mktemp("chroma-tiny"))
-    store.add([t for _, t, _ in TINY_TEXTS], ids=[i for i, _, _ in TINY_TEXTS],
-              metadatas=[{"topic": topic} for _, _, topic in TINY_TEXTS])
-    return store
 
 
 @pytest.fixture(scope="session")
@@ -65,15 +42,6 @@ def minilm_store(minilm_encoder, openstax_passages, tmp_path_factory):
     store.add([r["text"] for r in openstax_passages], ids=[r["id"] for r in openstax_passages],
               metadatas=[{"book": r["book"], "section": r["section"]} for r in openstax_passages])
     return store
-
-
-@pytest.fixture(scope="session")
-def tiny_qwen_reranker(tiny_qwen_dir):
-    """ReasonIR's reranker on a tiny random Qwen2 with the real Qwen2.5 tokenizer (real code path, random scores)."""
-    from reasonir_rag.llm import TransformersLLM
-    from reasonir_rag.pipeline.reranker import QwenReranker
-
-    return QwenReranker(TransformersLLM(str(tiny_qwen_dir), device="cpu"))
 
 
 @pytest.fixture(scope="session")

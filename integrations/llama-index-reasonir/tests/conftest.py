@@ -1,4 +1,7 @@
-"""Fixtures for the LlamaIndex integration: OpenStax passages, real Chroma, tiny and real LLMs, the vLLM server."""
+"""Fixtures for both tiers of the LlamaIndex package's tests: OpenStax passages, a real embedded Chroma, the tiny
+random Qwen2 and a recorder of LlamaIndex's events. The offline models themselves (``tiny_encoder``,
+``minilm_encoder``, ...) are the session's shared ones (tests/fixtures.py at the repository root); the vLLM server's
+LLMs are in integration_tests/conftest.py."""
 
 from __future__ import annotations
 
@@ -6,7 +9,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
 from reasonir_rag.sample_data import openstax_records
 
 # (file, module) -> the first 10 passages of each: 40 passages on four unrelated topics
@@ -16,8 +18,6 @@ SAMPLE_MODULES = (
     ("chemistry-bundle", "Measurement Uncertainty, Accuracy, and Precision"),
     ("university-physics-bundle", "Scalars and Vectors"),
 )
-GRAM_QUESTION = "Which steps of the Gram stain tell gram-positive from gram-negative bacteria?"
-GRAM_PASSAGE = "microbiology/m58788/9"
 
 
 @pytest.fixture(scope="session")
@@ -40,8 +40,12 @@ def chroma_client(tmp_path_factory):
                                      settings=chromadb.config.Settings(anonymized_telemetry=False))
 
 
-def new_collection(client: Any, name: str) -> Any:
-    return client.create_collection(name, embedding_function=None, configuration={"hnsw": {"space": "cosine"}})
+@pytest.fixture(scope="module")
+def tiny_biology(tiny_encoder):
+    """ReasonIREmbedding on the tiny encoder with the biology task (the query transform's tests)."""
+    from llama_index.embeddings.reasonir import ReasonIREmbedding
+
+    return ReasonIREmbedding(encoder=tiny_encoder, task="biology")
 
 
 @pytest.fixture(scope="session")
@@ -50,31 +54,6 @@ def tiny_qwen_llm(tiny_qwen_dir):
     from reasonir_rag.llm import TransformersLLM
 
     return TransformersLLM(str(tiny_qwen_dir), device="cpu")
-
-
-# ---------------------------------------------------------------------------------------------- the vLLM server
-@pytest.fixture(scope="session")
-def served_llm(vllm_server) -> Any:
-    """The session's real vLLM server (SmolLM2): ``.base_url`` (…/v1) and ``.model``."""
-    return vllm_server
-
-
-@pytest.fixture(scope="session")
-def server_llm(served_llm, smollm2_dir):
-    """The core's OpenAI-compatible backend on the server (rewriter and reranker), with SmolLM2's tokenizer."""
-    from reasonir_rag.llm import OpenAICompatibleLLM
-
-    return OpenAICompatibleLLM(served_llm.model, base_url=served_llm.base_url, tokenizer=str(smollm2_dir),
-                               max_retries=1, timeout=120)
-
-
-@pytest.fixture(scope="session")
-def reader_llm(served_llm):
-    """LlamaIndex's own OpenAILike LLM on the same server (the response synthesizer)."""
-    from llama_index.llms.openai_like import OpenAILike
-
-    return OpenAILike(model=served_llm.model, api_base=served_llm.base_url, api_key="EMPTY", is_chat_model=True,
-                      context_window=2048, max_tokens=48, temperature=0.0, timeout=120)
 
 
 # ---------------------------------------------------------------------------------------------- LlamaIndex events

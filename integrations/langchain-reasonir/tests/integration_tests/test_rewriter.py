@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from langchain_reasonir import ReasonIRQueryRewriter
-
 from reasonir_rag.errors import InvalidInputError
 from reasonir_rag.pipeline.rewriter import QueryRewriter
 
-from .helpers import RunRecorder
+from langchain_reasonir import ReasonIRQueryRewriter
+
+from ..helpers import RunRecorder
 
 QUESTIONS = ["How do cells make their energy?", "why does ice float?"]  # as in test_retriever: cached rewrites
 

@@ -1,25 +1,17 @@
-"""ReasonIRQueryTransform: the core rewriter (SmolLM2 on the real vLLM server), embedded with the right prefix."""
+"""ReasonIRQueryTransform: the core rewriter (SmolLM2 on the real vLLM server), embedded with the right prefix.
+Without a server: unit_tests/test_query_transform.py."""
 
 from __future__ import annotations
-
-import socket
 
 import numpy as np
 import pytest
 from llama_index.core.indices.query.query_transform.base import BaseQueryTransform
-from llama_index.embeddings.reasonir import ReasonIREmbedding
-from llama_index.retrievers.reasonir import ReasonIRQueryTransform
-
 from reasonir_rag.errors import InvalidInputError
-from reasonir_rag.llm import OpenAICompatibleLLM
 from reasonir_rag.pipeline.rewriter import QueryRewriter
 
-from .conftest import GRAM_QUESTION
+from llama_index.retrievers.reasonir import ReasonIRQueryTransform
 
-
-@pytest.fixture(scope="module")
-def tiny_biology(tiny_encoder):
-    return ReasonIREmbedding(encoder=tiny_encoder, task="biology")
+from ..helpers import GRAM_QUESTION
 
 
 @pytest.mark.parametrize("style, prefix_kind", [("reasonir", "query"), ("hyde", "document")])
@@ -41,21 +33,6 @@ def test_the_rewrite_is_embedded_with_the_prefix_it_was_written_for(style, prefi
     assert np.abs(np.asarray(bundle.embedding) - wrong).max() > 1e-3
 
 
-def test_a_failed_rewrite_embeds_the_question_as_a_query(tiny_biology, tiny_encoder, caplog):
-    """A dead server: the rewriter falls back to the question (logged); a question is a query, even for hyde."""
-    with socket.socket() as s:  # a loopback port nobody listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    dead = OpenAICompatibleLLM("nobody", base_url=f"http://127.0.0.1:{port}/v1", max_retries=0, timeout=5)
-    transform = ReasonIRQueryTransform.from_llm(dead, tiny_biology, style="hyde")
-    with caplog.at_level("WARNING", logger="reasonir_rag.pipeline.rewriter"):
-        bundle = transform.run(GRAM_QUESTION)
-    assert any("using the original question" in r.getMessage() for r in caplog.records)
-    assert bundle.custom_embedding_strs == [GRAM_QUESTION]
-    np.testing.assert_allclose(bundle.embedding, tiny_encoder.encode_queries([GRAM_QUESTION], task="biology")[0],
-                               atol=1e-5)
-
-
 def test_built_from_a_rewriter_and_an_encoder(server_llm, tiny_encoder):
     rewriter = QueryRewriter(server_llm, encoder=tiny_encoder, task="biology", max_tokens=16)
     transform = ReasonIRQueryTransform(rewriter, tiny_encoder)
@@ -73,11 +50,3 @@ def test_bad_input(server_llm, tiny_biology):
         ReasonIRQueryTransform(transform.rewriter, "minilm")
     with pytest.raises(ValueError, match="core rewriter's prompts"):
         transform.update_prompts({"hyde_prompt": "x"})
-
-
-def test_a_llamaindex_llm_is_refused_with_a_hint(tiny_biology):
-    from llama_index.llms.openai_like import OpenAILike
-
-    reader = OpenAILike(model="smollm2", api_base="http://127.0.0.1:9/v1", api_key="EMPTY")
-    with pytest.raises(TypeError, match=r"reasonir-rag LLM backend.*OpenAICompatibleLLM"):
-        ReasonIRQueryTransform.from_llm(reader, tiny_biology)

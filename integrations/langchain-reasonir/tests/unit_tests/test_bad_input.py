@@ -9,11 +9,11 @@ import chromadb
 import pytest
 from langchain_chroma import Chroma
 from langchain_core.documents import Document
-from langchain_reasonir import ReasonIREmbeddings, ReasonIRReranker, ReasonIRRetriever
 from pydantic import ValidationError
-
 from reasonir_rag.errors import InvalidInputError
 from reasonir_rag.types import ScoredDocument
+
+from langchain_reasonir import ReasonIREmbeddings, ReasonIRReranker, ReasonIRRetriever
 
 
 @pytest.fixture(scope="module")
