@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from reasonir_rag._common.openai_client import OpenAIClient, load_tokenizer, resolve_base_url
-from reasonir_rag._common.tokens import estimate_tokens
+from reasonir_rag._common.tokens import cut_by_estimate, cut_to_tokens, estimate_tokens, special_tokens, token_ids
 from reasonir_rag.errors import InvalidInputError, UnsupportedError
 from reasonir_rag.llm.base import (
     is_continuation,
@@ -66,7 +66,7 @@ class OpenAICompatibleLLM:
         self.extra_body = dict(extra_body or {})
         self.tokenizer = load_tokenizer(tokenizer)
         self._completion_extra = dict(self.extra_body)
-        if self.tokenizer is not None and _adds_special_tokens(self.tokenizer):
+        if self.tokenizer is not None and special_tokens(self.tokenizer) != ([], []):
             # rendered chat prompts already carry BOS; vLLM would add a second one
             self._completion_extra.setdefault("add_special_tokens", False)
 
@@ -83,9 +83,7 @@ class OpenAICompatibleLLM:
             continue_final_message=continue_final_message)
 
     def tokenize(self, text: str) -> list[int] | None:
-        if self.tokenizer is None:
-            return None
-        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return None if self.tokenizer is None else token_ids(self.tokenizer, text)
 
     def count_tokens(self, text: str) -> int:
         ids = self.tokenize(text)
@@ -93,15 +91,9 @@ class OpenAICompatibleLLM:
 
     def truncate(self, text: str, max_tokens: int) -> str:
         """The start of ``text`` within ``max_tokens`` (exact with a tokenizer, else by the 3-byte estimate)."""
-        if max_tokens <= 0:
-            return ""
         if self.tokenizer is None:
-            data = text.encode("utf-8")
-            return text if len(data) <= 3 * max_tokens else data[: 3 * max_tokens].decode("utf-8", "ignore")
-        enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-        if len(enc["input_ids"]) <= max_tokens:
-            return text
-        return text[: enc["offset_mapping"][max_tokens - 1][1]]
+            return cut_by_estimate(text, max_tokens)
+        return cut_to_tokens(self.tokenizer, text, max_tokens)
 
     # ------------------------------------------------------------------ requests
     def generate(
@@ -170,6 +162,3 @@ class OpenAICompatibleLLM:
         if is_continuation(messages):
             extra.update(continue_final_message=True, add_generation_prompt=False)
         return extra
-
-def _adds_special_tokens(tokenizer: Any) -> bool:
-    return len(tokenizer("x")["input_ids"]) != len(tokenizer("x", add_special_tokens=False)["input_ids"])

@@ -19,10 +19,26 @@ _CONTROL_TOKENS = re.compile(
 )
 
 
-def neutralise_control_tokens(text: str) -> str:
-    """Chat-template control tokens (``<|im_end|>``, ``</s>``, ``[INST]``, ``<tool_call>`` ...) kept readable
-    but no longer tokens: ``<|im_end|>`` becomes ``‹|im_end|›``."""
-    return _CONTROL_TOKENS.sub(lambda m: m.group(0).replace("<", "‹").replace(">", "›"), text)
+_SOFTENED = str.maketrans({"<": "‹", ">": "›", "[": "⟦", "]": "⟧"})
+
+
+def _soften(marker: str) -> str:
+    """A marker kept readable but no longer a token: ``<|im_end|>`` -> ``‹|im_end|›``, ``[INST]`` -> ``⟦INST⟧``."""
+    softened = marker.translate(_SOFTENED)
+    return softened if softened != marker else marker[:1] + " " + marker[1:]
+
+
+def neutralise_control_tokens(text: str, *, delimiters: tuple[str, ...] = (), specials: tuple[str, ...] = ()) -> str:
+    """User text that cannot open or close a chat turn (``<|im_end|>``, ``</s>``, ``[INST]``, ``<tool_call>`` ...),
+    nor a prompt's own blocks (``delimiters``, any case), nor a tokenizer's other special tokens (``specials``):
+    each is kept readable but is no longer what it was (:func:`_soften`)."""
+    for delimiter in delimiters:
+        text = re.sub(re.escape(delimiter), lambda m: _soften(m.group(0)), text, flags=re.IGNORECASE)
+    text = _CONTROL_TOKENS.sub(lambda m: _soften(m.group(0)), text)
+    for special in specials:
+        if special in text:
+            text = text.replace(special, _soften(special))
+    return text
 
 
 # ---------------------------------------------------------------- reranker (pointwise, 0-5)

@@ -15,6 +15,7 @@ from typing import Any
 
 from reasonir_rag._common.batching import token_budget_batches
 from reasonir_rag._common.devices import pick_device, pick_dtype
+from reasonir_rag._common.tokens import cut_to_tokens, special_tokens, token_ids
 from reasonir_rag._deps import require
 from reasonir_rag.errors import InvalidInputError, UnsupportedError
 from reasonir_rag.llm.base import is_continuation, validate_prompts
@@ -55,10 +56,7 @@ class TransformersLLM:
         self.batch_size = batch_size
         self.max_batch_tokens = max_batch_tokens or (65536 if self.device.startswith("cuda") else 8192)
         self.reuse_prefix = reuse_prefix
-        with_specials = self.tokenizer("x")["input_ids"]
-        plain = self.tokenizer("x", add_special_tokens=False)["input_ids"]
-        start = next((i for i in range(len(with_specials)) if with_specials[i : i + len(plain)] == plain), 0)
-        self._bos: list[int] = with_specials[:start]  # BOS for Llama-style tokenizers, nothing for Qwen / SmolLM2
+        self._bos: list[int] = special_tokens(self.tokenizer)[0]  # BOS for Llama-style tokenizers, none for Qwen
         self._torch = torch
         # transformers >= 5.2x names the KV cache argument and output ``cache``; older releases ``past_key_values``
         params = inspect.signature(self.model.forward).parameters
@@ -78,20 +76,14 @@ class TransformersLLM:
             continue_final_message=continue_final_message)
 
     def tokenize(self, text: str) -> list[int]:
-        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return token_ids(self.tokenizer, text)
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenize(text))
 
     def truncate(self, text: str, max_tokens: int) -> str:
         """The longest start of ``text`` within ``max_tokens`` tokens, cut on a token boundary of the original."""
-        if max_tokens <= 0:
-            return ""
-        enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-        if len(enc["input_ids"]) <= max_tokens:
-            return text
-        end = enc["offset_mapping"][max_tokens - 1][1]
-        return text[:end]
+        return cut_to_tokens(self.tokenizer, text, max_tokens)
 
     def _prompt_text(self, prompt: str | list[dict[str, str]]) -> str:
         if isinstance(prompt, str):

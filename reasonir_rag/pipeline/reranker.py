@@ -35,7 +35,7 @@ from typing import Any, Literal
 
 from reasonir_rag.errors import InvalidInputError, RerankError
 from reasonir_rag.llm import load_llm
-from reasonir_rag.llm.prompts import ANSWER_PREFIX, RERANK_DELIMITERS, rerank_prompt
+from reasonir_rag.llm.prompts import ANSWER_PREFIX, RERANK_DELIMITERS, neutralise_control_tokens, rerank_prompt
 from reasonir_rag.protocols import LLM
 from reasonir_rag.types import Document, ScoredDocument
 
@@ -48,7 +48,6 @@ DIGITS = tuple(str(d) for d in range(6))
 _SENTINEL = "\x00REASONIR_RAG_DOCUMENT\x00"
 # tokens kept free under max_prompt_tokens: one for the answer, a few for merges where the pieces are joined
 _SEAM_MARGIN = 5
-_CHAT_MARKER = re.compile(r"<\|[^<>|\s]{1,64}\|>")
 _SCORE = re.compile(r"relevance score:\s*\**\s*([0-5](?:\.\d+)?)", re.IGNORECASE)
 _BARE_SCORE = re.compile(r"^\W*([0-5](?:\.\d+)?)\W*$")
 
@@ -121,7 +120,7 @@ class QwenReranker:
         self.max_doc_tokens, self.max_prompt_tokens = max_doc_tokens, max_prompt_tokens
         self.temperature, self.top_p, self.max_new_tokens, self.seed = temperature, top_p, max_new_tokens, seed
         self.answer_prefix, self.digits = self._digit_layout()
-        self._specials = _special_tokens(self.llm)
+        self._specials = tuple(_special_tokens(self.llm))
 
     def __repr__(self) -> str:
         return f"QwenReranker({self.llm!r}, mode={self.mode!r}, alpha={self.alpha})"
@@ -287,15 +286,8 @@ class QwenReranker:
         return spaced, DIGITS
 
     def _neutralise(self, text: str) -> str:
-        """User text cannot close the prompt's own blocks or open chat turns: ``<end_document>`` becomes
-        ``[end_document]`` and ``<|im_end|>``-style markers become ``[|im_end|]``."""
-        for d in RERANK_DELIMITERS:
-            text = re.sub(re.escape(d), "[" + d[1:-1] + "]", text, flags=re.IGNORECASE)
-        text = _CHAT_MARKER.sub(lambda m: "[" + m.group(0)[1:-1] + "]", text)
-        for special in self._specials:
-            if special in text:
-                text = text.replace(special, special[0] + " " + special[1:])
-        return text
+        """User text cannot close the prompt's own blocks, open chat turns or spell the model's special tokens."""
+        return neutralise_control_tokens(text, delimiters=RERANK_DELIMITERS, specials=self._specials)
 
 
 def _fill(messages: list[dict[str, str]], body: str) -> list[dict[str, str]]:

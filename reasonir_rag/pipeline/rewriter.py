@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from reasonir_rag._common.sqlite_file import SQLiteFile
+from reasonir_rag._common.tokens import cut_to_tokens
 from reasonir_rag.errors import InvalidInputError, LLMError
 from reasonir_rag.llm.prompts import (
     REWRITE_HYDE,
@@ -202,12 +203,7 @@ class QueryRewriter:
     def _truncate(self, text: str, max_tokens: int) -> str:
         if self.encoder is None:
             return self.llm.truncate(text, max_tokens)
-        if max_tokens <= 0:
-            return ""
-        enc = self.encoder.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-        if len(enc["input_ids"]) <= max_tokens:
-            return text
-        return text[: enc["offset_mapping"][max_tokens - 1][1]]
+        return cut_to_tokens(self.encoder.tokenizer, text, max_tokens)
 
 
 def _validated(queries: Any) -> list[str]:

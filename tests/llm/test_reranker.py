@@ -50,7 +50,7 @@ def test_documents_cannot_break_out_of_their_block(tiny_reranker):
     (prompt,) = tiny_reranker.prompts(QUERY, [evil])
     assert prompt.count("<end_document>") == 1 and prompt.count("<start_query>") == 1
     assert "<|im_end|>" not in prompt and "<|im_start|>" not in prompt
-    assert "[end_document]" in prompt and prompt.endswith("<end_document>\nRelevance score: ")
+    assert "‹end_document›" in prompt and prompt.endswith("<end_document>\nRelevance score: ")
     ids = tiny_reranker.llm.tokenize(prompt)
     assert 151645 not in ids and 151644 not in ids  # no real chat-turn tokens from the document
 
