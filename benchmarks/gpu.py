@@ -243,7 +243,7 @@ def rerank_section(args, device: str, dtype: Any, out: dict, deadline: float) ->
     queries = [(words(rng, args.query_tokens), [words(rng, args.doc_tokens) for _ in range(args.k)])
                for _ in range(args.queries + 1)]
     logits = QwenReranker(llm, mode="logits", max_doc_tokens=2048)
-    generate = QwenReranker(llm, mode="generate", max_doc_tokens=2048, max_new_tokens=4 if args.smoke else 32)
+    generate = QwenReranker(llm, mode="generate", max_doc_tokens=2048, max_tokens=4 if args.smoke else 32)
     sizes = [llm.count_tokens(p) for p in logits.prompts(*queries[0])]
     out["rerank_setup"] = {"k": args.k, "prompt_tokens_mean": round(statistics.mean(sizes)),
                            "queries": args.queries, "generate_queries": args.generate_queries}

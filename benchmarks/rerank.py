@@ -128,7 +128,7 @@ def measure(llm: TransformersLLM, reranker: QwenReranker, pairs: list[tuple[str,
 def run_setting(llm: TransformersLLM, k: int, query_tokens: int, n_queries: int, args) -> None:
     pairs = load_pairs(n_queries, k, query_tokens, llm)
     logits = QwenReranker(llm, max_doc_tokens=args.max_doc_tokens)
-    generate = QwenReranker(llm, mode="generate", max_doc_tokens=args.max_doc_tokens, max_new_tokens=32,
+    generate = QwenReranker(llm, mode="generate", max_doc_tokens=args.max_doc_tokens, max_tokens=32,
                             temperature=0.6, top_p=0.9, seed=0)
     prompts = [p for q, d in pairs for p in logits.prompts(q, d)]
     # the prompt head all documents share (instructions + query): what prefix reuse computes once
@@ -136,7 +136,7 @@ def run_setting(llm: TransformersLLM, k: int, query_tokens: int, n_queries: int,
     prompt_tokens = statistics.mean(llm.count_tokens(p) for p in prompts)
     query_len = statistics.mean(llm.count_tokens(q) for q, _ in pairs)
 
-    llm.batch_size, llm.max_batch_tokens = args.batch_size, args.batch_size * 4096
+    llm.batch_size, llm.max_tokens_per_batch = args.batch_size, args.batch_size * 4096
     logits.rerank(pairs[0][0], pairs[0][1][:2])  # warm-up
     reuse = measure(llm, logits, pairs, args.repeats)
     plain = None
@@ -145,9 +145,9 @@ def run_setting(llm: TransformersLLM, k: int, query_tokens: int, n_queries: int,
         plain = measure(llm, logits, pairs, args.repeats)
         llm.reuse_prefix = True
     # generation batched like ReasonIR's vLLM call (50 prompts at once), never slower than the logits batching
-    llm.batch_size, llm.max_batch_tokens = args.gen_batch, args.gen_batch * 4096
+    llm.batch_size, llm.max_tokens_per_batch = args.gen_batch, args.gen_batch * 4096
     gen = measure(llm, generate, pairs, args.repeats, generation=True)
-    llm.batch_size, llm.max_batch_tokens = args.batch_size, args.batch_size * 4096
+    llm.batch_size, llm.max_tokens_per_batch = args.batch_size, args.batch_size * 4096
 
     med = statistics.median
     print(f"\n== top-{k}, query {query_len:.0f} tokens, prefix {llm.count_tokens(head)} tokens, mean prompt "

@@ -72,7 +72,7 @@ class LLMError(ReasonIRError, RuntimeError):
 
 
 class RerankError(ReasonIRError, RuntimeError):
-    """A document could not be scored and ``on_failure="raise"``, or the reranker's backend is unavailable."""
+    """A document could not be scored and ``on_error="raise"``, or the reranker's backend is unavailable."""
 
 
 class BulkEmbeddingError(ReasonIRError, RuntimeError):

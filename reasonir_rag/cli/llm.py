@@ -54,7 +54,7 @@ def register(subparsers: Any) -> None:
     rr.add_argument("--task", help="BRIGHT task for a task-specific prompt (aops, leetcode, pony, theoremqa_*)")
     rr.add_argument("--max-doc-tokens", type=int, default=2048)
     rr.add_argument("--max-prompt-tokens", type=int, help="the served model's context length, if limited")
-    rr.add_argument("--on-failure", choices=["zero", "raise"], default="zero")
+    rr.add_argument("--on-error", choices=["zero", "raise"], default="zero")
     rr.set_defaults(func=run_rerank)
 
 
@@ -108,7 +108,7 @@ def run_rerank(args: argparse.Namespace, stdin=None, stdout=None) -> int:
     records = read_records(text, args.query)
     reranker = QwenReranker(_load(args), alpha=args.alpha, top_n=args.top_n, mode=args.mode, task=args.task,
                             template=args.template, max_doc_tokens=args.max_doc_tokens,
-                            max_prompt_tokens=args.max_prompt_tokens, on_failure=args.on_failure)
+                            max_prompt_tokens=args.max_prompt_tokens, on_error=args.on_error)
     out = stdout if args.output == "-" else open(args.output, "w", encoding="utf-8")  # noqa: SIM115
     try:
         for query, docs in records:

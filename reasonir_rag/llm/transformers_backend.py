@@ -34,7 +34,7 @@ class TransformersLLM:
         dtype: Any = None,
         *,
         batch_size: int = 16,
-        max_batch_tokens: int | None = None,
+        max_tokens_per_batch: int | None = None,
         reuse_prefix: bool = True,
         trust_remote_code: bool = False,
         revision: str | None = None,
@@ -54,7 +54,7 @@ class TransformersLLM:
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.batch_size = batch_size
-        self.max_batch_tokens = max_batch_tokens or (65536 if self.device.startswith("cuda") else 8192)
+        self.max_tokens_per_batch = max_tokens_per_batch or (65536 if self.device.startswith("cuda") else 8192)
         self.reuse_prefix = reuse_prefix
         self._bos: list[int] = special_tokens(self.tokenizer)[0]  # BOS for Llama-style tokenizers, none for Qwen
         self._torch = torch
@@ -109,7 +109,7 @@ class TransformersLLM:
         if seed is not None:
             torch.manual_seed(seed)
         pad = self.tokenizer.pad_token_id
-        budget = max(self.max_batch_tokens, max((len(r) for r in rows), default=1) + max_tokens)
+        budget = max(self.max_tokens_per_batch, max((len(r) for r in rows), default=1) + max_tokens)
         kwargs: dict[str, Any] = dict(max_new_tokens=max_tokens, pad_token_id=pad, do_sample=temperature > 0)
         if temperature > 0:
             kwargs.update(temperature=temperature, top_p=top_p)
@@ -165,7 +165,7 @@ class TransformersLLM:
                 logp = self._score_plain([rows[i] for i in batch])
             return [dict(zip(candidates, row, strict=True)) for row in logp[:, cand_ids].tolist()]
 
-        batches = token_budget_batches([max(1, len(r)) for r in rows], self.max_batch_tokens, self.batch_size)
+        batches = token_budget_batches([max(1, len(r)) for r in rows], self.max_tokens_per_batch, self.batch_size)
         return _run_batches(batches, run, len(rows), return_exceptions, "scoring")
 
     def _left_pad(self, rows: list[list[int]], pad: int, prefix_len: int = 0):

@@ -13,7 +13,7 @@ formatted prompt, no chat template); ``template="chat"`` wraps it in the model's
 with the answer prefix as the start of the assistant turn (through a server without a local tokenizer: the chat
 endpoint with ``continue_final_message``).
 
-Failure policy (``on_failure``), per document, never shifting other documents' scores:
+Failure policy (``on_error``), per document, never shifting other documents' scores:
 - ``"zero"`` (default): rerank score 0 (what ReasonIR's script gives an answer without a score), logged, and
   the reason kept in ``metadata["rerank_error"]``;
 - ``"raise"``: raise :class:`RerankError` naming the document.
@@ -81,7 +81,7 @@ class QwenReranker:
     (a hub id or folder runs locally with transformers; ``openai:NAME`` uses a server). ``max_doc_tokens`` caps
     each document; ``max_prompt_tokens`` (a served model's context length) caps the whole prompt, cutting the
     document first and a very long query only when nothing else fits. ``temperature``, ``top_p``,
-    ``max_new_tokens`` and ``seed`` apply to ``mode="generate"`` (ReasonIR: 0.6, 0.9, 32).
+    ``max_tokens`` and ``seed`` apply to ``mode="generate"`` (ReasonIR: 0.6, 0.9, 32).
     """
 
     def __init__(
@@ -95,10 +95,10 @@ class QwenReranker:
         mode: Literal["logits", "generate"] = "logits",
         task: str | None = None,
         template: Literal["raw", "chat"] = "raw",
-        on_failure: Literal["zero", "raise"] = "zero",
+        on_error: Literal["zero", "raise"] = "zero",
         temperature: float = 0.6,
         top_p: float = 0.9,
-        max_new_tokens: int = 32,
+        max_tokens: int = 32,
         seed: int | None = 0,
         device: str | None = None,
         dtype: Any = None,
@@ -109,16 +109,16 @@ class QwenReranker:
             raise InvalidInputError(f"mode must be 'logits' or 'generate', got {mode!r}")
         if template not in ("chat", "raw"):
             raise InvalidInputError(f"template must be 'chat' or 'raw', got {template!r}")
-        if on_failure not in ("zero", "raise"):
-            raise InvalidInputError(f"on_failure must be 'zero' or 'raise', got {on_failure!r}")
+        if on_error not in ("zero", "raise"):
+            raise InvalidInputError(f"on_error must be 'zero' or 'raise', got {on_error!r}")
         if max_doc_tokens < 1 or (max_prompt_tokens is not None and max_prompt_tokens < 64):
             raise InvalidInputError("max_doc_tokens must be >= 1 and max_prompt_tokens >= 64")
         self.llm: LLM = load_llm(llm_or_model, device=device, dtype=dtype) if isinstance(llm_or_model, str) \
             else llm_or_model
         self.alpha, self.top_n, self.mode, self.task = alpha, top_n, mode, task
-        self.template, self.on_failure = template, on_failure
+        self.template, self.on_error = template, on_error
         self.max_doc_tokens, self.max_prompt_tokens = max_doc_tokens, max_prompt_tokens
-        self.temperature, self.top_p, self.max_new_tokens, self.seed = temperature, top_p, max_new_tokens, seed
+        self.temperature, self.top_p, self.max_tokens, self.seed = temperature, top_p, max_tokens, seed
         self.answer_prefix, self.digits = self._digit_layout()
         self._specials = tuple(_special_tokens(self.llm))
 
@@ -146,7 +146,7 @@ class QwenReranker:
         return [out[i] for i in order][: n if n is not None else len(out)]
 
     def score(self, query: str, texts: Sequence[str], task: str | None = None) -> list[float]:
-        """The 0-5 rerank score of each text, in order (failures per ``on_failure``)."""
+        """The 0-5 rerank score of each text, in order (failures per ``on_error``)."""
         return self._scores(query, list(texts), task)[0]
 
     def prompts(self, query: str, texts: Sequence[str], task: str | None = None) -> list[Any]:
@@ -174,7 +174,7 @@ class QwenReranker:
             results = self.llm.next_token_logprobs(prompts, self.digits, shared_prefix=shared, return_exceptions=True)
         else:  # generation has no shared-prefix argument: send the whole prompt (instructions + query + document)
             prompts = [shared + p if isinstance(p, str) else p for p in prompts]
-            results = self.llm.generate(prompts, max_tokens=self.max_new_tokens, temperature=self.temperature,
+            results = self.llm.generate(prompts, max_tokens=self.max_tokens, temperature=self.temperature,
                                         top_p=self.top_p, seed=self.seed, return_exceptions=True)
         unavailable = next((r for r in results if getattr(r, "transient", False)), None)
         if unavailable is not None:  # the server is gone, not this document: zeros would pass for real scores
@@ -202,7 +202,7 @@ class QwenReranker:
         return scores, notes
 
     def _fail(self, notes: list[dict[str, Any]], i: int, why: str) -> None:
-        if self.on_failure == "raise":
+        if self.on_error == "raise":
             raise RerankError(f"document #{i} could not be scored: {why}")
         notes[i]["rerank_error"] = why
 

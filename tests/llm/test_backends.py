@@ -56,16 +56,16 @@ _CONTS = [" x", " Rayleigh scattering of sunlight.", "", " " + "a long unrelated
           " same length A", " same length B", " Relevance score: "]
 
 
-@pytest.mark.parametrize(("batch_size", "max_batch_tokens"), [(16, 8192), (2, 8192), (1, 8192), (16, 40)],
+@pytest.mark.parametrize(("batch_size", "max_tokens_per_batch"), [(16, 8192), (2, 8192), (1, 8192), (16, 40)],
                          ids=["one-batch", "pairs", "single", "token-budget-split"])
-def test_batched_prefix_reuse_matches_each_prompt_alone(tiny_qwen_llm, monkeypatch, batch_size, max_batch_tokens):
+def test_batched_prefix_reuse_matches_each_prompt_alone(tiny_qwen_llm, monkeypatch, batch_size, max_tokens_per_batch):
     alone = []
     monkeypatch.setattr(tiny_qwen_llm, "reuse_prefix", False)
     for c in _CONTS:  # the plain path, one whole prompt per forward: no padding at all
         alone.append(tiny_qwen_llm.next_token_logprobs([_HEAD + c], DIGITS)[0])
     monkeypatch.setattr(tiny_qwen_llm, "reuse_prefix", True)
     monkeypatch.setattr(tiny_qwen_llm, "batch_size", batch_size)
-    monkeypatch.setattr(tiny_qwen_llm, "max_batch_tokens", max_batch_tokens)
+    monkeypatch.setattr(tiny_qwen_llm, "max_tokens_per_batch", max_tokens_per_batch)
     batched = tiny_qwen_llm.next_token_logprobs(_CONTS, DIGITS, shared_prefix=_HEAD)
     for c, a, b in zip(_CONTS, alone, batched, strict=True):
         assert max(abs(a[d] - b[d]) for d in DIGITS) < 1e-4, c

@@ -99,7 +99,7 @@ def test_generation_mode_sends_the_whole_prompt(tiny_qwen_llm):
     """ReasonIR's generation sees instructions, query and document (a regression: only the document part and the
     prompt's end were once sent, which made generation mode both wrong and look cheap)."""
     llm = PromptRecordingLLM(tiny_qwen_llm)
-    rr = QwenReranker(llm, mode="generate", max_new_tokens=2)
+    rr = QwenReranker(llm, mode="generate", max_tokens=2)
     texts = [d.text for d in _docs(3)]
     rr.rerank(QUERY, texts)
     assert llm.seen == rr.prompts(QUERY, texts)
@@ -166,7 +166,7 @@ def test_scores_stay_aligned_when_some_documents_fail(tiny_qwen_llm):
         assert out[doc_id].metadata["rerank_score"] == 0.0
         assert "injected backend failure" in out[doc_id].metadata["rerank_error"]
     assert out["d3"].metadata["rerank_error"] == "empty document"
-    strict = QwenReranker(FaultInjectingLLM(tiny_qwen_llm), on_failure="raise")
+    strict = QwenReranker(FaultInjectingLLM(tiny_qwen_llm), on_error="raise")
     with pytest.raises(RerankError, match="document #1 could not be scored: RuntimeError: injected"):
         strict.rerank(QUERY, docs[:3])
     with pytest.raises(RerankError, match="document #3 could not be scored: empty document"):
@@ -221,7 +221,7 @@ def test_smollm2_scores_relevant_pairs_higher(smollm2_llm):
 
 def test_smollm2_generation_mode_parses_or_flags(smollm2_llm):
     """ReasonIR's sampled generation: every document gets a 0-5 score or an explicit error, never -1."""
-    rr = QwenReranker(smollm2_llm, mode="generate", max_new_tokens=12, seed=0)
+    rr = QwenReranker(smollm2_llm, mode="generate", max_tokens=12, seed=0)
     out = rr.rerank(QUERY, _docs(2))
     assert len(out) == 2
     for d in out:

@@ -67,7 +67,7 @@ def test_rerank_through_the_server_keeps_failures_aligned(served):
 
 
 def test_generation_mode_through_the_server(served):
-    rr = QwenReranker(served, mode="generate", max_new_tokens=16, seed=0)
+    rr = QwenReranker(served, mode="generate", max_tokens=16, seed=0)
     out = rr.rerank(QUERY, DOCS[:2])
     for d in out:
         parsed = parse_score(d.metadata["rerank_output"])

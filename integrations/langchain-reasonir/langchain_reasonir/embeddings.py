@@ -53,7 +53,7 @@ class ReasonIREmbeddings(BaseModel, Embeddings):
     """More ``ReasonIREncoder.from_pretrained`` arguments (``dtype``, ``max_length``, ``batch_size``, ``cache``...)."""
     encode_kwargs: dict[str, Any] = Field(default_factory=dict)
     """Arguments for every encode call (``show_progress``); checked against the core's signature."""
-    query_instruction: str | None = None
+    instruction: str | None = None
     """Default instruction for queries (None: the encoder's default)."""
     task: str | None = None
     """Default BRIGHT task for queries (e.g. ``"biology"``, ``"aops"``, ``"biology:long"``)."""
@@ -81,7 +81,7 @@ class ReasonIREmbeddings(BaseModel, Embeddings):
                                  f"{sorted(allowed) or 'none'} (loading and batching settings such as batch_size "
                                  "go in model_kwargs)")
         # an unknown task, or task with instruction, fails now rather than at the first query
-        self.encoder.query_prefix(instruction=self.query_instruction, task=self.task)
+        self.encoder.query_prefix(instruction=self.instruction, task=self.task)
         return self
 
     def _shared(self) -> Any:
@@ -114,7 +114,7 @@ class ReasonIREmbeddings(BaseModel, Embeddings):
 
     def _query_kwargs(self, task: str | None, instruction: str | None) -> dict[str, Any]:
         if task is None and instruction is None:
-            task, instruction = self.task, self.query_instruction
+            task, instruction = self.task, self.instruction
         return {"task": task, "instruction": instruction}
 
     # ------------------------------------------------------------------ pickling

@@ -34,7 +34,7 @@ def test_task_and_instruction_defaults_and_per_call_overrides(tiny_encoder):
     np.testing.assert_allclose(emb.embed_query(q), biology, atol=1e-6)
     np.testing.assert_allclose(emb.embed_query(q, instruction="Find passages about plants"), custom, atol=1e-6)
     np.testing.assert_allclose(ReasonIREmbeddings(encoder=tiny_encoder).embed_query(q), plain, atol=1e-6)
-    emb2 = ReasonIREmbeddings(encoder=tiny_encoder, query_instruction="Find passages about plants")
+    emb2 = ReasonIREmbeddings(encoder=tiny_encoder, instruction="Find passages about plants")
     np.testing.assert_allclose(emb2.embed_query(q), custom, atol=1e-6)
     np.testing.assert_allclose(emb2.embed_query(q, task="biology"), biology, atol=1e-6)
     assert np.abs(biology - plain).max() > 1e-4
@@ -95,7 +95,7 @@ def test_constructor_errors(tiny_encoder, tiny_reasonir_dir):
     with pytest.raises(ValidationError, match="unknown BRIGHT task 'chem'"):
         ReasonIREmbeddings(encoder=tiny_encoder, task="chem")
     with pytest.raises(ValidationError, match="not both"):
-        ReasonIREmbeddings(encoder=tiny_encoder, task="biology", query_instruction="x")
+        ReasonIREmbeddings(encoder=tiny_encoder, task="biology", instruction="x")
     with pytest.raises(ValueError, match="unknown preset"):
         ReasonIREmbeddings(model_name=str(tiny_reasonir_dir), preset="nope")
     emb = ReasonIREmbeddings(encoder=tiny_encoder, encode_kwargs={"show_progress": False})
