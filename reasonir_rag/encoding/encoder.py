@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from reasonir_rag._common.devices import pick_device, pick_dtype
+from reasonir_rag._common.tokens import special_tokens
 from reasonir_rag._deps import require
 from reasonir_rag.encoding import backbones as _backbones
 from reasonir_rag.encoding.cache import EmbeddingCache, cache_key
@@ -33,7 +34,7 @@ from reasonir_rag.encoding.config import (
     resolve_name,
     spec_overrides,
 )
-from reasonir_rag.encoding.inputs import PrefixedEncoderMixin, special_tokens, validate_texts
+from reasonir_rag.encoding.inputs import PrefixedEncoderMixin, validate_texts
 from reasonir_rag.encoding.runner import BatchRunner
 from reasonir_rag.errors import InvalidInputError
 

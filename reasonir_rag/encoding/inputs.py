@@ -52,19 +52,11 @@ def validate_texts(texts: Sequence[str] | str | None, what: str = "texts") -> li
     return cleaned
 
 
-def special_tokens(tokenizer: Any) -> tuple[list[int], list[int]]:
-    """``(head, tail)``: the ids the tokenizer puts before and after a text of its own accord."""
-    with_specials = tokenizer("x", add_special_tokens=True)["input_ids"]
-    plain = tokenizer("x", add_special_tokens=False)["input_ids"]
-    start = next(i for i in range(len(with_specials)) if with_specials[i : i + len(plain)] == plain)
-    return with_specials[:start], with_specials[start + len(plain) :]
-
-
 class PrefixedEncoderMixin:
     """What every encoder backend (local model, served model) shares: prefixes, async wrappers, token rows.
 
-    A backend sets ``config``, ``tokenizer``, ``_head``/``_tail`` (:func:`special_tokens`) and an empty
-    ``_prefix_cache``.
+    A backend sets ``config``, ``tokenizer``, ``_head``/``_tail``
+    (:func:`reasonir_rag._common.tokens.special_tokens`) and an empty ``_prefix_cache``.
     """
 
     config: EncoderConfig

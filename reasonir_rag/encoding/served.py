@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from reasonir_rag._common.openai_client import OpenAIClient, load_tokenizer, resolve_base_url
-from reasonir_rag._common.tokens import estimate_tokens
+from reasonir_rag._common.tokens import estimate_tokens, special_tokens
 from reasonir_rag.encoding.config import (
     EncoderConfig,
     check_preset,
@@ -42,7 +42,7 @@ from reasonir_rag.encoding.config import (
     preset_settings,
     spec_overrides,
 )
-from reasonir_rag.encoding.inputs import PrefixedEncoderMixin, special_tokens, validate_texts
+from reasonir_rag.encoding.inputs import PrefixedEncoderMixin, validate_texts
 from reasonir_rag.errors import InvalidInputError
 
 logger = logging.getLogger(__name__)
