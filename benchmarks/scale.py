@@ -87,7 +87,7 @@ def store_ingest(path: str, name: str, n: int, dim: int, batch: int, rng: np.ran
     from reasonir_rag.index.store import ChromaStore
 
     encoder = PrecomputedEncoder(dim)
-    store = ChromaStore(name, encoder=encoder, path=path, batch_size=batch, show_progress=False)
+    store = ChromaStore(name, encoder=encoder, path=path, records_per_call=batch, show_progress=False)
     spent = 0.0
     for lo in range(0, n, batch):
         hi = min(lo + batch, n)

@@ -72,7 +72,7 @@ def embed_corpus_with_ray(
     id_field: str = "id",
     text_field: str = "text",
     metadata_fields: list[str] | None = None,
-    batch_size: int = 64,
+    rows_per_batch: int = 64,
     num_actors: int | None = None,
     num_cpus_per_actor: float = 1,
     writers: int = 2,
@@ -85,7 +85,8 @@ def embed_corpus_with_ray(
     become :func:`~reasonir_rag.index.records.content_id` of the text); other columns (or ``metadata_fields``)
     become metadata. One encoder actor per GPU when the cluster has GPUs, else ``num_actors`` (default:
     the cluster's CPUs minus one, so reading and writing keep a core) actors of ``num_cpus_per_actor``.
-    ``sink``: a :class:`ParquetSink`, a :class:`ChromaSink` or a folder path (parquet). Ray is started
+    ``sink``: a :class:`ParquetSink`, a :class:`ChromaSink` or a folder path (parquet). ``rows_per_batch`` rows
+    go to an actor at a time (the encoder's own ``batch_size`` is texts per forward pass). Ray is started
     locally (or joins ``ray_address``) when not yet initialised.
     """
     started = time.monotonic()
@@ -94,8 +95,8 @@ def embed_corpus_with_ray(
         sink = ParquetSink(str(sink))
     if not isinstance(sink, (ParquetSink, ChromaSink)):
         raise InvalidInputError(f"sink must be a ParquetSink, a ChromaSink or a folder path; got {sink!r}")
-    if batch_size < 1:
-        raise InvalidInputError(f"batch_size must be >= 1, got {batch_size}")
+    if rows_per_batch < 1:
+        raise InvalidInputError(f"rows_per_batch must be >= 1, got {rows_per_batch}")
     spec = portable_spec(encoder_spec)
     if isinstance(source, (str, os.PathLike)) and not Path(source).exists():
         raise DataNotFoundError(f"no corpus at {source}")
@@ -117,12 +118,12 @@ def embed_corpus_with_ray(
     done = existing_ids(sink, driver_client)
     logger.info("%s already holds %d records; those are skipped", sink.describe(), len(done))
 
-    ds = read_source(ray, source, text_field, batch_size)
-    ds = ds.map_batches(prepare, batch_format="pyarrow", batch_size=batch_size, num_cpus=0.5, fn_kwargs=dict(
+    ds = read_source(ray, source, text_field, rows_per_batch)
+    ds = ds.map_batches(prepare, batch_format="pyarrow", batch_size=rows_per_batch, num_cpus=0.5, fn_kwargs=dict(
         id_field=id_field, text_field=text_field, metadata_fields=metadata_fields,
         done_ref=[ray.put(done)], compare_hash=isinstance(sink, ChromaSink)))
     ds = ds.map_batches(EncodeActor, fn_constructor_kwargs={"spec": spec}, batch_format="pyarrow",
-                        batch_size=batch_size, compute=ray.data.ActorPoolStrategy(size=num_actors), **actor_args)
+                        batch_size=rows_per_batch, compute=ray.data.ActorPoolStrategy(size=num_actors), **actor_args)
     stores: dict[str, Any] = {}
     if isinstance(sink, ParquetSink):
         ds = ds.map_batches(write_parquet, batch_format="pyarrow", batch_size=None, num_cpus=0.5,

@@ -15,7 +15,7 @@ from reasonir_rag.errors import DataNotFoundError, InvalidInputError
 from reasonir_rag.types import Document
 
 
-def read_source(ray: Any, source: Any, text_field: str, batch_size: int) -> Any:
+def read_source(ray: Any, source: Any, text_field: str, rows_per_batch: int) -> Any:
     if isinstance(source, ray.data.Dataset):
         return source
     if isinstance(source, (str, os.PathLike)):
@@ -44,5 +44,5 @@ def read_source(ray: Any, source: Any, text_field: str, batch_size: int) -> Any:
                 raise InvalidInputError(f"source items must be Documents, dicts or strings; got {type(item).__name__}")
         if not rows:
             raise InvalidInputError("the source holds no documents")
-        return ray.data.from_items(rows, override_num_blocks=max(1, min(200, -(-len(rows) // batch_size))))
+        return ray.data.from_items(rows, override_num_blocks=max(1, min(200, -(-len(rows) // rows_per_batch))))
     raise InvalidInputError(f"source must be a path, a list of documents or a ray Dataset; got {type(source).__name__}")

@@ -26,10 +26,10 @@ from reasonir_rag.index.writes import CollectionWriter
 from reasonir_rag.protocols import Encoder
 from reasonir_rag.types import Document, PrefixKind, ScoredDocument
 
-DEFAULT_BATCH_SIZE = 1000
+DEFAULT_RECORDS_PER_CALL = 1000
 
 __all__ = [  # the record and collection names are re-exported: callers import them from here
-    "DEFAULT_BATCH_SIZE", "FINGERPRINT_KEY", "AddStats", "ChromaStore", "content_id", "stored_fingerprint",
+    "DEFAULT_RECORDS_PER_CALL", "FINGERPRINT_KEY", "AddStats", "ChromaStore", "content_id", "stored_fingerprint",
 ]
 
 
@@ -49,7 +49,8 @@ class ChromaStore:
     :class:`CollectionNotFoundError` instead of creating a missing collection. While :meth:`add` writes,
     a server that cannot be reached (restarting) is retried ``retries`` times with backoff (0.5 s, 1 s,
     2 s, ... up to 8 s); then a :class:`ConnectionError` says how far the ingest got (re-run ``add``
-    to resume: what is stored and unchanged is skipped without encoding).
+    to resume: what is stored and unchanged is skipped without encoding). ``records_per_call`` bounds each
+    Chroma read and write (at most the server's max batch size); the encoder's ``batch_size`` is its own.
     """
 
     def __init__(
@@ -64,15 +65,15 @@ class ChromaStore:
         ssl: bool = False,
         auth_token: str | None = None,
         headers: Mapping[str, str] | None = None,
-        batch_size: int | None = None,
+        records_per_call: int | None = None,
         show_progress: bool | None = None,
         create: bool = True,
         retries: int = 4,
     ):
         if not isinstance(collection, str) or not collection:
             raise InvalidInputError(f"collection must be a non-empty name, got {collection!r}")
-        if batch_size is not None and (isinstance(batch_size, bool) or batch_size < 1):
-            raise InvalidInputError(f"batch_size must be >= 1, got {batch_size!r}")
+        if records_per_call is not None and (isinstance(records_per_call, bool) or records_per_call < 1):
+            raise InvalidInputError(f"records_per_call must be >= 1, got {records_per_call!r}")
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
             raise InvalidInputError(f"retries must be an int >= 0, got {retries!r}")
         self._encoder = encoder
@@ -84,12 +85,12 @@ class ChromaStore:
         self.connection = connection or loose
         self._client, self._where = self.connection.open()
         max_batch = int(self._client.get_max_batch_size())
-        self._batch_size = max(1, min(batch_size or DEFAULT_BATCH_SIZE, max_batch))
+        self._records_per_call = max(1, min(records_per_call or DEFAULT_RECORDS_PER_CALL, max_batch))
         self._clean_meta = MetadataCleaner()
         self._collection = open_collection(self._client, self._name, self._where, self._encoder.fingerprint,
                                            create=create)
         self._writer = CollectionWriter(self._collection, name=self._name, where=self._where,
-                                        batch_size=self._batch_size, retries=retries)
+                                        records_per_call=self._records_per_call, retries=retries)
 
     # ------------------------------------------------------------------ facts
     @property
@@ -105,8 +106,8 @@ class ChromaStore:
         return self._client
 
     @property
-    def batch_size(self) -> int:
-        return self._batch_size
+    def records_per_call(self) -> int:
+        return self._records_per_call
 
     def count(self) -> int:
         return int(self._collection.count())
@@ -176,8 +177,8 @@ class ChromaStore:
         if isinstance(ids, str):
             ids = [ids]
         ids = list(ids)
-        for start in range(0, len(ids), self._batch_size):
-            self._collection.delete(ids=ids[start : start + self._batch_size])
+        for start in range(0, len(ids), self._records_per_call):
+            self._collection.delete(ids=ids[start : start + self._records_per_call])
 
     def get(self, ids: Sequence[str]) -> list[Document]:
         """The stored documents for ``ids``, in that order; missing ids are left out."""
@@ -185,8 +186,9 @@ class ChromaStore:
             ids = [ids]
         ids = list(ids)
         found: dict[str, Document] = {}
-        for start in range(0, len(ids), self._batch_size):
-            got = self._collection.get(ids=ids[start : start + self._batch_size], include=["documents", "metadatas"])
+        step = self._records_per_call
+        for start in range(0, len(ids), step):
+            got = self._collection.get(ids=ids[start : start + step], include=["documents", "metadatas"])
             for doc_id, text, meta in zip(got["ids"], got["documents"], got["metadatas"], strict=True):
                 found[doc_id] = Document(doc_id, text, public_metadata(meta))
         return [found[i] for i in dict.fromkeys(ids) if i in found]

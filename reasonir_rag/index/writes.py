@@ -26,13 +26,13 @@ VectorsFor = Callable[[list[str]], np.ndarray]  # ids -> their vectors, asked on
 
 class CollectionWriter:
     """Writes :func:`~reasonir_rag.index.records.build_records` output into ``collection`` (named ``name``,
-    at ``where``), ``batch_size`` records a call, retrying an unreachable server ``retries`` times."""
+    at ``where``), ``records_per_call`` records a call, retrying an unreachable server ``retries`` times."""
 
-    def __init__(self, collection: Any, *, name: str, where: str, batch_size: int, retries: int):
+    def __init__(self, collection: Any, *, name: str, where: str, records_per_call: int, retries: int):
         self._collection = collection
         self._name = name
         self._where = where
-        self._batch_size = batch_size
+        self._records_per_call = records_per_call
         self._retries = retries
 
     def write(self, records: dict[str, Record], stats: AddStats, vectors_for: VectorsFor, show: bool | None) -> None:
@@ -41,8 +41,8 @@ class CollectionWriter:
         show = len(order) >= 2000 if show is None else show
         tqdm = require("tqdm").tqdm
         with tqdm(total=len(order), desc=f"indexing into {self._name}", unit="doc", disable=not show) as bar:
-            for start in range(0, len(order), self._batch_size):
-                batch = order[start : start + self._batch_size]
+            for start in range(0, len(order), self._records_per_call):
+                batch = order[start : start + self._records_per_call]
                 try:
                     self._add_batch(batch, records, stats, vectors_for)
                 except ConnectionError as exc:

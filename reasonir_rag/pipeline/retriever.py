@@ -29,6 +29,8 @@ from reasonir_rag.types import PrefixKind, ScoredDocument
 logger = logging.getLogger(__name__)
 
 Stage = Literal["rewrite", "search", "rerank"]
+# passages returned per question unless a call says otherwise (the framework packages take it too)
+DEFAULT_K = 10
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,7 @@ class Retriever:
     """
 
     def __init__(self, index: SearchIndex, *, rewriter: Rewriter | None = None, reranker: Reranker | None = None,
-                 k: int = 10, fetch_k: int | None = None, task: str | None = None, instruction: str | None = None,
+                 k: int = DEFAULT_K, fetch_k: int | None = None, task: str | None = None, instruction: str | None = None,
                  where: Mapping[str, Any] | None = None):
         if not callable(getattr(index, "search_many", None)):
             raise InvalidInputError(f"index must have search_many() (a ChromaStore, BM25Retriever or another "

@@ -82,7 +82,7 @@ def test_parquet_sink_partial_crash_then_resume(tmp_path, tiny_encoder, tiny_rea
 
     with pytest.raises(BulkEmbeddingError, match="simulated worker crash") as failed:
         embed_corpus_with_ray(source, encoder_spec=CrashOnTextSimulated(str(tiny_reasonir_dir), "CRASH-HERE"),
-                              sink=ParquetSink(str(out)), batch_size=4, num_actors=1)
+                              sink=ParquetSink(str(out)), rows_per_batch=4, num_actors=1)
     partial = failed.value.result
     assert (partial.failed, list(partial.failures), partial.encoded) == (1, ["doc-021"], len(rows) - len(pre) - 1)
     assert "rerun" in str(failed.value) and "simulated worker crash" in partial.failures["doc-021"]
@@ -96,7 +96,7 @@ def test_parquet_sink_partial_crash_then_resume(tmp_path, tiny_encoder, tiny_rea
 
     rows[21]["text"] = rows[21]["text"].replace("CRASH-HERE ", "")
     source.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    resumed = embed_corpus_with_ray(source, encoder_spec=tiny_encoder.load_spec(), sink=str(out), batch_size=4)
+    resumed = embed_corpus_with_ray(source, encoder_spec=tiny_encoder.load_spec(), sink=str(out), rows_per_batch=4)
     assert (resumed.skipped, resumed.encoded, resumed.invalid) == (len(survived), len(rows) - len(survived), 0)
 
     ids, vectors = read_parquet_embeddings(out)
@@ -113,7 +113,7 @@ def test_a_broken_encoder_drains_the_run_and_reports_every_text(tmp_path, tiny_r
     rows = corpus(12)
     with pytest.raises(BulkEmbeddingError, match="12 text") as failed:
         embed_corpus_with_ray(rows, encoder_spec=CrashOnTextSimulated(str(tiny_reasonir_dir), "passage"),
-                              sink=ParquetSink(str(tmp_path / "emb")), batch_size=4, num_actors=1)
+                              sink=ParquetSink(str(tmp_path / "emb")), rows_per_batch=4, num_actors=1)
     failures = failed.value.result.failures
     assert (failed.value.result.encoded, len(failures)) == (0, 12)
     assert all("simulated worker crash" in e for e in failures.values())
@@ -135,7 +135,7 @@ def test_chroma_server_sink_resumes_without_reencoding(tiny_encoder, chroma_serv
 
     sink = ChromaSink("bulk-resume", host=host, port=port)
     result = embed_corpus_with_ray([Document(r["id"], r["text"], {"book": r["book"]}) for r in rows],
-                                   encoder_spec=tiny_encoder.load_spec(), sink=sink, batch_size=4)
+                                   encoder_spec=tiny_encoder.load_spec(), sink=sink, rows_per_batch=4)
     assert (result.encoded, result.skipped, result.invalid, result.invalid_ids) == (13, 10, 1, ["doc-017"])
 
     got = col.get(ids=[r["id"] for r in rows], include=["embeddings", "metadatas"])
@@ -157,7 +157,7 @@ def test_chroma_server_sink_resumes_without_reencoding(tiny_encoder, chroma_serv
 def test_embedded_chroma_sink_is_written_by_the_driver(tmp_path, tiny_encoder):
     rows = corpus(8)
     sink = ChromaSink("bulk-embedded", path=str(tmp_path / "chroma"))
-    result = embed_corpus_with_ray(rows, encoder_spec=tiny_encoder, sink=sink, batch_size=3)
+    result = embed_corpus_with_ray(rows, encoder_spec=tiny_encoder, sink=sink, rows_per_batch=3)
     assert (result.encoded, result.skipped) == (8, 0)
     store = ChromaStore("bulk-embedded", encoder=tiny_encoder, path=str(tmp_path / "chroma"), create=False)
     assert sorted(existing_ids(sink)) == [r["id"] for r in rows]
@@ -172,5 +172,5 @@ def test_bad_arguments_fail_before_any_work(tmp_path: Path, tiny_encoder):
         embed_corpus_with_ray(corpus(2), encoder_spec=tiny_encoder.load_spec(), sink=42)
     with pytest.raises(TypeError, match="encoder_spec"):
         embed_corpus_with_ray(corpus(2), encoder_spec=42, sink=str(tmp_path))
-    with pytest.raises(ValueError, match="batch_size"):
-        embed_corpus_with_ray(corpus(2), encoder_spec=tiny_encoder.load_spec(), sink=str(tmp_path), batch_size=0)
+    with pytest.raises(ValueError, match="rows_per_batch"):
+        embed_corpus_with_ray(corpus(2), encoder_spec=tiny_encoder.load_spec(), sink=str(tmp_path), rows_per_batch=0)

@@ -79,7 +79,7 @@ def test_add_twice_adds_nothing_and_encodes_nothing(tmp_path, counting):
 
 
 def test_interrupted_ingest_resumes_where_it_stopped(tmp_path, counting):
-    store = _store(tmp_path, counting, batch_size=2)
+    store = _store(tmp_path, counting, records_per_call=2)
     store.add(TEXTS[:3])  # as if the run was killed after the first batches
     store.add(TEXTS)
     assert counting.documents_encoded == len(TEXTS)

@@ -15,6 +15,7 @@ from langchain_core.callbacks import Callbacks
 from langchain_core.documents import BaseDocumentCompressor, Document
 from pydantic import ConfigDict, Field, field_validator
 from reasonir_rag.pipeline.reranker import QwenReranker
+from reasonir_rag.protocols import Reranker
 from reasonir_rag.types import Document as CoreDocument
 from reasonir_rag.types import ScoredDocument
 
@@ -49,10 +50,11 @@ class ReasonIRReranker(BaseDocumentCompressor):
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
-    reranker: Any
-    """The core :class:`~reasonir_rag.pipeline.reranker.QwenReranker`."""
-    top_n: int | None = Field(default=3, ge=1, strict=True)
-    """How many documents to keep (None: all, reordered)."""
+    reranker: Reranker
+    """The core :class:`~reasonir_rag.pipeline.reranker.QwenReranker` (or another
+    :class:`~reasonir_rag.protocols.Reranker`)."""
+    top_n: int | None = Field(default=None, ge=1, strict=True)
+    """How many documents to keep (None, the core reranker's default: all, reordered)."""
     task: str | None = None
     """BRIGHT task whose reranking prompt to use (None: the reranker's own)."""
 

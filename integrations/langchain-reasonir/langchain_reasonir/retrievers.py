@@ -16,7 +16,7 @@ from langchain_core.callbacks import AsyncCallbackManagerForRetrieverRun, Callba
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict, Field, field_validator
-from reasonir_rag.pipeline.retriever import Retriever, SearchOptions, Stage
+from reasonir_rag.pipeline.retriever import DEFAULT_K, Retriever, SearchOptions, Stage
 from reasonir_rag.protocols import SearchIndex
 from reasonir_rag.types import ScoredDocument
 
@@ -54,8 +54,8 @@ class ReasonIRRetriever(BaseRetriever):
     store: SearchIndex
     """The core :class:`~reasonir_rag.index.store.ChromaStore` (its encoder encodes the queries), or any
     :class:`~reasonir_rag.protocols.SearchIndex` such as the core's ``BM25Retriever``."""
-    k: int = Field(default=4, ge=1, strict=True)
-    """How many documents to return."""
+    k: int = Field(default=DEFAULT_K, ge=1, strict=True)
+    """How many documents to return (the core ``Retriever``'s default, 10)."""
     fetch_k: int | None = Field(default=None, ge=1, strict=True)
     """Candidates to rerank (None: the core's ``RERANK_CANDIDATES``, ReasonIR's 100); without a reranker only ``k``
     are fetched."""

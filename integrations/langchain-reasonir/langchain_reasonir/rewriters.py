@@ -15,6 +15,7 @@ from langchain_core.runnables import RunnableConfig, RunnableSerializable
 from pydantic import ConfigDict, field_validator
 from reasonir_rag.errors import InvalidInputError
 from reasonir_rag.pipeline.rewriter import QueryRewriter
+from reasonir_rag.protocols import Rewriter
 
 logger = logging.getLogger(__name__)
 
@@ -40,8 +41,9 @@ class ReasonIRQueryRewriter(RunnableSerializable[str, str]):
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
-    rewriter: Any
-    """The core :class:`~reasonir_rag.pipeline.rewriter.QueryRewriter`."""
+    rewriter: Rewriter
+    """The core :class:`~reasonir_rag.pipeline.rewriter.QueryRewriter` (or another
+    :class:`~reasonir_rag.protocols.Rewriter`)."""
 
     @field_validator("rewriter", mode="before")
     @classmethod
@@ -57,7 +59,7 @@ class ReasonIRQueryRewriter(RunnableSerializable[str, str]):
     @property
     def prefix_kind(self) -> str:
         """``"query"`` (ReasonIR style: encode with the query prefix) or ``"document"`` (HyDE)."""
-        return str(self.rewriter.prefix_kind)
+        return str(getattr(self.rewriter, "prefix_kind", "query"))
 
     # ------------------------------------------------------------------ Runnable
     def invoke(self, input: str, config: RunnableConfig | None = None, **kwargs: Any) -> str:
@@ -85,7 +87,7 @@ class ReasonIRQueryRewriter(RunnableSerializable[str, str]):
 
     # ------------------------------------------------------------------ internals
     def _rewrite(self, query: str) -> str:
-        return self.rewriter.rewrite_query(query).text
+        return self.rewriter.rewrite_queries([query])[0].text
 
     async def _arewrite(self, query: str) -> str:
         return await asyncio.to_thread(self._rewrite, query)
@@ -101,7 +103,7 @@ class ReasonIRQueryRewriter(RunnableSerializable[str, str]):
         out: list[Any] = [None] * len(queries)
         for i in suspect:  # the core names what is wrong (and checks before any LLM work)
             try:
-                out[i] = self.rewriter.rewrite_query(queries[i]).text
+                out[i] = self.rewriter.rewrite_queries([queries[i]])[0].text
             except InvalidInputError as exc:
                 out[i] = exc
         rest = [i for i in range(len(queries)) if i not in suspect]

@@ -19,7 +19,7 @@ from llama_index.core.callbacks import CallbackManager
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 from reasonir_rag.index.store import ChromaStore
 from reasonir_rag.pipeline.reranker import QwenReranker
-from reasonir_rag.pipeline.retriever import Query, Retriever, SearchOptions, Stage
+from reasonir_rag.pipeline.retriever import DEFAULT_K, Query, Retriever, SearchOptions, Stage
 from reasonir_rag.protocols import Rewriter
 from reasonir_rag.types import ScoredDocument
 
@@ -50,7 +50,7 @@ class ReasonIRRetriever(BaseRetriever):
         self,
         store: ChromaStore,
         *,
-        similarity_top_k: int = 10,
+        similarity_top_k: int = DEFAULT_K,
         task: str | None = None,
         instruction: str | None = None,
         where: Mapping[str, Any] | None = None,
