@@ -12,13 +12,14 @@ import logging
 from typing import Any
 
 from langchain_core.embeddings import Embeddings
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 from reasonir_rag.encoding.encoder import shared_encoder
 from reasonir_rag.errors import InvalidInputError
+from reasonir_rag.protocols import TokenizingEncoder
 
 logger = logging.getLogger(__name__)
 
-_ENCODER_METHODS = ("encode_queries", "encode_documents", "aencode_queries", "aencode_documents", "query_prefix")
+_ENCODER_METHODS = ("encode_queries", "encode_documents", "query_prefix")
 
 
 class ReasonIREmbeddings(BaseModel, Embeddings):
@@ -42,7 +43,7 @@ class ReasonIREmbeddings(BaseModel, Embeddings):
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=(), arbitrary_types_allowed=True)
 
-    encoder: Any = Field(default=None, repr=False, exclude=True)
+    encoder: TokenizingEncoder | None = Field(default=None, repr=False, exclude=True)
     """A loaded :class:`~reasonir_rag.encoding.encoder.ReasonIREncoder` (or any object with its encode methods)."""
     model_name: str | None = None
     """Hub id or local folder; None: ReasonIR-8B (or all-MiniLM-L6-v2 with ``preset="minilm"``)."""
@@ -60,15 +61,19 @@ class ReasonIREmbeddings(BaseModel, Embeddings):
 
     _loaded_here: bool = PrivateAttr(default=False)
 
+    @field_validator("encoder", mode="before")
+    @classmethod
+    def _check_encoder(cls, value: Any) -> Any:
+        missing = [m for m in _ENCODER_METHODS if not callable(getattr(value, m, None))]
+        if value is not None and missing:
+            raise TypeError(f"encoder must be a ReasonIREncoder; {type(value).__name__} lacks {', '.join(missing)}")
+        return value
+
     @model_validator(mode="after")
     def _load_encoder(self) -> ReasonIREmbeddings:
         if self.encoder is not None:
             if self.model_name is not None or self.preset is not None or self.device is not None or self.model_kwargs:
                 raise ValueError("pass either encoder= or model_name=/preset=/device=/model_kwargs=, not both")
-            missing = [m for m in _ENCODER_METHODS if not callable(getattr(self.encoder, m, None))]
-            if missing:
-                raise TypeError(f"encoder must be a ReasonIREncoder; {type(self.encoder).__name__} lacks "
-                                f"{', '.join(missing)}")
         else:
             self.encoder = self._shared()
             self._loaded_here = True
@@ -90,27 +95,24 @@ class ReasonIREmbeddings(BaseModel, Embeddings):
     # ------------------------------------------------------------------ LangChain Embeddings
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         """Document vectors (document prefix), in input order."""
-        return self.encoder.encode_documents(_as_list(texts), **self.encode_kwargs).tolist()
+        return self._model().encode_documents(_as_list(texts), **self.encode_kwargs).tolist()
 
     def embed_query(self, text: str, *, task: str | None = None, instruction: str | None = None) -> list[float]:
         """One query vector (query prefix); ``task`` / ``instruction`` override the instance's defaults."""
-        return self.encoder.encode_queries([_one(text)], **self._query_kwargs(task, instruction))[0].tolist()
+        return self._model().encode_queries([_one(text)], **self._query_kwargs(task, instruction))[0].tolist()
 
     async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
         """:meth:`embed_documents` in a worker thread: the event loop keeps serving while the model runs."""
-        texts = _as_list(texts)
-        if self.encode_kwargs:  # the core's async helpers take no extra arguments
-            return (await asyncio.to_thread(self.encoder.encode_documents, texts, **self.encode_kwargs)).tolist()
-        return (await self.encoder.aencode_documents(texts)).tolist()
+        return await asyncio.to_thread(self.embed_documents, texts)
 
     async def aembed_query(self, text: str, *, task: str | None = None,
                            instruction: str | None = None) -> list[float]:
         """:meth:`embed_query` in a worker thread."""
-        kwargs = self._query_kwargs(task, instruction)
-        if self.encode_kwargs:
-            return (await asyncio.to_thread(self.encoder.encode_queries, [_one(text)], **kwargs,
-                                     **self.encode_kwargs))[0].tolist()
-        return (await self.encoder.aencode_queries([_one(text)], **kwargs))[0].tolist()
+        return await asyncio.to_thread(self.embed_query, text, task=task, instruction=instruction)
+
+    def _model(self) -> TokenizingEncoder:
+        assert self.encoder is not None  # the validator loads one when none is given
+        return self.encoder
 
     def _query_kwargs(self, task: str | None, instruction: str | None) -> dict[str, Any]:
         if task is None and instruction is None:
