@@ -66,6 +66,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--long-documents", action="store_true", help="BRIGHT's long-document setting")
     p.add_argument("--reasoning", help="BRIGHT reasoning queries, e.g. gpt4")
     p.add_argument("--retriever", default="dense", choices=["dense", "bm25"])
+    p.add_argument("--bm25", choices=["bright", "bm25s"],
+                   help="with --retriever bm25, its configuration: bright (BRIGHT's Lucene recipe: k1 0.9, b 0.4, "
+                   "Porter stemming, Lucene's English stopwords) or bm25s (bm25s' defaults: k1 1.5, b 0.75, no "
+                   "stemming); default: bright with --bright, bm25s with --beir")
     p.add_argument("--encoder", default="reasonir", help="reasonir | minilm | a model id or folder")
     p.add_argument("--device", default=None)
     p.add_argument("--cache", default=None, help="embedding cache folder")
@@ -167,10 +171,13 @@ def cmd_eval_retrieval(args: argparse.Namespace) -> int:
     if args.queries:
         collection = subsample(collection, n_queries=args.queries, n_other_docs=args.other_docs or 1000,
                                seed=args.seed)
+    if args.bm25 and args.retriever != "bm25":
+        raise InvalidInputError("--bm25 picks the BM25 configuration: it needs --retriever bm25")
     if args.retriever == "bm25":
         from reasonir_rag.eval.bm25 import BM25Retriever
 
-        retriever: Any = BM25Retriever(list(collection.corpus.values()))
+        bm25_config = args.bm25 or ("bright" if args.bright else "bm25s")
+        retriever: Any = BM25Retriever(list(collection.corpus.values()), config=bm25_config)
     else:
         retriever = ReasonIREncoder.from_pretrained(args.encoder, device=args.device, cache=args.cache)
     instruction = args.instruction
@@ -181,9 +188,13 @@ def cmd_eval_retrieval(args: argparse.Namespace) -> int:
     result = evaluate_retrieval(collection, retriever, instruction=instruction)
     scores = result.scores
     if args.json:
-        print(json.dumps({"collection": collection.describe(), "metrics": scores.mean}, indent=2))
+        print(json.dumps({"collection": collection.describe(), "retriever": result.settings["retriever"],
+                          "metrics": scores.mean}, indent=2))
     else:
         print(f"{collection.name}: {len(scores.per_query)} queries")
+        if args.retriever == "bm25":
+            c = retriever.config
+            print(f"  retriever: BM25 {c.name!r} ({c.method}, k1={c.k1}, b={c.b}, stemmer={c.stemmer})")
         for metric, value in scores.mean.items():
             print(f"  {metric:<14}{value:.4f}")
     return 0

@@ -3,12 +3,31 @@
 The paper's point is that a reasoning retriever beats lexical matching on reasoning-heavy queries; this is
 the lexical side of that comparison. Scores are BM25 (not cosine); documents that share no term with the
 query (score 0) are not returned.
+
+Two named configurations (:data:`BM25_CONFIGS`, both :class:`BM25Config`):
+
+``"bright"``
+    BRIGHT's BM25 baseline as the literature reports it (Pyserini/Anserini): Lucene's BM25 (``k1=0.9``,
+    ``b=0.4``) over Lucene's English analysis with Porter stemming, lowercasing and Lucene's 33 English
+    stopwords (``EnglishAnalyzer.ENGLISH_STOP_WORDS_SET``); the whole query is one bag of words (a repeated
+    query term counts each time, as Anserini's bag-of-words query). Approximations, since this is bm25s and
+    not Lucene: the tokens are a regular expression close to Lucene's StandardTokenizer (single letters and
+    digits kept; ``don't``, ``U.S``, ``3.14`` and ``1,000`` stay one token; no UAX#29 script rules, CJK runs
+    are not split per ideograph), the stemmer is Snowball's Porter (PyStemmer), and document lengths are exact
+    (Lucene stores them in one lossy byte).
+``"bm25s"``
+    bm25s' own defaults: ``k1=1.5``, ``b=0.75``, method "lucene", tokens of two or more word characters,
+    lowercased, the same 33 stopwords, no stemming.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, fields
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -19,19 +38,96 @@ from reasonir_rag.types import Document, ScoredDocument
 
 logger = logging.getLogger(__name__)
 
+#: Lucene's ``EnglishAnalyzer.ENGLISH_STOP_WORDS_SET`` (also bm25s' "en" list).
+LUCENE_ENGLISH_STOPWORDS: tuple[str, ...] = (
+    "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is", "it", "no", "not",
+    "of", "on", "or", "such", "that", "the", "their", "then", "there", "these", "they", "this", "to", "was",
+    "will", "with",
+)
+#: bm25s' default token pattern (scikit-learn's CountVectorizer): two or more word characters.
+BM25S_TOKEN_PATTERN = r"(?u)\b\w\w+\b"
+#: Close to Lucene's StandardTokenizer: runs of word characters, joined across an apostrophe or a full stop
+#: (``don't``, ``U.S``, ``3.14``) and across a comma between digits (``1,000``).
+LUCENE_TOKEN_PATTERN = r"(?u)\w+(?:(?:['\u2019.]|(?<=\d),(?=\d))\w+)*"
+_POSSESSIVE = re.compile(r"['\u2019][sS]$")
+
+
+@dataclass(frozen=True)
+class BM25Config:
+    """Everything that decides a BM25 ranking: the scorer (``method``, ``k1``, ``b``: bm25s' variants
+    "lucene", "robertson", "atire", "bm25l", "bm25+") and the analysis applied to documents and queries alike
+    (``token_pattern``, ``lowercase``, ``possessive``: drop a trailing 's as Lucene's EnglishPossessiveFilter,
+    ``stopwords``, ``stemmer``: a PyStemmer algorithm such as "porter", or None)."""
+
+    name: str
+    k1: float
+    b: float
+    method: str = "lucene"
+    token_pattern: str = BM25S_TOKEN_PATTERN
+    lowercase: bool = True
+    possessive: bool = False
+    stopwords: tuple[str, ...] = LUCENE_ENGLISH_STOPWORDS
+    stemmer: str | None = None
+
+    def describe(self) -> dict[str, Any]:
+        """Plain JSON: the name and every setting (the stopwords by name when they are Lucene's)."""
+        out: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["stopwords"] = ("lucene-english" if self.stopwords == LUCENE_ENGLISH_STOPWORDS
+                            else list(self.stopwords))
+        return out
+
+    def tokenize(self, texts: Sequence[str]) -> list[list[str]]:
+        """The analysed tokens of each text: split, lowercased, possessives and stopwords dropped, stemmed."""
+        split = re.compile(self.token_pattern).findall
+        stop = frozenset(self.stopwords)
+        rows = []
+        for text in texts:
+            tokens = split(text.lower() if self.lowercase else text)
+            if self.possessive:
+                tokens = [_POSSESSIVE.sub("", t) for t in tokens]
+            rows.append([t for t in tokens if t and t not in stop])
+        if self.stemmer is None:
+            return rows
+        vocab = sorted({t for row in rows for t in row})
+        stems = dict(zip(vocab, _stemmer(self.stemmer).stemWords(vocab), strict=True))
+        return [[stems[t] for t in row] for row in rows]
+
+
+@cache
+def _stemmer(algorithm: str) -> Any:
+    stemmer_module = require("Stemmer")
+    if algorithm not in stemmer_module.algorithms():
+        raise InvalidInputError(f"unknown stemmer {algorithm!r}; PyStemmer has {stemmer_module.algorithms()}")
+    return stemmer_module.Stemmer(algorithm)
+
+
+BRIGHT = BM25Config("bright", k1=0.9, b=0.4, token_pattern=LUCENE_TOKEN_PATTERN, possessive=True,
+                    stemmer="porter")
+BM25S_DEFAULTS = BM25Config("bm25s", k1=1.5, b=0.75)
+#: The named configurations, for ``BM25Retriever(config=NAME)`` and ``eval retrieval --bm25 NAME``.
+BM25_CONFIGS: dict[str, BM25Config] = {c.name: c for c in (BRIGHT, BM25S_DEFAULTS)}
+
+
+def bm25_config(config: str | BM25Config) -> BM25Config:
+    """A :class:`BM25Config` itself, or the one of that name in :data:`BM25_CONFIGS`."""
+    if isinstance(config, BM25Config):
+        return config
+    if config not in BM25_CONFIGS:
+        raise InvalidInputError(f"unknown BM25 configuration {config!r}; choose from {sorted(BM25_CONFIGS)}")
+    return BM25_CONFIGS[config]
+
 
 class BM25Retriever:
     """BM25 over in-memory documents: ``search(query, k=10, *, task=None, where=None)`` like ChromaStore.
 
-    ``stopwords`` is a bm25s language code ("en") or None; ``stemmer`` a PyStemmer language ("english")
-    or None. ``method`` picks the BM25 variant (bm25s: "lucene", "robertson", "atire", "bm25l", "bm25+").
+    ``config`` is a :class:`BM25Config` or the name of one in :data:`BM25_CONFIGS` ("bright": BRIGHT's
+    Lucene recipe; "bm25s", the default: bm25s' own defaults). ``fingerprint`` names the configuration, its
+    settings and the corpus (count and content hash): the evaluator's journal keys retrievals by it.
     """
 
-    def __init__(
-        self, documents: Iterable[Document], *, k1: float = 1.5, b: float = 0.75, method: str = "lucene",
-        stopwords: str | None = "en", stemmer: str | None = None,
-    ):
+    def __init__(self, documents: Iterable[Document], *, config: str | BM25Config = "bm25s"):
         bm25s = require("bm25s")
+        self.config = bm25_config(config)
         self._docs: list[Document] = list(documents)
         if not self._docs:
             raise InvalidInputError("BM25Retriever needs at least one document")
@@ -39,23 +135,35 @@ class BM25Retriever:
         if bad:
             raise InvalidInputError(
                 f"documents must be reasonir_rag.Document objects with text; bad positions {bad[:10]}")
-        self._stopwords = stopwords
-        self._stemmer = require("Stemmer").Stemmer(stemmer) if stemmer else None
-        self.settings = {"k1": k1, "b": b, "method": method, "stopwords": stopwords, "stemmer": stemmer}
-        self._bm25s = bm25s
-        self._model = bm25s.BM25(k1=k1, b=b, method=method)
-        self._model.index(self._tokenize([d.text for d in self._docs]), show_progress=False)
-        logger.info("BM25 index over %d documents (%s)", len(self._docs), method)
-
-    def _tokenize(self, texts: list[str]) -> Any:
-        return self._bm25s.tokenize(texts, stopwords=self._stopwords, stemmer=self._stemmer, return_ids=False,
-                                    show_progress=False)
+        digest = hashlib.sha256()
+        for d in self._docs:
+            digest.update(f"{d.id}\0{hashlib.sha256(d.text.encode()).hexdigest()}\n".encode())
+        self._corpus_sha256 = digest.hexdigest()
+        self._model = bm25s.BM25(k1=self.config.k1, b=self.config.b, method=self.config.method)
+        self._model.index(self.config.tokenize([d.text for d in self._docs]), show_progress=False)
+        logger.info("BM25 index over %d documents (%s: %s, k1=%s, b=%s)", len(self._docs), self.config.name,
+                    self.config.method, self.config.k1, self.config.b)
 
     def __len__(self) -> int:
         return len(self._docs)
 
+    def __repr__(self) -> str:
+        c = self.config
+        return (f"BM25Retriever(config={c.name!r}, method={c.method!r}, k1={c.k1}, b={c.b}, "
+                f"stemmer={c.stemmer!r}, documents={len(self._docs)})")
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        return self.config.describe()
+
+    @property
+    def fingerprint(self) -> dict[str, Any]:
+        return {"retriever": "bm25s", "config": self.config.name, "documents": len(self._docs),
+                "corpus_sha256": self._corpus_sha256, **{k: v for k, v in self.config.describe().items()
+                                                        if k != "name"}}
+
     def describe(self) -> dict[str, Any]:
-        return {"retriever": "bm25s", "documents": len(self._docs), **self.settings}
+        return self.fingerprint
 
     def search(
         self, query: str, k: int = 10, *, task: str | None = None, instruction: str | None = None,
@@ -87,7 +195,7 @@ class BM25Retriever:
             mask = np.array([all(d.metadata.get(f) == v for f, v in where.items()) for d in self._docs],
                             dtype=np.float32)
         depth = min(len(self._docs), k)
-        idx, scores = self._model.retrieve(self._tokenize(list(queries)), k=depth, show_progress=False,
+        idx, scores = self._model.retrieve(self.config.tokenize(list(queries)), k=depth, show_progress=False,
                                            weight_mask=mask)
         out = []
         for row_idx, row_scores in zip(idx, scores, strict=True):
