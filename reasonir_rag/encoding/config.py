@@ -29,6 +29,10 @@ class EncoderConfig:
     default_instruction: str
     pool_prefix: bool  # True: the mean includes the prefix and special tokens (sentence-transformers)
     max_length: int
+    # True (ReasonIR/GritLM): one string ``prefix + text`` tokenized with the special tokens, the first
+    # ``len(tokenizer(prefix, add_special_tokens=True))`` positions not pooled (none for an empty prefix).
+    # False (sentence-transformers): prefix ids and text ids tokenized apart and joined.
+    joint_tokens: bool = True
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -38,8 +42,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         default_instruction=DEFAULT_INSTRUCTION,
         pool_prefix=False,
         max_length=2048,
+        joint_tokens=True,
     ),
-    "minilm": dict(query_template="", document_prefix="", default_instruction="", pool_prefix=True, max_length=256),
+    "minilm": dict(query_template="", document_prefix="", default_instruction="", pool_prefix=True, max_length=256,
+                   joint_tokens=False),
 }
 
 
@@ -61,10 +67,16 @@ def resolve_name(name_or_path: str | None, preset: str | None) -> tuple[str, str
     return preset, name_or_path or DEFAULT_MODEL, False
 
 
-def preset_settings(preset: str, max_length: int | None = None) -> dict[str, Any]:
-    """A preset's :class:`EncoderConfig` fields (all but name and preset), ``max_length`` overriding its own."""
+def preset_settings(preset: str, max_length: int | None = None, document_prefix: str | None = None) -> dict[str, Any]:
+    """A preset's :class:`EncoderConfig` fields (all but name and preset), ``max_length`` and ``document_prefix``
+    (the exact text placed before every document; ``""``: none, GritLM's ``encode(instruction="")``) overriding
+    its own."""
     check_preset(preset)
     settings = dict(PRESETS[preset])
+    if document_prefix is not None:
+        if not isinstance(document_prefix, str):
+            raise InvalidInputError(f"document_prefix must be a string, got {type(document_prefix).__name__}")
+        settings["document_prefix"] = document_prefix
     if max_length is not None:
         if max_length < 8:
             raise InvalidInputError(f"max_length must be >= 8, got {max_length}")
@@ -73,14 +85,19 @@ def preset_settings(preset: str, max_length: int | None = None) -> dict[str, Any
 
 
 def spec_overrides(config: EncoderConfig) -> dict[str, Any]:
-    """The settings a load spec must carry besides the preset: ``max_length`` when it is not the preset's."""
+    """The settings a load spec must carry besides the preset: ``max_length`` and ``document_prefix`` where they
+    are not the preset's."""
+    overrides: dict[str, Any] = {}
     if config.max_length != PRESETS[config.preset]["max_length"]:
-        return {"max_length": config.max_length}
-    return {}
+        overrides["max_length"] = config.max_length
+    if config.document_prefix != PRESETS[config.preset]["document_prefix"]:
+        overrides["document_prefix"] = config.document_prefix
+    return overrides
 
 
 def encoder_fingerprint(config: EncoderConfig, *, weights: str, dim: int, pooling: str) -> dict[str, Any]:
-    """What an index must agree on with the encoder that queries it."""
+    """What an index must agree on with the encoder that queries it (``document_prefix`` is ``""`` for a store of
+    documents encoded without an instruction: such a store is never searched with the default prefix)."""
     return {
         "model": config.name,
         "weights": weights,

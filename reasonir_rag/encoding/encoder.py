@@ -1,7 +1,8 @@
 """The ReasonIR encoder: faithful prompts and pooling, fast length-sorted batching.
 
-Faithful to ReasonIR/GritLM: ``BOS + prefix + text`` through a bidirectional Llama; the mean runs over
-the text tokens only (the prefix attends but is not pooled); L2-normalised. This module is the class users hold:
+Faithful to ReasonIR/GritLM: ``prefix + text`` tokenized as one string (BOS first) through a bidirectional Llama;
+the mean runs over the positions after ``BOS + prefix`` (the prefix attends but is not pooled; with an empty
+prefix every token, BOS too, is pooled); L2-normalised. This module is the class users hold:
 loading a name (:meth:`ReasonIREncoder.from_pretrained`), the embedding cache, repeated texts encoded once, the
 fingerprint. What it is made of lives beside it: the presets and the config (``config.py``), input checks,
 prefixes and token rows (``inputs.py``, shared with the served encoder), batches on the backbones
@@ -94,6 +95,7 @@ class ReasonIREncoder(PrefixedEncoderMixin):
         use_safetensors: bool = True,
         attention: str = "auto",
         compile: bool | str = False,
+        document_prefix: str | None = None,
     ) -> ReasonIREncoder:
         """Load ReasonIR-8B (default, or the name ``"reasonir"``), any ReasonIR-shaped Llama checkpoint (a hub id or
         a folder), or all-MiniLM-L6-v2 (``"minilm"``). Every command and adapter resolves a name through here.
@@ -104,7 +106,9 @@ class ReasonIREncoder(PrefixedEncoderMixin):
         see :mod:`reasonir_rag.encoding.packed`), ``"padded"`` pads each batch to its longest text, ``"auto"`` (default)
         is packed on CUDA when a varlen flash kernel is there and padded otherwise. ``compile=True`` (or a
         ``torch.compile`` backend name) compiles the packed forward, padding each packed row to a multiple of
-        256 tokens so that few shapes occur.
+        256 tokens so that few shapes occur. ``document_prefix`` replaces the preset's text before every document
+        (``""``: none, every token pooled, as GritLM's ``encode(instruction="")``, which retrieval-scaling's MMLU
+        retrieval used); it is part of the :attr:`fingerprint`, so such a store is never searched with the default.
         """
         preset, name, bundled = resolve_name(name_or_path, preset)
         if bundled:
@@ -122,7 +126,7 @@ class ReasonIREncoder(PrefixedEncoderMixin):
                 backbones.append(_backbones.load_llama(folder, device=target, dtype=torch_dtype,
                                                     trust_remote_code=trust_remote_code,
                                                     use_safetensors=use_safetensors))
-        config = EncoderConfig(name=name, preset=preset, **preset_settings(preset, max_length))
+        config = EncoderConfig(name=name, preset=preset, **preset_settings(preset, max_length, document_prefix))
         if isinstance(cache, str):
             cache = EmbeddingCache(cache)
         logger.info("loaded %s (%s) on %s, %d dims", name, preset, ", ".join(targets), backbones[0].dim)
@@ -176,6 +180,8 @@ class ReasonIREncoder(PrefixedEncoderMixin):
     @property
     def _cache_namespace(self) -> str:
         extra = {"max_length": self.config.max_length, "dtype": str(self._backbones[0].dtype)}
+        if self.config.joint_tokens:  # rows tokenized as one string (GritLM's), not the older prefix ids + text ids
+            extra["tokens"] = "joint"
         return json.dumps({**self.fingerprint, **extra}, sort_keys=True)
 
     def count_tokens(self, text: str) -> int:
@@ -188,12 +194,13 @@ class ReasonIREncoder(PrefixedEncoderMixin):
         self, texts: Sequence[str] | str, *, instruction: str | None = None, task: str | None = None,
         show_progress: bool | None = None,
     ) -> np.ndarray:
-        """Queries with ReasonIR's instruction prefix; ``task`` picks a BRIGHT task's instruction."""
+        """Queries with ReasonIR's instruction prefix; ``task`` picks a BRIGHT task's instruction;
+        ``instruction=""`` is no prefix at all (GritLM's ``encode(instruction="")``, BOS pooled)."""
         prefix = self.query_prefix(instruction=instruction, task=task)
         return self.encode(texts, prefix=prefix, show_progress=show_progress, what="queries")
 
     def encode_documents(self, texts: Sequence[str] | str, *, show_progress: bool | None = None) -> np.ndarray:
-        """Documents with ReasonIR's document prefix."""
+        """Documents with the encoder's document prefix (ReasonIR's, or ``from_pretrained(document_prefix=...)``)."""
         return self.encode(texts, prefix=self.config.document_prefix, show_progress=show_progress,
                            what="documents")
 
@@ -237,11 +244,11 @@ class ReasonIREncoder(PrefixedEncoderMixin):
     # ------------------------------------------------------------------ internals
 
     def _rows(self, texts: list[str], prefix: str, what: str) -> tuple[list[list[int]], list[tuple[int, int]]]:
-        rows, start, cut = self._token_rows(prefix, self.tokenizer(texts, add_special_tokens=False)["input_ids"])
+        rows, ranges, cut = self._token_rows(prefix, texts)
         if any(cut):
             logger.warning("truncated %d of %d distinct %s to %d text tokens (max_length=%d)", sum(cut), len(texts),
                            what, self.text_budget(prefix), self.config.max_length)
-        return rows, [(start, len(row)) for row in rows]
+        return rows, ranges
 
     def _encode_uncached(self, texts: list[str], prefix: str, show_progress: bool | None, what: str) -> np.ndarray:
         rows, ranges = self._rows(texts, prefix, what)

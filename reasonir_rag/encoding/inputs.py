@@ -1,9 +1,13 @@
 """What goes into a ReasonIR model, for both encoder backends: checked texts, the prefixes, the token rows.
 
-A row is ``head + prefix ids + text ids + tail`` (``head``/``tail``: the tokenizer's own special tokens, BOS for
-Llama, [CLS]/[SEP] for BERT). The prefix and the text are tokenized separately and joined as ids, so the prefix
-is always the same tokens and truncation cuts the text, never the prefix. The local encoder and the served one
-build their rows here, so a served model sees exactly the ids the local one embeds.
+ReasonIR preset (``config.joint_tokens``), as GritLM's ``encode``: the row is ONE string ``prefix + text``
+tokenized with the tokenizer's special tokens (BOS first for Llama), so the tokens at the seam are the ones GritLM
+feeds (``'<|embed|>\\n' + '\\nText'`` gives the single token ``'>\\n\\n'``); the first
+``len(tokenizer(prefix, add_special_tokens=True))`` positions are not pooled, and with an empty prefix nothing is
+masked (BOS pooled too). A row longer than ``max_length`` is cut at its end as GritLM's ``truncation=True`` cuts
+it, so only the text loses tokens. MiniLM preset (sentence-transformers): ``head + prefix ids + text ids + tail``
+(``head``/``tail``: [CLS]/[SEP]), tokenized apart. The local encoder and the served one build their rows here, so
+a served model sees exactly the ids the local one embeds.
 """
 
 from __future__ import annotations
@@ -73,9 +77,11 @@ class PrefixedEncoderMixin:
             raise InvalidInputError("pass instruction= or task=, not both")
         if task is not None:
             instruction = resolve_task(task)
-        if not self.config.query_template:
-            return ""
-        return self.config.query_template.format(instruction=instruction or self.config.default_instruction)
+        if not self.config.query_template or instruction == "":
+            return ""  # "" is no instruction at all (GritLM's encode(instruction="")); None is the default one
+        if instruction is None:
+            instruction = self.config.default_instruction
+        return self.config.query_template.format(instruction=instruction)
 
     @property
     def document_prefix(self) -> str:
@@ -99,14 +105,42 @@ class PrefixedEncoderMixin:
             self._prefix_cache[prefix] = self.tokenizer(prefix, add_special_tokens=False)["input_ids"] if prefix else []
         return self._prefix_cache[prefix]
 
-    def _token_rows(self, prefix: str, text_ids: list[list[int]]) -> tuple[list[list[int]], int, list[bool]]:
-        """The row of each text (its ids cut to fit ``max_length``), where the pooled part of every row starts,
-        and which texts were cut."""
-        prefix_ids = self._prefix_ids(prefix)
+    def _masked(self, prefix: str) -> int:
+        """How many leading positions of a row are not pooled."""
+        if self.config.pool_prefix:
+            return 0
+        if not self.config.joint_tokens:
+            return len(self._head) + len(self._prefix_ids(prefix))
+        if not prefix:  # GritLM: an empty instruction masks nothing, BOS included
+            return 0
+        key = "\0with-special-tokens\0" + prefix
+        if key not in self._prefix_cache:
+            self._prefix_cache[key] = self.tokenizer(prefix, add_special_tokens=True)["input_ids"]
+        return len(self._prefix_cache[key])
+
+    def _token_rows(self, prefix: str, texts: list[str]) -> tuple[list[list[int]], list[tuple[int, int]], list[bool]]:
+        """The row of each text (cut to fit ``max_length``), the pooled range ``(start, end)`` of each row, and
+        which texts were cut."""
         budget = self.text_budget(prefix)
         if budget < 1:
-            raise InvalidInputError(f"the prefix alone takes {len(prefix_ids)} tokens; max_length "
+            raise InvalidInputError(f"the prefix alone takes {len(self._prefix_ids(prefix))} tokens; max_length "
                                     f"{self.config.max_length} leaves no room for text")
-        head = self._head + prefix_ids
-        rows = [head + ids[:budget] + self._tail for ids in text_ids]
-        return rows, (0 if self.config.pool_prefix else len(head)), [len(ids) > budget for ids in text_ids]
+        start = self._masked(prefix)
+        if not self.config.joint_tokens:
+            head = self._head + self._prefix_ids(prefix)
+            text_ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
+            rows = [head + ids[:budget] + self._tail for ids in text_ids]
+            return rows, [(start, len(row)) for row in rows], [len(ids) > budget for ids in text_ids]
+        limit, tail = self.config.max_length, self._tail
+        joint = self.tokenizer([prefix + t for t in texts], add_special_tokens=True)["input_ids"] if texts else []
+        rows, ranges, cut = [], [], []
+        for ids in joint:
+            if len(ids) > limit:  # GritLM's truncation=True: the end goes, the special tokens stay
+                ids = ids[: limit - len(tail)] + tail
+                cut.append(True)
+            else:
+                cut.append(False)
+            rows.append(ids)
+            # a text wholly merged into the prefix's last token would pool nothing (NaN in GritLM): pool that token
+            ranges.append((min(start, len(ids) - 1), len(ids)))
+        return rows, ranges, cut

@@ -2,7 +2,8 @@
 
 ReasonIR (like GritLM) formats a query as ``<|user|>\\n{instruction}\\n<|embed|>\\n{query}`` and a
 document as ``<|embed|>\\n{document}``. The BRIGHT instructions follow ReasonIR's evaluation configs:
-a generic instruction drops BRIGHT nDCG@10 from 24.4 to about 20.5, so use the task's own.
+a generic instruction drops BRIGHT nDCG@10 from 24.4 to about 20.5, so use the task's own. An empty
+instruction (``""``) is GritLM's ``encode(instruction="")``: no prefix at all, every token (BOS too) pooled.
 """
 
 from __future__ import annotations
@@ -13,27 +14,22 @@ QUERY_TEMPLATE = "<|user|>\n{instruction}\n<|embed|>\n"
 DOCUMENT_PREFIX = "<|embed|>\n"
 DEFAULT_INSTRUCTION = "Given a question, retrieve relevant passages that help answer the question"
 
-_STACKEXCHANGE = {
-    "biology": "Biology",
-    "earth_science": "Earth Science",
-    "economics": "Economics",
-    "psychology": "Psychology",
-    "robotics": "Robotics",
-    "stackoverflow": "Stack Overflow",
-    "sustainable_living": "Sustainable Living",
-}
-_POST = "Given a {name} post, retrieve relevant {unit} that help answer the post"
-_SHORT = {task: _POST.format(name=name, unit="passages") for task, name in _STACKEXCHANGE.items()}
-_LONG = {task: _POST.format(name=name, unit="documents") for task, name in _STACKEXCHANGE.items()}
+# ReasonIR's BRIGHT configs fill the template with the RAW task id ("Given a earth_science post, ..."), not a
+# display name: these strings carry ReasonIR's name, so they are its strings byte for byte.
+_STACKEXCHANGE = ("biology", "earth_science", "economics", "psychology", "robotics", "stackoverflow",
+                  "sustainable_living")
+_POST = "Given a {task} post, retrieve relevant {unit} that help answer the post"
+_SHORT = {task: _POST.format(task=task, unit="passages") for task in _STACKEXCHANGE}
+_LONG = {task: _POST.format(task=task, unit="documents") for task in _STACKEXCHANGE}
 _SHORT |= {
-    "leetcode": "Given a Coding problem, retrieve relevant examples that help answer the problem",
-    "pony": "Given a Pony question, retrieve relevant passages that help answer the question",
+    "leetcode": "Given a coding problem, retrieve relevant examples that help answer the problem",
+    "pony": "Given a pony question, retrieve relevant passages that help answer the question",
     "aops": "Given a Math problem, retrieve relevant examples that help answer the problem",
     "theoremqa_questions": "Given a Math problem, retrieve relevant examples that help answer the problem",
     "theoremqa_theorems": "Given a Math problem, retrieve relevant theorems that help answer the problem",
 }
 # BRIGHT's long-document setting exists for the StackExchange tasks and pony only.
-_LONG["pony"] = "Given a Pony question, retrieve relevant documents that help answer the question"
+_LONG["pony"] = "Given a pony question, retrieve relevant documents that help answer the question"
 
 BRIGHT_TASKS: tuple[str, ...] = tuple(_SHORT)
 
@@ -58,5 +54,5 @@ def resolve_task(task: str) -> str:
 
 
 def query_prefix(instruction: str) -> str:
-    """The text placed before a query: ReasonIR's chat-style instruction block."""
-    return QUERY_TEMPLATE.format(instruction=instruction)
+    """The text placed before a query: ReasonIR's chat-style instruction block (``""`` for no instruction)."""
+    return QUERY_TEMPLATE.format(instruction=instruction) if instruction else ""

@@ -15,8 +15,8 @@ vLLM 0.32 for CPU; see ``benchmarks/scale.py --served-gap`` and the README):
   in vLLM 0.28).
 
 With a ``tokenizer`` (the model's, a local folder or object) texts go out as token ids built exactly as
-:class:`~reasonir_rag.encoding.encoder.ReasonIREncoder` builds them (BOS + prefix ids + text ids, the text truncated
-to fit ``max_length``); without one they go out as strings and the server tokenizes them.
+:class:`~reasonir_rag.encoding.encoder.ReasonIREncoder` builds them (``prefix + text`` tokenized as one string with BOS,
+cut at the end to fit ``max_length``); without one they go out as strings and the server tokenizes them.
 
 Requests are batched and sent on a bounded thread pool; retries and error messages are those of
 :class:`~reasonir_rag.llm.OpenAICompatibleLLM`: both go through ``reasonir_rag._common.openai_client.OpenAIClient``.
@@ -88,6 +88,7 @@ class OpenAIEmbeddingsEncoder(PrefixedEncoderMixin):
         weights: str | None = None,
         dim: int | None = None,
         max_length: int | None = None,
+        document_prefix: str | None = None,
         batch_size: int = 32,
         max_concurrency: int = 4,
         max_retries: int = 4,
@@ -106,7 +107,7 @@ class OpenAIEmbeddingsEncoder(PrefixedEncoderMixin):
         if pooling == "text-tokens" and self.tokenizer is None:
             raise InvalidInputError("pooling='text-tokens' needs the model's tokenizer (tokenizer=FOLDER) to know "
                                     "where the prefix ends and the text begins")
-        settings = preset_settings(preset, max_length)
+        settings = preset_settings(preset, max_length, document_prefix)
         settings["pool_prefix"] = settings["pool_prefix"] or pooling == "server"
         self.config = EncoderConfig(name=name or model, preset=preset, **settings)
         self.model = model
@@ -205,8 +206,8 @@ class OpenAIEmbeddingsEncoder(PrefixedEncoderMixin):
         """What goes over the wire for one text, where its text tokens start, whether it was truncated."""
         if self.tokenizer is None:
             return prefix + text, 0, False
-        rows, start, cut = self._token_rows(prefix, [self.tokenizer(text, add_special_tokens=False)["input_ids"]])
-        return rows[0], start, cut[0]
+        rows, ranges, cut = self._token_rows(prefix, [text])
+        return rows[0], ranges[0][0], cut[0]
 
     def _request(self, rows: list[tuple[str | list[int], int, bool]]) -> np.ndarray:
         inputs = [r[0] for r in rows]

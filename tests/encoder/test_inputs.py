@@ -74,7 +74,7 @@ def test_every_bright_task_has_an_instruction():
     assert len(BRIGHT_TASKS) == 12
     for task in BRIGHT_TASKS:
         assert resolve_task(task) == bright_instruction(task)
-    assert bright_instruction("biology") == "Given a Biology post, retrieve relevant passages that help answer the post"
+    assert bright_instruction("biology") == "Given a biology post, retrieve relevant passages that help answer the post"
     assert resolve_task("biology:long").endswith("retrieve relevant documents that help answer the post")
     assert "Math problem" in bright_instruction("aops")
     with pytest.raises(ValueError, match="long-document"):
@@ -89,5 +89,5 @@ def test_task_instruction_changes_the_query_embedding(tiny_encoder):
 
 def test_query_prefix_is_reasonirs(tiny_encoder):
     assert tiny_encoder.query_prefix(task="pony") == (
-        "<|user|>\nGiven a Pony question, retrieve relevant passages that help answer the question\n<|embed|>\n")
+        "<|user|>\nGiven a pony question, retrieve relevant passages that help answer the question\n<|embed|>\n")
     assert tiny_encoder.document_prefix == "<|embed|>\n"

@@ -17,7 +17,7 @@ from llama_index.embeddings.reasonir import ReasonIREmbedding
 
 QUESTION = "Why do leaves change colour in autumn?"
 PASSAGE = "Chlorophyll breaks down in autumn, revealing carotenoid pigments in the leaf."
-BIOLOGY_PREFIX = "<|user|>\nGiven a Biology post, retrieve relevant passages that help answer the post\n<|embed|>\n"
+BIOLOGY_PREFIX = "<|user|>\nGiven a biology post, retrieve relevant passages that help answer the post\n<|embed|>\n"
 
 
 class CountingEncoder(ReasonIREncoder):
