@@ -71,8 +71,10 @@ class LLM(Protocol):
     def generate(
         self, prompts: Sequence[Prompt], *, max_tokens: int = 256, temperature: float = 0.0, top_p: float = 1.0,
         seed: int | None = None, stop: Sequence[str] | None = None, return_exceptions: bool = False,
+        frequency_penalty: float = 0.0,
     ) -> list[Any]:
-        """One completion per prompt, in order (an Exception in its place with ``return_exceptions``)."""
+        """One completion per prompt, in order (an Exception in its place with ``return_exceptions``);
+        ``frequency_penalty`` as OpenAI defines it."""
         ...
 
     def next_token_logprobs(

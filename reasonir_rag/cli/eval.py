@@ -55,6 +55,7 @@ def register(subparsers: Any) -> None:
         p.add_argument("--out", default="eval-out", help="folder for the report and the journal")
         p.add_argument("--journal", help="resumable journal file (default OUT/journal.sqlite)")
         p.add_argument("--no-progress", action="store_true")
+        _add_protocol(p)
         p.set_defaults(func=cmd_eval_reader)
     p = kinds.add_parser("retrieval", help="nDCG@10, recall@10/100 and MRR on a BEIR or BRIGHT collection")
     source = p.add_mutually_exclusive_group(required=True)
@@ -77,7 +78,16 @@ def register(subparsers: Any) -> None:
     p.add_argument("--other-docs", type=int, default=None, help="with --queries: non-relevant docs kept")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print the scores as JSON")
+    _add_protocol(p)
     p.set_defaults(func=cmd_eval_retrieval)
+
+
+def _add_protocol(parser: argparse.ArgumentParser) -> None:
+    from reasonir_rag.eval.protocol import PROTOCOLS
+
+    parser.add_argument("--protocol", default="default", choices=sorted(PROTOCOLS),
+                        help="default: the project's choices; paper: ReasonIR's evaluation code exactly "
+                             "(README: Differences from ReasonIR)")
 
 
 def _llm(spec: str | None, fallback: Any, args: argparse.Namespace) -> Any:
@@ -123,6 +133,7 @@ def cmd_eval_reader(args: argparse.Namespace) -> int:
     from reasonir_rag.eval.gpqa import load_gpqa
     from reasonir_rag.eval.journal import Journal
     from reasonir_rag.eval.mmlu import load_mmlu
+    from reasonir_rag.eval.protocol import protocol_for
     from reasonir_rag.eval.report import render_markdown
     from reasonir_rag.eval.runner import CLOSED_BOOK, CONDITIONS, EvalSettings, RAGEvaluator
     from reasonir_rag.pipeline.reranker import QwenReranker
@@ -137,7 +148,9 @@ def cmd_eval_reader(args: argparse.Namespace) -> int:
         dataset = load_mmlu(args.data, split=args.split, **select)
     settings = EvalSettings(conditions=conditions, top_k=args.top_k, candidates=args.candidates, task=args.task,
                             max_tokens=args.max_tokens, temperature=args.temperature, seed=args.seed,
-                            concurrency=args.concurrency, show_progress=not args.no_progress)
+                            concurrency=args.concurrency, show_progress=not args.no_progress,
+                            protocol=args.protocol)
+    protocol = protocol_for(args.protocol)
     reader = _llm(args.reader, None, args)
     retriever, corpus = (None, None)
     if any(c != CLOSED_BOOK for c in conditions):
@@ -146,9 +159,9 @@ def cmd_eval_reader(args: argparse.Namespace) -> int:
     if any(CONDITIONS.get(c, (False, False))[0] for c in conditions):
         encoder = getattr(retriever, "encoder", None)
         rewriter = QueryRewriter(_llm(args.rewriter, reader, args), max_tokens=args.rewrite_tokens,
-                                 encoder=encoder, task=args.task)
+                                 encoder=encoder, task=args.task, **protocol.rewriter)
     if any(CONDITIONS.get(c, (False, False))[1] for c in conditions):
-        reranker = QwenReranker(_llm(args.reranker, reader, args), task=args.task)
+        reranker = QwenReranker(_llm(args.reranker, reader, args), task=args.task, **protocol.reranker)
     out = Path(args.out)
     journal = Journal(args.journal or out / "journal.sqlite")
     evaluator = RAGEvaluator(reader=reader, journal=journal, retriever=retriever, rewriter=rewriter,
@@ -179,7 +192,11 @@ def cmd_eval_retrieval(args: argparse.Namespace) -> int:
         bm25_config = args.bm25 or ("bright" if args.bright else "bm25s")
         retriever: Any = BM25Retriever(list(collection.corpus.values()), config=bm25_config)
     else:
-        retriever = ReasonIREncoder.from_pretrained(args.encoder, device=args.device, cache=args.cache)
+        from reasonir_rag.eval.protocol import protocol_for
+
+        max_length = protocol_for(args.protocol).bright_max_length if args.bright else None
+        retriever = ReasonIREncoder.from_pretrained(args.encoder, device=args.device, cache=args.cache,
+                                                    max_length=max_length)
     instruction = args.instruction
     if args.beir and args.task and instruction is None:
         from reasonir_rag.encoding.instructions import resolve_task
@@ -189,9 +206,9 @@ def cmd_eval_retrieval(args: argparse.Namespace) -> int:
     scores = result.scores
     if args.json:
         print(json.dumps({"collection": collection.describe(), "retriever": result.settings["retriever"],
-                          "metrics": scores.mean}, indent=2))
+                          "protocol": args.protocol, "metrics": scores.mean}, indent=2))
     else:
-        print(f"{collection.name}: {len(scores.per_query)} queries")
+        print(f"{collection.name}: {len(scores.per_query)} queries (protocol {args.protocol})")
         if args.retriever == "bm25":
             c = retriever.config
             print(f"  retriever: BM25 {c.name!r} ({c.method}, k1={c.k1}, b={c.b}, stemmer={c.stemmer})")

@@ -143,13 +143,13 @@ def parse_gpqa_csv(text: str, *, subset: str, seed: int, where: str) -> tuple[li
             problems.append(f"{label}: duplicate Record ID")
             continue
         seen.add(record)
-        correct = row["Correct Answer"].strip()
-        options = [row[f"Incorrect Answer {i}"].strip() for i in (1, 2, 3)] + [correct]
+        correct = row["Correct Answer"]  # texts as published: prompts strip them unless the protocol is paper
+        options = [row[f"Incorrect Answer {i}"] for i in (1, 2, 3)] + [correct]
         order = list(range(4))
         random.Random(f"gpqa:{seed}:{record}").shuffle(order)
         choices = tuple(options[i] for i in order)
         questions.append(Question(
-            f"gpqa/{record}", row["High-level domain"].strip(), row["Question"].strip(), choices,
+            f"gpqa/{record}", row["High-level domain"].strip(), row["Question"], choices,
             order.index(3), metadata={"subdomain": (row.get("Subdomain") or "").strip(), "subset": subset,
                                       "record_id": record}))
     return questions, problems

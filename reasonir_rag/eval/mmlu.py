@@ -163,8 +163,8 @@ def parse_mmlu_csv(text: str, *, subject: str, split: str, where: str) -> tuple[
                         break
                     problems.append(problem)
                     continue
-                question = row[layout["question"]].strip()
-                choices = tuple(row[i].strip() for i in layout["choices"])
+                question = row[layout["question"]]  # as published: prompts strip it unless the protocol is paper
+                choices = tuple(row[i] for i in layout["choices"])
                 raw = row[layout["answer"]].strip()
                 answer = _answer_index(raw, len(choices), letters_only=layout.get("letters", False))
                 if answer is None:
@@ -204,8 +204,8 @@ def _load_mmlu_hub(repo: str, split: str) -> Dataset:
         index = counters.get(subject, 0)
         counters[subject] = index + 1
         try:
-            questions.append(Question(f"mmlu/{subject}/{split}/{index}", subject, str(row["question"]).strip(),
-                                      tuple(str(c).strip() for c in row["choices"]), int(row["answer"])))
+            questions.append(Question(f"mmlu/{subject}/{split}/{index}", subject, str(row["question"]),
+                                      tuple(str(c) for c in row["choices"]), int(row["answer"])))
         except (ValueError, KeyError, TypeError) as exc:
             problems.append(f"{repo}[{split}] row {i}: {exc}")
     return Dataset(name="mmlu", split=split, questions=questions, source=f"hf:{repo}",

@@ -38,7 +38,7 @@ Passage = str | ScoredDocument
 MMLU_SYSTEM = "You are a helpful assistent."
 MMLU_INSTRUCTION = (
     "The following are multiple choice questions (with answers) about {subject}. Think step by step and then "
-    'finish your answer with "the answer is (X)" where X is the correct letter choice.\n'
+    'finish your answer with "the answer is (X)" where X is the correct letter choice.\n\n\n'
 )
 MMLU_BACKGROUND_HEADER = "Related background:\n"
 MMLU_COT_CUE = "Answer: Let's think step by step."
@@ -92,7 +92,7 @@ MMLU_SPEC = PromptSpec(
 )
 GPQA_SPEC = PromptSpec(
     name="gpqa-naive-rag-boxed", top_k=5, extract_style="gpqa",
-    generation={"temperature": 0.7, "top_p": 0.8, "max_tokens": 8000},
+    generation={"temperature": 0.7, "top_p": 0.8, "max_tokens": 8000, "frequency_penalty": 1.0},
     templates=(GPQA_SYSTEM, GPQA_RAG_INSTRUCTION, *(GPQA_TASK[k] for k in sorted(GPQA_TASK))),
 )
 SPECS = {"mmlu": MMLU_SPEC, "gpqa": GPQA_SPEC}
@@ -118,7 +118,7 @@ def clean_passage(text: str) -> str:
 
 def _passage_texts(
     passages: Sequence[Passage] | None, top_k: int, max_passage_tokens: int | None,
-    truncate: Callable[[str, int], str] | None,
+    truncate: Callable[[str, int], str] | None, clean: bool = True,
 ) -> list[str]:
     if passages is None:
         return []
@@ -133,7 +133,7 @@ def _passage_texts(
             if truncate is None:
                 raise InvalidInputError("max_passage_tokens needs truncate= (e.g. the reader's llm.truncate)")
             text = truncate(text, max_passage_tokens)
-        text = clean_passage(text)
+        text = clean_passage(text) if clean else text
         if text:
             out.append(text)
         if len(out) == top_k:
@@ -142,8 +142,14 @@ def _passage_texts(
 
 
 # ------------------------------------------------------------------------------------------------- builders
-def _choices_block(question: Question, style: str) -> str:
-    pairs = zip(question.letters, map(neutralise_control_tokens, question.choices), strict=True)
+def question_text(text: str, clean: bool = True) -> str:
+    """A question or choice text as a prompt shows it: stripped and without chat markers (the default), or as it
+    is (``clean=False``, ReasonIR's ``paper`` protocol)."""
+    return neutralise_control_tokens(text.strip()) if clean else text
+
+
+def _choices_block(question: Question, style: str, clean: bool) -> str:
+    pairs = zip(question.letters, (question_text(c, clean) for c in question.choices), strict=True)
     if style == "mmlu":
         return "".join(f"{letter}. {choice}\n" for letter, choice in pairs)
     return "\n".join(f"({letter}) {choice}" for letter, choice in pairs)
@@ -152,39 +158,57 @@ def _choices_block(question: Question, style: str) -> str:
 def mmlu_messages(
     question: Question, passages: Sequence[Passage] | None = None, *, top_k: int = MMLU_SPEC.top_k,
     max_passage_tokens: int | None = None, truncate: Callable[[str, int], str] | None = None,
+    clean: bool = True,
 ) -> Messages:
-    """ReasonIR's MMLU zero-shot CoT chat; ``passages=None`` (or none usable) gives the closed-book prompt."""
-    texts = _passage_texts(passages, top_k, max_passage_tokens, truncate)
+    """ReasonIR's MMLU zero-shot CoT chat; ``passages=None`` (or none usable) gives the closed-book prompt.
+    ``clean=False`` sends question, choices and passages untouched (the ``paper`` protocol)."""
+    texts = _passage_texts(passages, top_k, max_passage_tokens, truncate, clean)
     background = MMLU_BACKGROUND_HEADER + "".join(t + "\n\n" for t in texts) if texts else ""
-    body = (MMLU_INSTRUCTION.format(subject=neutralise_control_tokens(question.subject)) + "\n"
-            + "Question:\n" + neutralise_control_tokens(question.question) + "\n"
-            + "Options:\n" + _choices_block(question, "mmlu")
+    subject = neutralise_control_tokens(question.subject) if clean else question.subject
+    body = (MMLU_INSTRUCTION.format(subject=subject) + "\n"
+            + "Question:\n" + question_text(question.question, clean) + "\n"
+            + "Options:\n" + _choices_block(question, "mmlu", clean)
             + MMLU_COT_CUE)
     return [{"role": "system", "content": MMLU_SYSTEM}, {"role": "user", "content": background + body}]
 
 
-def gpqa_question_block(question: Question) -> str:
-    """The question with its (shuffled) choices as Search-o1 lays them out: ``(A) ...``."""
-    return f"{neutralise_control_tokens(question.question)}\nChoices:\n{_choices_block(question, 'gpqa')}"
+def gpqa_question_block(question: Question, clean: bool = True) -> str:
+    """ReasonIR's GPQA question field: the question, a SPACE, ``Choices:``, the (shuffled) choices as ``(A) ...``
+    one per line, and a final newline (Search-o1's layout)."""
+    choices = _choices_block(question, "gpqa", clean)
+    return f"{question_text(question.question, clean)} Choices:\n{choices}\n"
 
 
 def gpqa_messages(
     question: Question, passages: Sequence[Passage] | None = None, *, top_k: int = GPQA_SPEC.top_k,
     variant: str = "default", max_passage_tokens: int | None = None,
-    truncate: Callable[[str, int], str] | None = None,
+    truncate: Callable[[str, int], str] | None = None, clean: bool = True,
 ) -> Messages:
-    """ReasonIR's GPQA chat (``variant``: Search-o1's per-model wording, "default" for Qwen2.5)."""
+    """ReasonIR's GPQA chat (``variant``: Search-o1's per-model wording, "default" for Qwen2.5). Closed-book is
+    Search-o1's direct baseline: one user message with the task, no system message."""
     if variant not in GPQA_TASK:
         raise InvalidInputError(f"unknown GPQA prompt variant {variant!r}; choose one of {sorted(GPQA_TASK)}")
-    texts = _passage_texts(passages, top_k, max_passage_tokens, truncate)
-    block = gpqa_question_block(question)
+    texts = _passage_texts(passages, top_k, max_passage_tokens, truncate, clean)
+    block = gpqa_question_block(question, clean)
     task = GPQA_TASK[variant].format(question=block)
-    if texts:
-        documents = "".join(f"Passage {i + 1}:\n{t}\n\n" for i, t in enumerate(texts)).strip()
-        content = GPQA_RAG_INSTRUCTION.format(question=block, documents=documents) + "\n\n" + task
-    else:
-        content = task
+    if not texts:
+        return [{"role": "user", "content": task}]
+    documents = "".join(f"Passage {i + 1}:\n{t}\n\n" for i, t in enumerate(texts)).strip()
+    content = GPQA_RAG_INSTRUCTION.format(question=block, documents=documents) + "\n\n" + task
     return [{"role": "system", "content": GPQA_SYSTEM}, {"role": "user", "content": content}]
+
+
+def retrieval_query(dataset: str, question: Question, clean: bool = True) -> str:
+    """What the retriever is asked for a question: the question alone (the default), or, with ``clean=False``,
+    what ReasonIR's RAG runs searched with (MMLU: lm-eval's prompt with the choices; GPQA: the question field)."""
+    if clean:
+        return question_text(question.question)
+    if spec_for(dataset).extract_style == "gpqa":
+        return gpqa_question_block(question, clean=False)
+    options = "".join(f"{letter}. {choice}\n" for letter, choice in zip(question.letters, question.choices,
+                                                                         strict=True))
+    return (f"The following are multiple choice questions (with answers) about "
+            f"{question.subject.replace('_', ' ')}.\n\n{question.question.strip()}\n{options}Answer:")
 
 
 def build_messages(dataset: str, question: Question, passages: Sequence[Passage] | None = None,

@@ -48,6 +48,7 @@ class QuestionOutcome:
     predicted: str | None = None
     answer: str = ""
     method: str = ""
+    substring_match: bool | None = None  # paper-protocol GPQA: the gold letter occurs in the answer (ReasonIR's acc)
 
     @classmethod
     def from_extraction(cls, question: Question, extraction: Extraction) -> QuestionOutcome:
@@ -150,6 +151,9 @@ def build_report(
     rows = []
     for c in conditions:
         row: dict[str, Any] = {"name": c.name, **_summary(c.outcomes, confidence, n_resamples, seed)}
+        substring = [o.substring_match for o in c.outcomes if o.substring_match is not None]
+        if substring:  # ReasonIR's GPQA reports em (accuracy above) and acc (the letter occurs in the answer)
+            row["substring_accuracy"] = accuracy(substring)
         subjects: dict[str, list[QuestionOutcome]] = {}
         for o in c.outcomes:
             subjects.setdefault(o.subject, []).append(o)

@@ -12,15 +12,16 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from reasonir_rag._deps import require
 from reasonir_rag.errors import InvalidInputError, LLMError
 from reasonir_rag.eval.datasets import Dataset, Question
-from reasonir_rag.eval.extract import extract_choice
+from reasonir_rag.eval.extract import extract_choice, extract_reasonir_gpqa, extract_reasonir_mmlu
 from reasonir_rag.eval.journal import Journal
-from reasonir_rag.eval.prompts import build_messages, prompt_hash, spec_for
+from reasonir_rag.eval.prompts import build_messages, prompt_hash, retrieval_query, spec_for
+from reasonir_rag.eval.protocol import EvalProtocol, protocol_for
 from reasonir_rag.eval.report import ConditionResult, QuestionOutcome, build_report, run_record
 from reasonir_rag.pipeline.reranker import RERANK_CANDIDATES
 from reasonir_rag.pipeline.retriever import Query, Retriever, SearchOptions, Stage
@@ -55,8 +56,10 @@ class EvalSettings:
     concurrency: int = 4  # reader prompts in flight at once (one journal commit each as they return)
     max_passage_tokens: int | None = None
     show_progress: bool = True
+    protocol: str = "default"  # "paper": ReasonIR's evaluation code exactly (eval/protocol.py)
 
     def __post_init__(self) -> None:
+        protocol_for(self.protocol)  # an unknown name fails here
         unknown = [c for c in self.conditions if c not in ALL_CONDITIONS]
         if unknown or not self.conditions:
             raise InvalidInputError(f"unknown conditions {unknown}; choose from {list(ALL_CONDITIONS)}")
@@ -176,6 +179,7 @@ class RAGEvaluator:
         self.reader, self.journal = reader, journal
         self.retriever, self.rewriter, self.reranker = retriever, rewriter, reranker
         self.settings = settings or EvalSettings()
+        self.protocol: EvalProtocol = protocol_for(self.settings.protocol)
         wanted = self.settings.conditions
         needs = {"retriever": any(c != CLOSED_BOOK for c in wanted),
                  "rewriter": any(CONDITIONS.get(c, (False, False))[0] for c in wanted),
@@ -196,7 +200,7 @@ class RAGEvaluator:
         for condition in self.settings.conditions:
             logger.info("condition %s: %d questions", condition, len(questions))
             cost = _Cost()
-            passages = self._passages(condition, questions, top_k, cost)
+            passages = self._passages(name, condition, questions, top_k, cost)
             outcomes = self._read(name, spec, questions, passages, cost, condition)
             settings = {"top_k": top_k if condition != CLOSED_BOOK else 0,
                         "candidates": self.settings.candidates if CONDITIONS.get(condition, (0, 0))[1] else None}
@@ -210,6 +214,7 @@ class RAGEvaluator:
         info = run_record(dataset=dataset, prompt=spec_for(name), reader=self.reader, retriever=self.retriever,
                           rewriter=self.rewriter, reranker=self.reranker, corpus=corpus,
                           seeds={"eval": self.settings.seed}, settings=asdict(self.settings))
+        info["protocol"] = asdict(self.protocol)
         report = build_report(results, baseline=CLOSED_BOOK, run_info=info, seed=self.settings.seed)
         if out_dir is not None:
             from reasonir_rag.eval.report import write_report
@@ -218,7 +223,7 @@ class RAGEvaluator:
         return report
 
     # ------------------------------------------------------------------ stages
-    def _passages(self, condition: str, questions: list[Question], top_k: int,
+    def _passages(self, name: str, condition: str, questions: list[Question], top_k: int,
                   cost: _Cost) -> Sequence[list[ScoredDocument] | None]:
         if condition == CLOSED_BOOK:
             return [None] * len(questions)
@@ -227,11 +232,15 @@ class RAGEvaluator:
         assert index is not None  # __init__ checked that the conditions asked for have their parts
         # one fetch size for every condition, so the plain question's retrieval is journaled once for all
         reranks = any(CONDITIONS.get(c, (0, 0))[1] for c in self.settings.conditions)
+        s, protocol = self.settings, self.protocol
+        instruction = s.instruction
+        if instruction is None and s.task is None:
+            instruction = protocol.retrieval_instruction
         pipeline = Retriever(index, rewriter=self.rewriter if rewrite else None,
                              reranker=self.reranker if rerank else None, k=top_k,
-                             fetch_k=self.settings.candidates if reranks else top_k,
-                             task=self.settings.task, instruction=self.settings.instruction)
-        return pipeline.retrieve_many([q.question for q in questions], run=_JournaledStages(self, cost))
+                             fetch_k=s.candidates if reranks else top_k, task=s.task, instruction=instruction)
+        queries = [retrieval_query(name, q, clean=protocol.clean_texts) for q in questions]
+        return pipeline.retrieve_many(queries, run=_JournaledStages(self, cost))
 
     def _query_tokens(self, query: Query, options: SearchOptions) -> int:
         encoder = getattr(self.retriever, "encoder", None)
@@ -250,8 +259,8 @@ class RAGEvaluator:
         if s.temperature is not None:
             generation["temperature"] = s.temperature
         truncate = llm.truncate if s.max_passage_tokens else None
-        prompts = [build_messages(name, q, p, max_passage_tokens=s.max_passage_tokens, truncate=truncate)
-                   for q, p in zip(questions, passages, strict=True)]
+        prompts = [build_messages(name, q, p, max_passage_tokens=s.max_passage_tokens, truncate=truncate,
+                                  clean=self.protocol.clean_texts) for q, p in zip(questions, passages, strict=True)]
 
         def compute(todo: list[Any]) -> list[Any]:
             start = time.perf_counter()
@@ -268,10 +277,20 @@ class RAGEvaluator:
         outcomes = []
         for q, entry in zip(questions, entries, strict=True):
             cost.add("reader", entry)
-            found = extract_choice(entry["text"], style=spec.extract_style, n_choices=len(q.choices),
-                                   choices=q.choices)
-            outcomes.append(QuestionOutcome.from_extraction(q, found))
+            outcomes.append(self._outcome(q, entry["text"], spec.extract_style))
         return outcomes
+
+    def _outcome(self, question: Question, text: str, style: str) -> QuestionOutcome:
+        """The answer read by the protocol's rules: the project's, or ReasonIR's (MMLU: its regexes, then its
+        guess; GPQA: its boxed answer, right when it is the gold letter, with ``acc`` when it contains it)."""
+        if self.protocol.extraction != "reasonir":
+            found = extract_choice(text, style=style, n_choices=len(question.choices), choices=question.choices)
+            return QuestionOutcome.from_extraction(question, found)
+        if style == "mmlu":
+            return QuestionOutcome.from_extraction(question, extract_reasonir_mmlu(text))
+        found, answer = extract_reasonir_gpqa(text, len(question.choices))
+        outcome = QuestionOutcome.from_extraction(question, found)
+        return replace(outcome, substring_match=question.answer_letter.lower() in answer)
 
     # ------------------------------------------------------------------ journal plumbing
     def _journaled(self, stage: str, keys: list[str], items: Sequence[Any],

@@ -99,6 +99,7 @@ class OpenAICompatibleLLM:
     def generate(
         self, prompts: Sequence[Prompt], *, max_tokens: int = 256, temperature: float = 0.0, top_p: float = 1.0,
         seed: int | None = None, stop: Sequence[str] | None = None, return_exceptions: bool = False,
+        frequency_penalty: float = 0.0,
     ) -> list[Any]:
         """Chat prompts through ``/v1/chat/completions``, strings through ``/v1/completions``."""
         items = validate_prompts(prompts, "generate")
@@ -108,6 +109,8 @@ class OpenAICompatibleLLM:
             params["seed"] = seed
         if stop:
             params["stop"] = list(stop)
+        if frequency_penalty:
+            params["frequency_penalty"] = frequency_penalty
 
         def one(prompt: str | list[dict[str, str]]) -> str:
             if isinstance(prompt, str):

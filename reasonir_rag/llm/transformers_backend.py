@@ -101,8 +101,11 @@ class TransformersLLM:
     def generate(
         self, prompts: Sequence[Prompt], *, max_tokens: int = 256, temperature: float = 0.0, top_p: float = 1.0,
         seed: int | None = None, stop: Sequence[str] | None = None, return_exceptions: bool = False,
+        frequency_penalty: float = 0.0,
     ) -> list[Any]:
-        """Left-padded batched generation; greedy at temperature 0, sampled (seeded when ``seed``) above."""
+        """Left-padded batched generation; greedy at temperature 0, sampled (seeded when ``seed``) above.
+        ``frequency_penalty`` is OpenAI's: each token's logit minus the penalty times its count so far in the
+        generated text."""
         torch = self._torch
         items = validate_prompts(prompts, "generate")
         rows = [self._encode(self._prompt_text(p)) for p in items]
@@ -111,6 +114,8 @@ class TransformersLLM:
         pad = self.tokenizer.pad_token_id
         budget = max(self.max_tokens_per_batch, max((len(r) for r in rows), default=1) + max_tokens)
         kwargs: dict[str, Any] = dict(max_new_tokens=max_tokens, pad_token_id=pad, do_sample=temperature > 0)
+        if frequency_penalty:
+            kwargs["logits_processor"] = [_FrequencyPenalty(frequency_penalty, torch)]
         if temperature > 0:
             kwargs.update(temperature=temperature, top_p=top_p)
         else:
@@ -118,6 +123,8 @@ class TransformersLLM:
 
         def run(batch: list[int]) -> list[str]:
             ids, mask = self._left_pad([rows[i] for i in batch], pad)
+            for processor in kwargs.get("logits_processor", ()):
+                processor.prompt_length = ids.shape[1]
             with torch.inference_mode():
                 gen = self.model.generate(input_ids=ids, attention_mask=mask, **kwargs)
             texts = self.tokenizer.batch_decode(gen[:, ids.shape[1]:], skip_special_tokens=True)
@@ -250,3 +257,19 @@ def _cut_at_stop(text: str, stop: Sequence[str] | None) -> str:
         return text
     cut = min((text.find(s) for s in stop if s and s in text), default=-1)
     return text if cut < 0 else text[:cut]
+
+
+class _FrequencyPenalty:
+    """OpenAI's ``frequency_penalty`` as a transformers logits processor: the generated tokens' counts (not the
+    prompt's) times the penalty, subtracted from the next token's logits."""
+
+    def __init__(self, penalty: float, torch: Any):
+        self.penalty, self.torch, self.prompt_length = penalty, torch, 0
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        generated = input_ids[:, self.prompt_length:]
+        if generated.shape[1] == 0:
+            return scores
+        counts = self.torch.zeros_like(scores)
+        counts.scatter_add_(1, generated, self.torch.ones_like(generated, dtype=scores.dtype))
+        return scores - self.penalty * counts

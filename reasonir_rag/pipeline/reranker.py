@@ -62,6 +62,19 @@ def parse_score(text: str) -> float | None:
     return float(bare.group(1)) if bare else None
 
 
+def reasonir_score(text: str) -> float:
+    """ReasonIR's script's parse, on this class's 0-5 scale: ``float(out[pos+16:pos+18])`` after the last
+    "Relevance score:", 0 when the phrase is absent, and ReasonIR's -1 (its scores are divided by 5, the -1 is
+    not) when the two characters are not a number, so -5 here."""
+    pos = text.rfind("Relevance score:")
+    if pos == -1:
+        return 0.0
+    try:
+        return float(text[pos + 16 : pos + 18])
+    except ValueError:
+        return -5.0
+
+
 def expected_score(logprobs: dict[str, float], digits: Sequence[str] = DIGITS) -> tuple[float, float] | None:
     """(expected 0-5 score, probability mass the digits had) from the digits' log-probs, renormalised over the
     digits present; None when no digit is present."""
@@ -90,7 +103,7 @@ class QwenReranker:
         *,
         alpha: float = 0.5,
         top_n: int | None = None,
-        max_doc_tokens: int = 2048,
+        max_doc_tokens: int | None = 2048,
         max_prompt_tokens: int | None = None,
         mode: Literal["logits", "generate"] = "logits",
         task: str | None = None,
@@ -100,6 +113,8 @@ class QwenReranker:
         top_p: float = 0.9,
         max_tokens: int = 32,
         seed: int | None = 0,
+        parse: Literal["project", "reasonir"] = "project",
+        clean_texts: bool = True,
         device: str | None = None,
         dtype: Any = None,
     ):
@@ -109,14 +124,17 @@ class QwenReranker:
             raise InvalidInputError(f"mode must be 'logits' or 'generate', got {mode!r}")
         if template not in ("chat", "raw"):
             raise InvalidInputError(f"template must be 'chat' or 'raw', got {template!r}")
+        if parse not in ("project", "reasonir"):
+            raise InvalidInputError(f"parse must be 'project' or 'reasonir', got {parse!r}")
         if on_error not in ("zero", "raise"):
             raise InvalidInputError(f"on_error must be 'zero' or 'raise', got {on_error!r}")
-        if max_doc_tokens < 1 or (max_prompt_tokens is not None and max_prompt_tokens < 64):
+        if (max_doc_tokens is not None and max_doc_tokens < 1) or (max_prompt_tokens is not None
+                                                                    and max_prompt_tokens < 64):
             raise InvalidInputError("max_doc_tokens must be >= 1 and max_prompt_tokens >= 64")
         self.llm: LLM = load_llm(llm_or_model, device=device, dtype=dtype) if isinstance(llm_or_model, str) \
             else llm_or_model
         self.alpha, self.top_n, self.mode, self.task = alpha, top_n, mode, task
-        self.template, self.on_error = template, on_error
+        self.template, self.on_error, self.parse, self.clean_texts = template, on_error, parse, clean_texts
         self.max_doc_tokens, self.max_prompt_tokens = max_doc_tokens, max_prompt_tokens
         self.temperature, self.top_p, self.max_tokens, self.seed = temperature, top_p, max_tokens, seed
         self.answer_prefix, self.digits = self._digit_layout()
@@ -188,6 +206,9 @@ class QwenReranker:
                     self._fail(notes, i, "no score digit among the returned log-probs")
                 else:
                     scores[i], notes[i]["rerank_digit_mass"] = got
+            elif self.parse == "reasonir":
+                notes[i]["rerank_output"] = result
+                scores[i] = reasonir_score(result)
             else:
                 notes[i]["rerank_output"] = result
                 parsed = parse_score(result)
@@ -226,12 +247,12 @@ class QwenReranker:
                 query = self.llm.truncate(query, keep)
                 head, tail, messages = self._frame(template, query)
                 room = self.max_prompt_tokens - self.llm.count_tokens(head) - self.llm.count_tokens(tail) - _SEAM_MARGIN
-            budget = min(budget, max(1, room))
+            budget = max(1, room) if budget is None else min(budget, max(1, room))
         cut = 0
         bodies = []
         for j, doc in enumerate(docs):
             doc = self._neutralise(doc)
-            short = self.llm.truncate(doc, budget)
+            short = doc if budget is None else self.llm.truncate(doc, budget)
             if len(short) < len(doc):
                 cut += 1
                 notes[todo[j]]["rerank_truncated"] = True
@@ -286,7 +307,10 @@ class QwenReranker:
         return spaced, DIGITS
 
     def _neutralise(self, text: str) -> str:
-        """User text cannot close the prompt's own blocks, open chat turns or spell the model's special tokens."""
+        """User text cannot close the prompt's own blocks, open chat turns or spell the model's special tokens
+        (``clean_texts=False``: sent as it is, as ReasonIR's script does)."""
+        if not self.clean_texts:
+            return text
         return neutralise_control_tokens(text, delimiters=RERANK_DELIMITERS, specials=self._specials)
 
 

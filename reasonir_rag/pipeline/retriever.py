@@ -82,8 +82,8 @@ class Retriever:
     """
 
     def __init__(self, index: SearchIndex, *, rewriter: Rewriter | None = None, reranker: Reranker | None = None,
-                 k: int = DEFAULT_K, fetch_k: int | None = None, task: str | None = None, instruction: str | None = None,
-                 where: Mapping[str, Any] | None = None):
+                 k: int = DEFAULT_K, fetch_k: int | None = None, task: str | None = None,
+                 instruction: str | None = None, where: Mapping[str, Any] | None = None):
         if not callable(getattr(index, "search_many", None)):
             raise InvalidInputError(f"index must have search_many() (a ChromaStore, BM25Retriever or another "
                                     f"SearchIndex), got {type(index).__name__}")

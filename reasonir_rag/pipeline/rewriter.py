@@ -82,6 +82,7 @@ class QueryRewriter:
         system_message: str | None = REWRITE_SYSTEM,
         cache: RewriteCache | str | Path | None = None,
         on_error: Literal["fallback", "raise"] = "fallback",
+        clean_texts: bool = True,
     ):
         if style not in STYLES:
             raise InvalidInputError(f"style must be one of {sorted(STYLES)}, got {style!r}")
@@ -93,7 +94,7 @@ class QueryRewriter:
         self.max_tokens, self.keep_original, self.state_budget = max_tokens, keep_original, state_budget
         self.encoder, self.instruction, self.task, self.max_length = encoder, instruction, task, max_length
         self.temperature, self.top_p, self.seed = temperature, top_p, seed
-        self.system_message, self.on_error = system_message, on_error
+        self.system_message, self.on_error, self.clean_texts = system_message, on_error, clean_texts
         self.cache = RewriteCache(cache) if isinstance(cache, (str, Path)) else cache
 
     def __repr__(self) -> str:
@@ -139,7 +140,8 @@ class QueryRewriter:
         """The chat messages sent for ``query``: its line breaks flattened to spaces (ReasonIR does it for
         newlines; every line break, so that no line of the query can pose as "Instructions:" or "Passage:") and
         chat control tokens such as ``<|im_end|>`` made plain text, so the query cannot open a chat turn."""
-        flat = neutralise_control_tokens(_LINE_BREAKS.sub(" ", query))
+        # clean_texts=False: ReasonIR's own, query.replace("\n", " ") and nothing else (the paper protocol)
+        flat = neutralise_control_tokens(_LINE_BREAKS.sub(" ", query)) if self.clean_texts else query.replace("\n", " ")
         if self.style == "reasonir":
             user = REWRITE_REASONIR.format(query=flat)
             if self.state_budget:

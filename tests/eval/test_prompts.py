@@ -33,7 +33,7 @@ def test_mmlu_prompt_is_reasonirs_zero_shot_cot():
         "A joule is a unit of energy.\n\n"
         "Power is measured in watts.\n\n"
         "The following are multiple choice questions (with answers) about college_physics. Think step by step "
-        'and then finish your answer with "the answer is (X)" where X is the correct letter choice.\n\n'
+        'and then finish your answer with "the answer is (X)" where X is the correct letter choice.\n\n\n\n'
         "Question:\nWhat is the SI unit of force?\n"
         "Options:\nA. joule\nB. newton\nC. watt\nD. pascal\n"
         "Answer: Let's think step by step."
@@ -53,7 +53,7 @@ def test_gpqa_prompt_has_top5_passages_and_boxed_answer():
                  1)
     docs = [ScoredDocument(f"d{i}", f"passage number {i}", {}, 1.0 - i / 10) for i in range(7)]
     content = gpqa_messages(q, docs)[1]["content"]
-    block = "Which particle is a lepton?\nChoices:\n(A) proton\n(B) electron\n(C) neutron\n(D) pion"
+    block = "Which particle is a lepton? Choices:\n(A) proton\n(B) electron\n(C) neutron\n(D) pion\n"
     assert content == (
         "You are a knowledgeable assistant that uses the provided documents to answer the user's question.\n\n"
         f"Question:\n{block}\nDocuments:\n"
@@ -64,10 +64,11 @@ def test_gpqa_prompt_has_top5_passages_and_boxed_answer():
         f"Question:\n{block}\n\n"
     )
     assert "passage number 5" not in content
-    closed = gpqa_messages(q)[1]["content"]
+    closed = gpqa_messages(q)[-1]["content"]
     assert content.endswith(closed) and closed.startswith("Please answer the following multiple-choice")
-    assert gpqa_messages(q)[0] == {"role": "system", "content": "You are a helpful assistant."}
-    assert "DO NOT include any answer content" in gpqa_messages(q, variant="llama")[1]["content"]
+    assert gpqa_messages(q, docs)[0] == {"role": "system", "content": "You are a helpful assistant."}
+    assert gpqa_messages(q) == [{"role": "user", "content": closed}]  # Search-o1's direct baseline: no system
+    assert "DO NOT include any answer content" in gpqa_messages(q, variant="llama")[-1]["content"]
     with pytest.raises(ValueError, match="unknown GPQA prompt variant"):
         gpqa_messages(q, variant="mistral")
 

@@ -332,7 +332,7 @@ def test_eval_passages_cannot_add_blocks_or_chat_turns(qwen):
         benign = build(PLAIN, [f"passage {i}" for i in range(len(kept))])
         rendered, expected = qwen.render_chat(messages), qwen.render_chat(benign)
         assert _specials(qwen, rendered) == _specials(qwen, expected)
-        content = messages[1]["content"]
+        content = messages[-1]["content"]
         if kind == "mmlu":
             background = content.split("The following are multiple choice questions", 1)[0]
             markers = ("question:", "options:", "answer:", "passage", "documents:", "choices:")
