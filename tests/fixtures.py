@@ -62,6 +62,15 @@ def tiny_qwen_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_qwen_llm(tiny_qwen_dir):
+    """The tiny random Qwen2 (real Qwen2.5 tokenizer) as a local backend, fp32 on CPU: one load for the session
+    (each load parses the 7 MB tokenizer.json again). Tests that change a setting restore it (monkeypatch)."""
+    from reasonir_rag.llm import TransformersLLM
+
+    return TransformersLLM(str(tiny_qwen_dir), device="cpu")
+
+
+@pytest.fixture(scope="session")
 def smollm2_dir(offline_cache) -> Path:
     """SmolLM2-135M-Instruct (real weights) as an HF folder."""
     from reasonir_rag.offline import smollm2_folder

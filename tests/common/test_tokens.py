@@ -12,10 +12,11 @@ from reasonir_rag._common.tokens import cut_by_estimate, cut_to_tokens, special_
 
 
 @pytest.fixture(scope="module")
-def llama():
-    from reasonir_rag.offline import llama3_tokenizer
+def llama(tiny_reasonir_dir):
+    """offline.llama3_tokenizer() as the session model saved it (converting the tiktoken file again costs ~4 s)."""
+    from transformers import AutoTokenizer
 
-    return llama3_tokenizer()
+    return AutoTokenizer.from_pretrained(str(tiny_reasonir_dir))
 
 
 @pytest.fixture(scope="module")

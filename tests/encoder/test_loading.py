@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from safetensors.torch import load_file, save_file
 
+from reasonir_rag import offline
 from reasonir_rag.encoding.encoder import ReasonIREncoder
 from reasonir_rag.offline import build_tiny_reasonir
 
@@ -37,7 +38,12 @@ class StandInReasonIRModel(LlamaModel):
 
 
 @pytest.mark.parametrize("layout", ["causal_lm", "wrapped"])
-def test_checkpoint_key_layouts_load_the_same_weights(tmp_path, tiny_encoder, layout):
+def test_checkpoint_key_layouts_load_the_same_weights(tmp_path, tiny_reasonir_dir, tiny_encoder, layout, monkeypatch):
+    # the same real Llama-3.1 tokenizer, read back from the session model's folder instead of converted from the
+    # tiktoken file again (the conversion is most of a build: ~4 s each); the weights are built anew
+    from transformers import AutoTokenizer
+
+    monkeypatch.setattr(offline, "llama3_tokenizer", lambda: AutoTokenizer.from_pretrained(str(tiny_reasonir_dir)))
     folder = build_tiny_reasonir(tmp_path / layout, layout=layout)  # same seed as the session model
     keys = load_file(str(folder / "model.safetensors")).keys()
     assert all(k.startswith({"causal_lm": "model.", "wrapped": "model.model."}[layout]) for k in keys)

@@ -71,10 +71,14 @@ def test_killed_eval_resumes_without_repeating_or_losing_calls(tmp_path, small_c
     assert "| closed-book |" in second.stdout or "closed-book" in second.stdout
 
 
-def test_an_unreachable_reader_is_one_line_and_exit_2(tmp_path, small_collection, repo_data, capsys):
+def test_an_unreachable_reader_is_one_line_and_exit_2(tmp_path, small_collection, repo_data, capsys, monkeypatch):
     """An ``LLMError`` (a ReasonIRError) from ``eval`` is printed as one line with exit code 2, no traceback."""
     from reasonir_rag.cli.main import main
+    from reasonir_rag.llm.openai_backend import OpenAICompatibleLLM
     from tests.servers import free_port
+
+    # every retry still happens (the error comes after the last one), without the 0.5+1+2+4 s of backoff sleeps
+    monkeypatch.setitem(OpenAICompatibleLLM.__init__.__kwdefaults__, "backoff", 0.0)
 
     code = main(["eval", "mmlu", "--collection", "micro", "--path", str(small_collection), "--encoder", "minilm",
                  "--device", "cpu", "--data", str(repo_data / "mmlu"), "--subjects", "college_biology",

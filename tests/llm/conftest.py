@@ -26,14 +26,6 @@ def _one_torch_thread():
 
 
 @pytest.fixture(scope="session")
-def tiny_qwen_llm(tiny_qwen_dir):
-    """The tiny random Qwen2 (real Qwen2.5 tokenizer) in fp32 on CPU."""
-    from reasonir_rag.llm import TransformersLLM
-
-    return TransformersLLM(str(tiny_qwen_dir), device="cpu")
-
-
-@pytest.fixture(scope="session")
 def smollm2_llm(smollm2_dir):
     """SmolLM2-135M-Instruct (real weights) in fp32 on CPU."""
     from reasonir_rag.llm import TransformersLLM

@@ -289,8 +289,8 @@ def fill_under_a_size_limit(folder: str) -> None:
 
     texts = [f"passage number {i} about enzymes and activation energy" for i in range(400)]
     encoder = ReasonIREncoder.from_pretrained(preset="minilm", device="cpu", cache=cache, show_progress=False)
-    expected = ReasonIREncoder.from_pretrained(preset="minilm", device="cpu", show_progress=False) \
-        .encode_documents(texts)
+    # the reference: the same loaded model without the cache (a second load would only cost time)
+    expected = ReasonIREncoder(encoder._backbones, encoder.config, show_progress=False).encode_documents(texts)
     for i in range(5):
         journal.put(f"small{i}", {"answer": i})
     rewrites.put_many({f"small{i}": f"rewrite {i}" for i in range(5)})

@@ -18,10 +18,14 @@ N = 32
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
+def _one_torch_thread(request):
     """32 Python threads each running torch with its own OpenMP pool on 2 shared cores thrash; one intra-op thread
-    per call is how a server would run it (and it does not change the results)."""
+    per call is how a server would run it (and it does not change the results). The corpus is ingested before,
+    with every thread (a single-threaded ingest of the 200 passages was most of this module's time)."""
     import torch
+
+    if "store" in request.fixturenames:
+        request.getfixturevalue("store")
 
     before = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -276,11 +276,9 @@ hostile = texts([*HOSTILE, *PIECES[:8]], max_pieces=8)
 
 
 @pytest.fixture(scope="module")
-def qwen(tiny_qwen_dir):
-    """The tiny random Qwen2 with the REAL Qwen2.5 tokenizer and chat template (fp32, CPU)."""
-    from reasonir_rag.llm import TransformersLLM
-
-    return TransformersLLM(str(tiny_qwen_dir), device="cpu")
+def qwen(tiny_qwen_llm):
+    """The tiny random Qwen2 with the REAL Qwen2.5 tokenizer and chat template (fp32, CPU): the session's."""
+    return tiny_qwen_llm
 
 
 def _special_ids(tokenizer) -> set[int]:

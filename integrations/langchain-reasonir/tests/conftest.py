@@ -22,9 +22,8 @@ def tiny_store(tiny_encoder, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def tiny_qwen_reranker(tiny_qwen_dir):
+def tiny_qwen_reranker(tiny_qwen_llm):
     """ReasonIR's reranker on a tiny random Qwen2 with the real Qwen2.5 tokenizer (real code path, random scores)."""
-    from reasonir_rag.llm import TransformersLLM
     from reasonir_rag.pipeline.reranker import QwenReranker
 
-    return QwenReranker(TransformersLLM(str(tiny_qwen_dir), device="cpu"))
+    return QwenReranker(tiny_qwen_llm)

@@ -1,6 +1,6 @@
-"""Fixtures for both tiers of the LlamaIndex package's tests: OpenStax passages, a real embedded Chroma, the tiny
-random Qwen2 and a recorder of LlamaIndex's events. The offline models themselves (``tiny_encoder``,
-``minilm_encoder``, ...) are the session's shared ones (tests/fixtures.py at the repository root); the vLLM server's
+"""Fixtures for both tiers of the LlamaIndex package's tests: OpenStax passages, a real embedded Chroma and a
+recorder of LlamaIndex's events. The offline models themselves (``tiny_encoder``, ``minilm_encoder``,
+``tiny_qwen_llm``, ...) are the session's shared ones (tests/fixtures.py at the repository root); the vLLM server's
 LLMs are in integration_tests/conftest.py."""
 
 from __future__ import annotations
@@ -46,14 +46,6 @@ def tiny_biology(tiny_encoder):
     from llama_index.embeddings.reasonir import ReasonIREmbedding
 
     return ReasonIREmbedding(encoder=tiny_encoder, task="biology")
-
-
-@pytest.fixture(scope="session")
-def tiny_qwen_llm(tiny_qwen_dir):
-    """The tiny random Qwen2 (real Qwen2.5 tokenizer) as a local backend: exact, deterministic reranker parity."""
-    from reasonir_rag.llm import TransformersLLM
-
-    return TransformersLLM(str(tiny_qwen_dir), device="cpu")
 
 
 # ---------------------------------------------------------------------------------------------- LlamaIndex events
