@@ -123,6 +123,10 @@ class Journal:
                 event.wait()
                 continue  # the owner stored it (or failed: then this thread tries)
             try:
+                # another owner may have stored it between this thread's first look and its registration
+                value = self.get(key, _MISSING)
+                if value is not _MISSING:
+                    return value
                 value = compute()
                 self.put(key, value, kind=kind, meta=meta)
                 return value

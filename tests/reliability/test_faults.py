@@ -152,7 +152,7 @@ def test_chroma_server_down_mid_ingest_is_a_clear_error_and_a_rerun_resumes_by_i
     docs = _openstax(repo_data, "chemistry-bundle", 120)
     server = chroma_server_factory().start()
     encoder = KillingEncoder(tiny_encoder, on_call={3: server.stop})
-    store = ChromaStore("ingest", encoder=encoder, host="127.0.0.1", port=server.port, batch_size=20, retries=1)
+    store = ChromaStore("ingest", encoder=encoder, host="127.0.0.1", port=server.port, records_per_call=20, retries=1)
     with pytest.raises(ConnectionError) as err:
         store.add(docs)
     message = str(err.value)
@@ -161,7 +161,7 @@ def test_chroma_server_down_mid_ingest_is_a_clear_error_and_a_rerun_resumes_by_i
 
     server.start()
     resumed = KillingEncoder(tiny_encoder)
-    store = ChromaStore("ingest", encoder=resumed, host="127.0.0.1", port=server.port, batch_size=20)
+    store = ChromaStore("ingest", encoder=resumed, host="127.0.0.1", port=server.port, records_per_call=20)
     assert store.count() == 40
     stats = store.add(docs)
     assert stats.ids == [d.id for d in docs]
@@ -183,7 +183,7 @@ def test_chroma_server_restarted_mid_ingest_is_retried_and_nothing_is_lost(chrom
         threading.Thread(target=server.start, daemon=True).start()  # back in a few seconds
 
     encoder = KillingEncoder(tiny_encoder, on_call={2: restart})
-    store = ChromaStore("restart", encoder=encoder, host="127.0.0.1", port=server.port, batch_size=25, retries=6)
+    store = ChromaStore("restart", encoder=encoder, host="127.0.0.1", port=server.port, records_per_call=25, retries=6)
     with caplog.at_level(logging.WARNING, logger="reasonir_rag.index.store"):
         store.add(docs)
     assert "did not answer" in caplog.text, "the restart was not noticed: the test did not test anything"
@@ -216,7 +216,7 @@ def test_out_of_memory_during_store_add_keeps_every_document(tmp_path, tiny_reas
         return real(backbone, rows, ranges)
 
     monkeypatch.setattr(backbones, "embed_batch", fake_oom_over_600_tokens)
-    store = ChromaStore("oom", encoder=encoder, path=tmp_path / "chroma", batch_size=40)
+    store = ChromaStore("oom", encoder=encoder, path=tmp_path / "chroma", records_per_call=40)
     stats = store.add(docs)
     assert stats.ids == [d.id for d in docs]
     assert failures, "the simulated OOM never triggered"
