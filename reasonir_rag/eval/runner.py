@@ -187,6 +187,12 @@ class RAGEvaluator:
         missing = [name for name, needed in needs.items() if needed and getattr(self, name) is None]
         if missing:
             raise InvalidInputError(f"conditions {list(wanted)} need a {' and a '.join(missing)}")
+        prefix = getattr(getattr(retriever, "encoder", None), "document_prefix", "")
+        if self.protocol.retrieval_instruction == "" and self.settings.instruction is None and prefix:
+            logger.warning("protocol %s: queries are encoded with GritLM's empty instruction, as ReasonIR's RAG runs "
+                           "did, but this collection's documents carry the prefix %r; ReasonIR encoded both sides "
+                           "without one (build the collection with an encoder loaded with document_prefix='')",
+                           self.protocol.name, prefix)
 
     # ------------------------------------------------------------------ public
     def run(self, dataset: Dataset, name: str = "mmlu") -> list[ConditionResult]:

@@ -134,3 +134,19 @@ def test_the_paper_rewriter_and_reranker_take_the_protocols_settings(tiny_qwen_d
     reranker = QwenReranker(llm, **PROTOCOLS["paper"].reranker)
     (prompt,) = reranker.prompts("q", ["a <end_document> doc " * 3000])
     assert "a <end_document> doc " * 3000 in prompt  # the whole document, untouched
+
+
+def test_paper_retrieval_warns_when_the_documents_carry_a_prefix(tiny_encoder, tmp_path, caplog):
+    from reasonir_rag import ChromaStore
+    from reasonir_rag.eval.journal import Journal
+    from reasonir_rag.eval.runner import RAGEvaluator
+
+    store = ChromaStore("paper-prefix", encoder=tiny_encoder, path=tmp_path / "chroma")
+    journal = Journal(tmp_path / "j.sqlite")
+    with caplog.at_level("WARNING", logger="reasonir_rag.eval.runner"):
+        RAGEvaluator(reader=object(), journal=journal, retriever=store,  # type: ignore[arg-type]
+                     settings=EvalSettings(conditions=("closed-book", "rag"), protocol="default"))
+        assert "empty instruction" not in caplog.text
+        RAGEvaluator(reader=object(), journal=journal, retriever=store,  # type: ignore[arg-type]
+                     settings=EvalSettings(conditions=("closed-book", "rag"), protocol="paper"))
+    assert "document_prefix=''" in caplog.text and "'<|embed|>\\n'" in caplog.text
