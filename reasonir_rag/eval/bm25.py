@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from reasonir_rag._common.names import by_name
 from reasonir_rag._deps import require
 from reasonir_rag.errors import InvalidInputError
 from reasonir_rag.types import Document, ScoredDocument
@@ -110,11 +111,7 @@ BM25_CONFIGS: dict[str, BM25Config] = {c.name: c for c in (BRIGHT, BM25S_DEFAULT
 
 def bm25_config(config: str | BM25Config) -> BM25Config:
     """A :class:`BM25Config` itself, or the one of that name in :data:`BM25_CONFIGS`."""
-    if isinstance(config, BM25Config):
-        return config
-    if config not in BM25_CONFIGS:
-        raise InvalidInputError(f"unknown BM25 configuration {config!r}; choose from {sorted(BM25_CONFIGS)}")
-    return BM25_CONFIGS[config]
+    return by_name(BM25_CONFIGS, config, "BM25 configuration")
 
 
 class BM25Retriever:

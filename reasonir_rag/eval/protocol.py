@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from reasonir_rag.errors import InvalidInputError
+from reasonir_rag._common.names import by_name
 
 
 @dataclass(frozen=True)
@@ -54,8 +54,4 @@ PROTOCOLS: dict[str, EvalProtocol] = {
 
 def protocol_for(name: str | EvalProtocol) -> EvalProtocol:
     """The protocol called ``name`` (``default`` or ``paper``)."""
-    if isinstance(name, EvalProtocol):
-        return name
-    if name not in PROTOCOLS:
-        raise InvalidInputError(f"unknown protocol {name!r}; choose one of {sorted(PROTOCOLS)}")
-    return PROTOCOLS[name]
+    return by_name(PROTOCOLS, name, "protocol")
