@@ -1,17 +1,25 @@
-"""Statistics a reader comparison can be trusted with: accuracy, bootstrap CIs, exact McNemar, gains.
+"""Statistics a reader comparison can be trusted with: accuracy intervals, paired bootstrap, exact McNemar, gains.
 
 All inputs are per-question 0/1 outcomes; paired tests take two aligned vectors (same questions, same
 order). Seeds are explicit so a report can be recomputed bit for bit.
+
+An accuracy's interval is Wilson's score interval (or Clopper-Pearson's exact one): a percentile bootstrap
+of a proportion under-covers on the small per-subject samples a report has, and collapses to zero width at
+0% or 100% (a subject with 5 questions all right is not known to be 100% accurate). The bootstrap stays for
+a paired difference, where no closed form accounts for the pairing.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 
+from reasonir_rag._common.names import by_name
+from reasonir_rag._deps import require
 from reasonir_rag.errors import InvalidInputError
 
 Outcomes = Sequence[bool] | Sequence[int] | np.ndarray
@@ -32,10 +40,61 @@ def accuracy(correct: Outcomes) -> float:
     return float(arr.mean()) if arr.size else float("nan")
 
 
+def _check_confidence(confidence: float) -> None:
+    if not 0 < confidence < 1:
+        raise InvalidInputError(f"confidence must be in (0, 1), got {confidence}")
+
+
+def _check_counts(successes: int, n: int, confidence: float) -> None:
+    if n < 1 or not 0 <= successes <= n:
+        raise InvalidInputError(f"an interval needs 0 <= successes <= n and n >= 1, got {successes} of {n}")
+    _check_confidence(confidence)
+
+
+def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson's score interval: the proportions the normal score test does not reject. Never zero width."""
+    _check_counts(successes, n, confidence)
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    centre = (successes + z * z / 2) / (n + z * z)
+    half = z / (n + z * z) * math.sqrt(successes * (n - successes) / n + z * z / 4)
+    lo = 0.0 if successes == 0 else max(0.0, centre - half)  # exact ends: no rounding residue at 0 or n
+    hi = 1.0 if successes == n else min(1.0, centre + half)
+    return lo, hi
+
+
+def clopper_pearson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Clopper-Pearson's exact interval (beta quantiles): at least the nominal coverage, so wider than Wilson."""
+    _check_counts(successes, n, confidence)
+    beta = require("scipy.stats").beta
+    alpha = 1 - confidence
+    lo = float(beta.ppf(alpha / 2, successes, n - successes + 1)) if successes > 0 else 0.0
+    hi = float(beta.ppf(1 - alpha / 2, successes + 1, n - successes)) if successes < n else 1.0
+    return lo, hi
+
+
+INTERVALS: dict[str, Callable[[int, int, float], tuple[float, float]]] = {
+    "wilson": wilson_interval,
+    "clopper-pearson": clopper_pearson_interval,
+}
+
+
+def accuracy_ci(correct: Outcomes, *, confidence: float = 0.95, method: str = "wilson") -> tuple[float, float]:
+    """Interval for the accuracy by ``method`` (``"wilson"`` or ``"clopper-pearson"``); NaN for no questions."""
+    interval = by_name(INTERVALS, method, "interval method")
+    _check_confidence(confidence)
+    arr = _as_bool(correct)
+    if not arr.size:
+        return float("nan"), float("nan")
+    return interval(int(arr.sum()), int(arr.size), confidence)
+
+
 def bootstrap_ci(
     correct: Outcomes, *, confidence: float = 0.95, n_resamples: int = 10_000, seed: int = 0,
 ) -> tuple[float, float]:
-    """Percentile bootstrap interval for the accuracy (resampling questions with replacement)."""
+    """Percentile bootstrap interval for the accuracy (resampling questions with replacement).
+
+    Kept for comparison: it under-covers on small samples and is zero width at 0% or 100%; reports use
+    :func:`accuracy_ci`."""
     arr = _as_bool(correct).astype(np.float64)
     if not arr.size:
         return float("nan"), float("nan")
@@ -57,8 +116,7 @@ def bootstrap_ci_of_mean(
     values: np.ndarray, *, confidence: float = 0.95, n_resamples: int = 10_000, seed: int = 0,
 ) -> tuple[float, float]:
     """Percentile bootstrap interval of the mean of ``values`` (chunked: bounded memory)."""
-    if not 0 < confidence < 1:
-        raise InvalidInputError(f"confidence must be in (0, 1), got {confidence}")
+    _check_confidence(confidence)
     if n_resamples < 1:
         raise InvalidInputError(f"n_resamples must be >= 1, got {n_resamples}")
     rng = np.random.default_rng(seed)

@@ -9,11 +9,14 @@ import pytest
 
 from reasonir_rag.eval.stats import (
     accuracy,
+    accuracy_ci,
     binom_two_sided_half,
     bootstrap_ci,
+    clopper_pearson_interval,
     gains,
     mcnemar_exact,
     paired_bootstrap_diff_ci,
+    wilson_interval,
 )
 
 
@@ -86,3 +89,76 @@ def test_accuracy_and_gains():
     absolute, relative = gains(0.532, 0.5)  # the paper reports MMLU +6.4% relative
     assert absolute == pytest.approx(0.032) and relative == pytest.approx(0.064)
     assert gains(0.3, 0.0) == (0.3, None)
+
+
+# Newcombe (1998), "Two-sided confidence intervals for the single proportion", Stat Med 17:857, Table I:
+# (successes, n) -> method 3 (Wilson score) and method 5 (Clopper-Pearson exact), four decimals.
+NEWCOMBE = {
+    (81, 263): ((0.2553, 0.3662), (0.2527, 0.3676)),
+    (15, 148): ((0.0624, 0.1605), (0.0578, 0.1617)),
+    (0, 20): ((0.0, 0.1611), (0.0, 0.1684)),
+    (1, 29): ((0.0061, 0.1718), (0.0009, 0.1776)),
+}
+
+
+@pytest.mark.parametrize(("counts", "expected"), NEWCOMBE.items(), ids=[f"{k}/{n}" for k, n in NEWCOMBE])
+def test_intervals_match_newcombe_table(counts, expected):
+    wilson, exact = expected
+    assert wilson_interval(*counts) == pytest.approx(wilson, abs=6e-5)
+    assert clopper_pearson_interval(*counts) == pytest.approx(exact, abs=6e-5)
+    k, n = counts
+    assert accuracy_ci([1] * k + [0] * (n - k)) == wilson_interval(k, n)
+    assert accuracy_ci([1] * k + [0] * (n - k), method="clopper-pearson") == clopper_pearson_interval(k, n)
+
+
+def test_intervals_are_never_zero_width_and_check_their_input():
+    for n in (1, 5, 40):
+        for interval in (wilson_interval, clopper_pearson_interval):
+            lo, hi = interval(0, n)
+            assert lo == 0.0 and hi > 0.01  # all wrong: the accuracy is low, not known to be 0
+            lo, hi = interval(n, n)
+            assert hi == 1.0 and lo < 0.99
+    narrow, wide = wilson_interval(20, 40), wilson_interval(20, 40, 0.99)
+    assert wide[0] < narrow[0] < 0.5 < narrow[1] < wide[1]
+    assert all(math.isnan(v) for v in accuracy_ci([]))
+    with pytest.raises(ValueError, match="unknown interval method 'wald'"):
+        accuracy_ci([1, 0], method="wald")
+    with pytest.raises(ValueError, match="0 <= successes <= n"):
+        wilson_interval(5, 4)
+    with pytest.raises(ValueError, match="0 <= successes <= n"):
+        clopper_pearson_interval(0, 0)
+    with pytest.raises(ValueError, match="confidence must be in"):
+        accuracy_ci([1, 0], confidence=1.0)
+
+
+COVERAGE_GRID = [(p, n) for p in (0.02, 0.25, 0.5, 0.9) for n in (10, 40, 200)]
+
+
+def _coverage(interval, p: float, n: int, rng: np.random.Generator, draws: int = 2000) -> float:
+    """Share of ``draws`` simulated samples (n questions, true accuracy p) whose interval holds p."""
+    counts = rng.binomial(n, p, size=draws)
+    covers = {}
+    for k in np.unique(counts):  # the interval depends on the sample only through its count
+        lo, hi = interval(int(k), n)
+        covers[int(k)] = lo <= p <= hi
+    return float(np.mean([covers[int(k)] for k in counts]))
+
+
+def test_wilson_holds_nominal_coverage_where_the_percentile_bootstrap_under_covers():
+    """Seeded simulation over true accuracies and sample sizes a report meets (a subject has 10 questions,
+    a run 200): Wilson stays near 95% in every cell; the bootstrap drops far below it for small samples
+    and accuracies near 0 or 1 (at 2% on 10 questions most samples are all wrong: a [0, 0] interval)."""
+    rng = np.random.default_rng(2024)
+    wilson = {cell: _coverage(wilson_interval, *cell, rng) for cell in COVERAGE_GRID}
+    exact = {cell: _coverage(clopper_pearson_interval, *cell, rng) for cell in COVERAGE_GRID}
+
+    def percentile_bootstrap(k: int, n: int) -> tuple[float, float]:
+        return bootstrap_ci([1] * k + [0] * (n - k), n_resamples=1000, seed=k)
+
+    bootstrap = {cell: _coverage(percentile_bootstrap, *cell, rng) for cell in COVERAGE_GRID}
+    for cell in COVERAGE_GRID:  # Wilson's exact coverage here lies in 0.93..0.98; 2000 draws add +-0.01
+        assert abs(wilson[cell] - 0.95) <= 0.04, (cell, wilson[cell])
+        assert exact[cell] >= 0.935, (cell, exact[cell])  # Clopper-Pearson is conservative
+    assert abs(np.mean(list(wilson.values())) - 0.95) <= 0.015
+    assert bootstrap[(0.02, 10)] < 0.3 and bootstrap[(0.9, 10)] < 0.75
+    assert np.mean(list(bootstrap.values())) < np.mean(list(wilson.values())) - 0.08
