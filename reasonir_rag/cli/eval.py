@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from pathlib import Path
 from typing import Any
 
 from reasonir_rag.cli.common import add_encoder_args, add_store_args, connection, encoder_name, load_encoder
-from reasonir_rag.errors import InvalidInputError
 
 logger = logging.getLogger("reasonir_rag.cli.main")
 
@@ -57,29 +55,9 @@ def register(subparsers: Any) -> None:
         p.add_argument("--no-progress", action="store_true")
         _add_protocol(p)
         p.set_defaults(func=cmd_eval_reader)
-    p = kinds.add_parser("retrieval", help="nDCG@10, recall@10/100 and MRR on a BEIR or BRIGHT collection")
-    source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--beir", help="BEIR folder (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv)")
-    source.add_argument("--bright", help="BRIGHT folder (needs --task)")
-    p.add_argument("--split", default="test")
-    p.add_argument("--task", help="BRIGHT task (its instruction is applied); with --beir, whose instruction to use")
-    p.add_argument("--instruction", help="query instruction for --beir (default: the encoder's generic one)")
-    p.add_argument("--long-documents", action="store_true", help="BRIGHT's long-document setting")
-    p.add_argument("--reasoning", help="BRIGHT reasoning queries, e.g. gpt4")
-    p.add_argument("--retriever", default="dense", choices=["dense", "bm25"])
-    p.add_argument("--bm25", choices=["bright", "bm25s"],
-                   help="with --retriever bm25, its configuration: bright (BRIGHT's Lucene recipe: k1 0.9, b 0.4, "
-                   "Porter stemming, Lucene's English stopwords) or bm25s (bm25s' defaults: k1 1.5, b 0.75, no "
-                   "stemming); default: bright with --bright, bm25s with --beir")
-    p.add_argument("--encoder", default="reasonir", help="reasonir | minilm | a model id or folder")
-    p.add_argument("--device", default=None)
-    p.add_argument("--cache", default=None, help="embedding cache folder")
-    p.add_argument("--queries", type=int, help="evaluate a seeded sample of this many queries")
-    p.add_argument("--other-docs", type=int, default=None, help="with --queries: non-relevant docs kept")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json", action="store_true", help="print the scores as JSON")
-    _add_protocol(p)
-    p.set_defaults(func=cmd_eval_retrieval)
+    from reasonir_rag.cli import eval_retrieval
+
+    eval_retrieval.register(kinds)  # eval retrieval: its own module
 
 
 def _add_protocol(parser: argparse.ArgumentParser) -> None:
@@ -169,49 +147,4 @@ def cmd_eval_reader(args: argparse.Namespace) -> int:
     report = evaluator.report(dataset, args.benchmark, corpus=corpus, out_dir=out)
     print(render_markdown(report))
     print(f"\nreport: {', '.join(report['files'].values())}")
-    return 0
-
-
-def cmd_eval_retrieval(args: argparse.Namespace) -> int:
-    from reasonir_rag.encoding.encoder import ReasonIREncoder
-    from reasonir_rag.eval.ir_data import load_beir, load_bright, subsample
-    from reasonir_rag.eval.retrieval import evaluate_retrieval
-
-    if args.bright and not args.task:
-        raise InvalidInputError("--bright needs --task (one of BRIGHT's 12 tasks)")
-    collection = (load_beir(args.beir, args.split) if args.beir else
-                  load_bright(args.bright, args.task, long_documents=args.long_documents, reasoning=args.reasoning))
-    if args.queries:
-        collection = subsample(collection, n_queries=args.queries, n_other_docs=args.other_docs or 1000,
-                               seed=args.seed)
-    if args.bm25 and args.retriever != "bm25":
-        raise InvalidInputError("--bm25 picks the BM25 configuration: it needs --retriever bm25")
-    if args.retriever == "bm25":
-        from reasonir_rag.eval.bm25 import BM25Retriever
-
-        bm25_config = args.bm25 or ("bright" if args.bright else "bm25s")
-        retriever: Any = BM25Retriever(list(collection.corpus.values()), config=bm25_config)
-    else:
-        from reasonir_rag.eval.protocol import protocol_for
-
-        max_length = protocol_for(args.protocol).bright_max_length if args.bright else None
-        retriever = ReasonIREncoder.from_pretrained(args.encoder, device=args.device, cache=args.cache,
-                                                    max_length=max_length)
-    instruction = args.instruction
-    if args.beir and args.task and instruction is None:
-        from reasonir_rag.encoding.instructions import resolve_task
-
-        instruction = resolve_task(args.task)
-    result = evaluate_retrieval(collection, retriever, instruction=instruction)
-    scores = result.scores
-    if args.json:
-        print(json.dumps({"collection": collection.describe(), "retriever": result.settings["retriever"],
-                          "protocol": args.protocol, "metrics": scores.mean}, indent=2))
-    else:
-        print(f"{collection.name}: {len(scores.per_query)} queries (protocol {args.protocol})")
-        if args.retriever == "bm25":
-            c = retriever.config
-            print(f"  retriever: BM25 {c.name!r} ({c.method}, k1={c.k1}, b={c.b}, stemmer={c.stemmer})")
-        for metric, value in scores.mean.items():
-            print(f"  {metric:<14}{value:.4f}")
     return 0

@@ -104,3 +104,23 @@ def exclude_from_run(run: Run, excluded: Mapping[str, Iterable[str]]) -> dict[st
         drop = set(excluded.get(qid, ()))
         out[qid] = {d: s for d, s in scores.items() if d not in drop}
     return out
+
+
+def per_query_values(scores: RetrievalScores, metric: str, query_ids: Sequence[str]) -> list[float]:
+    """``metric`` for each of ``query_ids``, in that order (aligned vectors for paired tests)."""
+    missing = [q for q in query_ids if q not in scores.per_query]
+    if missing:
+        raise InvalidInputError(f"{len(missing)} queries have no scores (first: {missing[:3]})")
+    if query_ids and metric not in scores.per_query[query_ids[0]]:
+        raise InvalidInputError(f"metric {metric!r} was not computed; have {sorted(scores.per_query[query_ids[0]])}")
+    return [scores.per_query[q][metric] for q in query_ids]
+
+
+def shared_queries(*systems: RetrievalScores) -> list[str]:
+    """The queries every system was scored on, sorted: what a paired comparison may use."""
+    if not systems:
+        return []
+    common = set(systems[0].per_query)
+    for s in systems[1:]:
+        common &= set(s.per_query)
+    return sorted(common)
