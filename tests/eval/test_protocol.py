@@ -4,10 +4,17 @@ out as literals, against what each protocol renders. A drift in either protocol 
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reasonir_rag import InvalidInputError
 from reasonir_rag.eval.datasets import Question
-from reasonir_rag.eval.extract import extract_reasonir_gpqa, extract_reasonir_mmlu, reasonir_gpqa_answer
+from reasonir_rag.eval.extract import (
+    REASONIR_MMLU_RULES,
+    extract_reasonir_gpqa,
+    extract_reasonir_mmlu,
+    reasonir_gpqa_answer,
+)
 from reasonir_rag.eval.prompts import build_messages, gpqa_question_block, retrieval_query, spec_for
 from reasonir_rag.eval.protocol import PROTOCOLS, protocol_for
 from reasonir_rag.eval.runner import EvalSettings
@@ -85,6 +92,33 @@ def test_mmlu_paper_extraction_is_reasonirs_three_regexes_then_its_guess(text, l
     assert (found.letter, found.method) == (letter, method)
     assert found.extracted == (method != "guess")
 
+
+
+_PIECES = ("answer:", "Answer: ", "answer is ", "(", ")", "A", "B", "C", "D", "E", "a", " ", "\n", "\r", "\t", "x",
+           "Answer:\n", ".", "answer: Answer: ")
+
+
+@settings(max_examples=3000, deadline=None, derandomize=True)
+@given(st.lists(st.sampled_from(_PIECES), max_size=24))
+def test_mmlu_paper_extraction_returns_what_reasonirs_patterns_return(pieces):
+    """The linear-time rules pick exactly the letter ReasonIR's verbatim (quadratic) patterns pick."""
+    text = "".join(pieces)
+    expected = ("guess", "D")
+    for rule, pattern in REASONIR_MMLU_RULES:
+        found = pattern.search(text)
+        if found:
+            expected = (rule, found.group(1) if pattern.groups else found.group(0))
+            break
+    got = extract_reasonir_mmlu(text)
+    assert (got.method, got.letter) == expected
+
+
+def test_mmlu_paper_extraction_reads_a_long_answer_by_the_same_rules():
+    """A 30,000-character answer (a reader looping to max_tokens) is read like a short one: the first line with
+    an ``Answer:`` gives its last one, and a lone letter at the very end is the last-letter rule's."""
+    looping = "we consider the membrane " * 1200
+    assert extract_reasonir_mmlu(looping + "\nAnswer: B and Answer: C\nAnswer: A").letter == "C"
+    assert extract_reasonir_mmlu("A " * 7500 + "x " * 7500 + "B").letter == "B"
 
 @pytest.mark.parametrize(("text", "answer", "em_letter", "acc"), [
     ("so \\boxed{(A)}", "a", "A", True),
