@@ -17,7 +17,7 @@ LAYERS = {
     "index": 6,
     "pipeline": 7,
     "eval": 8, "bulk": 8,
-    "demo": 9,
+    "demo": 9, "synth": 9,  # synth: an evaluation set from a corpus (uses llm, index, encoding, eval)
     "cli": 10,
     "__init__": 11, "__main__": 11,  # the facade and the entry point
 }

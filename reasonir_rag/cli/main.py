@@ -12,7 +12,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from reasonir_rag.cli import demo, index, llm
+from reasonir_rag.cli import demo, index, llm, synthesize
 from reasonir_rag.cli import eval as eval_cmd
 from reasonir_rag.errors import ReasonIRError
 
@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.register(sub, common)  # demo
     llm.register(sub)  # rewrite, rerank
     eval_cmd.register(sub)  # eval mmlu|gpqa|retrieval
+    synthesize.register(sub, common)  # synthesize
     return parser
 
 
