@@ -1,27 +1,34 @@
-"""The openai client for one server, with the project's retries and thread pool: one implementation for the LLM
-backend and the served encoder.
+"""The openai client for one server, on the openai package's own machinery: one implementation for the LLM backend
+and the served encoder.
 
-429, 5xx, timeouts and connection errors are retried with exponential backoff (honouring ``Retry-After``), then an
-:class:`~reasonir_rag.errors.LLMError` names the URL and the attempts (``transient=True``); other HTTP errors fail
-at once. The API key goes to the openai client only: it is never logged, never in a repr, never in a message.
+Retries are openai's own (408, 409, 429, 5xx, timeouts and connection errors; ``x-should-retry``;
+``retry-after-ms``, ``Retry-After`` in seconds or as an HTTP date, up to two minutes), with the project's
+``backoff``/``max_backoff`` for the exponential part. The connect timeout is short and separate from the read
+timeout, so an unreachable server fails in seconds while a long generation may take minutes. Afterwards an
+:class:`~reasonir_rag.errors.LLMError` names the URL and the attempts (``transient=True`` for what a later try may
+fix). The API key (and a password in the URL) is registered with :mod:`reasonir_rag._common.secrets`: it is never
+logged, never in a repr, never in a message or a chained cause, even when a server echoes it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
-import random
-import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from reasonir_rag._common import secrets
 from reasonir_rag._deps import require
 from reasonir_rag.errors import InvalidInputError, LLMError
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
+CONNECT_TIMEOUT = 5.0
+# what openai retries (its _should_retry): these statuses are "unavailable", not a verdict on the request
+_RETRIED_STATUSES = frozenset({408, 409, 429})
 
 
 def resolve_base_url(base_url: str | None) -> str:
@@ -37,26 +44,61 @@ def load_tokenizer(tokenizer: Any) -> Any:
     return transformers.AutoTokenizer.from_pretrained(str(tokenizer))
 
 
+def _with_backoff(base: type, backoff: float, max_backoff: float, initial: float) -> Any:
+    """``base`` (openai.OpenAI or AsyncOpenAI) whose exponential wait starts at ``backoff`` and stops at
+    ``max_backoff``; a server's own ``Retry-After`` wait is kept as openai computes it."""
+
+    class Client(base):
+        def _calculate_retry_timeout(self, remaining_retries: int, options: Any, response_headers: Any = None) -> float:
+            delay: float = super()._calculate_retry_timeout(remaining_retries, options, response_headers)
+            asked = self._parse_retry_after_header(response_headers)
+            if asked is not None and 0 < asked <= 120 and delay == asked:
+                return delay
+            return min(max_backoff, delay * backoff / initial)
+
+    return Client
+
+
 class OpenAIClient:
-    """``client`` (an ``openai.OpenAI`` with its own retries off), :meth:`call` (one request, retried) and
-    :meth:`map` (many, on at most ``max_concurrency`` threads). ``label`` names the model in messages."""
+    """``client`` (an ``openai.OpenAI``), ``async_client`` (an ``openai.AsyncOpenAI``, made on first use),
+    :meth:`call` / :meth:`acall` (one request, errors as :class:`LLMError`) and :meth:`map` / :meth:`amap` (many,
+    at most ``max_concurrency`` at a time). ``label`` names the model in messages."""
 
     def __init__(self, base_url: str, api_key: str | None = None, *, label: str, max_concurrency: int = 8,
-                 max_retries: int = 4, timeout: float = 120.0, backoff: float = 0.5, max_backoff: float = 20.0):
+                 max_retries: int = 4, timeout: float = 120.0, connect_timeout: float = CONNECT_TIMEOUT,
+                 backoff: float = 0.5, max_backoff: float = 20.0):
         openai = require("openai")
         if max_concurrency < 1 or max_retries < 0:
             raise InvalidInputError("max_concurrency must be >= 1 and max_retries >= 0")
+        if not (timeout > 0 and connect_timeout > 0 and backoff >= 0 and max_backoff >= 0):
+            raise InvalidInputError(f"timeout ({timeout}) and connect_timeout ({connect_timeout}) must be > 0, "
+                                    f"backoff ({backoff}) and max_backoff ({max_backoff}) >= 0")
         key = api_key or os.environ.get("OPENAI_API_KEY")
         if not key:
             logger.debug("no API key given or in OPENAI_API_KEY; sending a placeholder (fine for local servers)")
+        secrets.register(key)
         self.base_url, self.label = base_url, label
-        self.client = openai.OpenAI(base_url=base_url, api_key=key or "EMPTY", max_retries=0, timeout=timeout)
-        self._openai = openai
+        self.shown_url = secrets.register_url(base_url) or base_url
         self.max_concurrency, self.max_retries = max_concurrency, max_retries
-        self.backoff, self.max_backoff = backoff, max_backoff
+        self.timeout = openai.Timeout(timeout, connect=min(connect_timeout, timeout))
+        self._openai = openai
+        initial = float(getattr(getattr(openai, "_constants", None), "INITIAL_RETRY_DELAY", 0.5))
+        self._options: dict[str, Any] = dict(base_url=base_url, api_key=key or "EMPTY", max_retries=max_retries,
+                                             timeout=self.timeout)
+        self._async_type = _with_backoff(openai.AsyncOpenAI, backoff, max_backoff, initial)
+        self.client = _with_backoff(openai.OpenAI, backoff, max_backoff, initial)(**self._options)
+        self._async_clients: dict[int, Any] = {}  # one AsyncOpenAI per event loop (its connections belong to it)
 
     def __repr__(self) -> str:
-        return f"OpenAIClient({self.base_url!r}, {self.label})"
+        return f"OpenAIClient({self.shown_url!r}, {self.label})"
+
+    @property
+    def async_client(self) -> Any:
+        """The ``openai.AsyncOpenAI`` for the running event loop."""
+        loop = id(asyncio.get_running_loop())
+        if loop not in self._async_clients:
+            self._async_clients[loop] = self._async_type(**self._options)
+        return self._async_clients[loop]
 
     def map(self, fn: Callable[[Any], Any], items: list[Any], *, return_exceptions: bool = False) -> list[Any]:
         """``fn`` over ``items`` on at most ``max_concurrency`` threads; results in input order."""
@@ -68,49 +110,62 @@ class OpenAIClient:
             for f in futures:
                 exc = f.exception()
                 results.append(exc if exc is not None else f.result())
-        errors = [r for r in results if isinstance(r, Exception)]
-        if errors and not return_exceptions:
-            raise errors[0]
-        return results
+        return _gathered(results, return_exceptions)
+
+    async def amap(self, fn: Callable[[Any], Awaitable[Any]], items: list[Any], *,
+                   return_exceptions: bool = False) -> list[Any]:
+        """``await fn(item)`` for each item, at most ``max_concurrency`` at a time; results in input order."""
+        gate = asyncio.Semaphore(self.max_concurrency)
+
+        async def one(item: Any) -> Any:
+            async with gate:
+                return await fn(item)
+
+        results = await asyncio.gather(*(one(i) for i in items), return_exceptions=True)
+        return _gathered(list(results), return_exceptions)
 
     def call(self, what: str, request: Callable[[], Any]) -> Any:
-        """Run ``request``, retrying what a retry can fix; raise :class:`LLMError` naming URL and attempts."""
+        """Run ``request`` (openai retries inside it); raise :class:`LLMError` naming URL and attempts."""
+        try:
+            return request()
+        except self._openai.APIError as exc:
+            raise self._error(what, exc) from secrets.scrub(exc)
+
+    async def acall(self, what: str, request: Callable[[], Awaitable[Any]]) -> Any:
+        """:meth:`call` for a coroutine made with :attr:`async_client`."""
+        try:
+            return await request()
+        except self._openai.APIError as exc:
+            raise self._error(what, exc) from secrets.scrub(exc)
+
+    def _error(self, what: str, exc: Any) -> LLMError:
         openai = self._openai
-        attempts = self.max_retries + 1
-        last: Exception | None = None
-        for attempt in range(1, attempts + 1):
-            retry_after = None
-            try:
-                return request()
-            except openai.APIStatusError as exc:
-                if exc.status_code != 429 and (exc.status_code < 500 or exc.status_code == 501):  # 501: never
-                    raise LLMError(f"{what} request to {self.base_url} ({self.label}) was rejected "
-                                   f"with HTTP {exc.status_code}: {self._redact(exc)}") from exc
-                last, retry_after = exc, _retry_after(exc)
-            except openai.APIConnectionError as exc:  # includes APITimeoutError
-                last = exc
-            if attempt == attempts:
-                break
-            delay = min(self.max_backoff, self.backoff * 2 ** (attempt - 1)) * (1 + 0.1 * random.random())
-            if retry_after is not None:
-                delay = min(self.max_backoff, max(delay, retry_after))
-            logger.warning("%s request to %s failed (%s, attempt %d of %d); retrying in %.1fs", what, self.base_url,
-                           type(last).__name__, attempt, attempts, delay)
-            time.sleep(delay)
-        raise LLMError(f"{what} request to {self.base_url} ({self.label}) failed after {attempts} "
-                       f"attempts: {type(last).__name__}: {self._redact(last)}", transient=True) from last
-
-    def _redact(self, exc: BaseException | None) -> str:
-        text = str(exc)
-        key = self.client.api_key
-        return text.replace(key, "***") if key and key != "EMPTY" else text
+        attempts = _attempts(exc)
+        where = f"{what} request to {self.shown_url} ({self.label})"
+        tries = f"{attempts} attempt{'s' if attempts != 1 else ''}"
+        name = type(exc).__name__
+        if isinstance(exc, openai.APIStatusError):
+            status = exc.status_code
+            if status in _RETRIED_STATUSES or status >= 500:
+                return LLMError(secrets.redact(f"{where} failed after {tries}: {name} (HTTP {status}): {exc}"),
+                                transient=True)
+            return LLMError(secrets.redact(f"{where} was rejected with HTTP {status} ({tries}): {name}: {exc}"))
+        if isinstance(exc, openai.APIConnectionError):  # includes APITimeoutError
+            cause = f" ({type(exc.__cause__).__name__})" if exc.__cause__ is not None else ""
+            return LLMError(secrets.redact(f"{where} failed after {tries}: {name}{cause}: {exc}"), transient=True)
+        return LLMError(secrets.redact(f"{where} failed: {type(exc).__name__}: {exc}"))
 
 
-def _retry_after(exc: Any) -> float | None:
+def _attempts(exc: Any) -> int:
+    """How many times openai sent the request: its ``x-stainless-retry-count`` header on the last one, plus one."""
     try:
-        value = exc.response.headers.get("retry-after")
-        return float(value) if value is not None else None
+        return int(exc.request.headers.get("x-stainless-retry-count", "0")) + 1
     except (AttributeError, TypeError, ValueError):
-        return None
+        return 1
 
 
+def _gathered(results: list[Any], return_exceptions: bool) -> list[Any]:
+    errors = [r for r in results if isinstance(r, BaseException)]
+    if errors and not return_exceptions:
+        raise errors[0]
+    return results

@@ -1,13 +1,17 @@
 """Any OpenAI-compatible server (vLLM, SGLang, llama.cpp, a hosted API) as an :class:`~reasonir_rag.llm.base.LLM`.
 
-Requests run in a bounded thread pool; 429, 5xx, timeouts and connection errors are retried with exponential
-backoff (honouring ``Retry-After``), then an :class:`LLMError` names the URL and the attempts. The API key is
-only handed to the ``openai`` client: it is never logged, never in a repr and never in an error message.
+Requests run in a bounded thread pool (``agenerate``: ``AsyncOpenAI`` under a semaphore); retries, timeouts and
+errors are :mod:`reasonir_rag._common.openai_client`'s (openai's own retries, a 5 s connect timeout, an
+:class:`LLMError` naming the URL and the attempts, the key never shown).
 
-Scoring the next token: a rendered string goes to ``/v1/completions`` (``max_tokens=1``, ``logprobs=k``); a
-message list ending in an assistant prefix goes to ``/v1/chat/completions`` with vLLM's
-``continue_final_message``. Only the server's top-k log-probs come back, so a candidate outside them is missing
-from the result; callers renormalise over what is present (see :mod:`reasonir_rag.pipeline.reranker`).
+Scoring the next token, exact where the server allows it: with a local tokenizer the prompt goes to
+``/v1/completions`` as token ids (tokenized exactly as :class:`~reasonir_rag.llm.TransformersLLM` does) with
+vLLM's ``logprob_token_ids`` set to the candidates' ids, so each candidate's full-softmax log-prob comes back
+whatever its rank. Whether the server honours it is checked once, on the first request; a server that does not
+(another server, an older vLLM) gets the top-k path: ``logprobs=k`` on completions, or, for a message list ending
+in an assistant prefix without a local chat template, ``/v1/chat/completions`` with vLLM's
+``continue_final_message``. There a candidate outside the top k is missing from the result, and callers
+renormalise over what is present (see :mod:`reasonir_rag.pipeline.reranker`).
 """
 
 from __future__ import annotations
@@ -16,9 +20,9 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from reasonir_rag._common.openai_client import OpenAIClient, load_tokenizer, resolve_base_url
+from reasonir_rag._common.openai_client import CONNECT_TIMEOUT, OpenAIClient, load_tokenizer, resolve_base_url
 from reasonir_rag._common.tokens import cut_by_estimate, cut_to_tokens, estimate_tokens, special_tokens, token_ids
-from reasonir_rag.errors import InvalidInputError, UnsupportedError
+from reasonir_rag.errors import InvalidInputError, LLMError, UnsupportedError
 from reasonir_rag.llm.base import (
     is_continuation,
     logsumexp,
@@ -48,6 +52,7 @@ class OpenAICompatibleLLM:
         max_concurrency: int = 8,
         max_retries: int = 4,
         timeout: float = 120.0,
+        connect_timeout: float = CONNECT_TIMEOUT,
         backoff: float = 0.5,
         max_backoff: float = 20.0,
         top_logprobs: int = 20,
@@ -61,17 +66,19 @@ class OpenAICompatibleLLM:
         self.model_name = model
         self.base_url = resolve_base_url(base_url)
         self._http = OpenAIClient(self.base_url, api_key, label=f"model {model!r}", max_concurrency=max_concurrency,
-                                  max_retries=max_retries, timeout=timeout, backoff=backoff, max_backoff=max_backoff)
+                                  max_retries=max_retries, timeout=timeout, connect_timeout=connect_timeout,
+                                  backoff=backoff, max_backoff=max_backoff)
         self.top_logprobs = top_logprobs
         self.extra_body = dict(extra_body or {})
         self.tokenizer = load_tokenizer(tokenizer)
         self._completion_extra = dict(self.extra_body)
+        self._exact: bool | None = None  # does the server honour logprob_token_ids? learnt on the first scoring
         if self.tokenizer is not None and special_tokens(self.tokenizer) != ([], []):
             # rendered chat prompts already carry BOS; vLLM would add a second one
             self._completion_extra.setdefault("add_special_tokens", False)
 
     def __repr__(self) -> str:
-        return f"OpenAICompatibleLLM(model={self.model_name!r}, base_url={self.base_url!r})"
+        return f"OpenAICompatibleLLM(model={self.model_name!r}, base_url={self._http.shown_url!r})"
 
     # ------------------------------------------------------------------ text helpers
     def render_chat(self, messages, *, add_generation_prompt: bool = True,
@@ -96,13 +103,8 @@ class OpenAICompatibleLLM:
         return cut_to_tokens(self.tokenizer, text, max_tokens)
 
     # ------------------------------------------------------------------ requests
-    def generate(
-        self, prompts: Sequence[Prompt], *, max_tokens: int = 256, temperature: float = 0.0, top_p: float = 1.0,
-        seed: int | None = None, stop: Sequence[str] | None = None, return_exceptions: bool = False,
-        frequency_penalty: float = 0.0,
-    ) -> list[Any]:
-        """Chat prompts through ``/v1/chat/completions``, strings through ``/v1/completions``."""
-        items = validate_prompts(prompts, "generate")
+    def _generate_params(self, max_tokens: int, temperature: float, top_p: float, seed: int | None,
+                         stop: Sequence[str] | None, frequency_penalty: float) -> dict[str, Any]:
         params: dict[str, Any] = dict(model=self.model_name, max_tokens=max_tokens, temperature=temperature,
                                       top_p=top_p)
         if seed is not None:
@@ -111,53 +113,160 @@ class OpenAICompatibleLLM:
             params["stop"] = list(stop)
         if frequency_penalty:
             params["frequency_penalty"] = frequency_penalty
+        return params
+
+    def generate(
+        self, prompts: Sequence[Prompt], *, max_tokens: int = 256, temperature: float = 0.0, top_p: float = 1.0,
+        seed: int | None = None, stop: Sequence[str] | None = None, return_exceptions: bool = False,
+        frequency_penalty: float = 0.0,
+    ) -> list[Any]:
+        """Chat prompts through ``/v1/chat/completions``, strings through ``/v1/completions``."""
+        items = validate_prompts(prompts, "generate")
+        params = self._generate_params(max_tokens, temperature, top_p, seed, stop, frequency_penalty)
+        http = self._http
 
         def one(prompt: str | list[dict[str, str]]) -> str:
             if isinstance(prompt, str):
-                r = self._http.call("completion", lambda: self._http.client.completions.create(
+                r = http.call("completion", lambda: http.client.completions.create(
                     prompt=prompt, extra_body=self._completion_extra or None, **params))
                 return r.choices[0].text or ""
-            r = self._http.call("chat completion", lambda: self._http.client.chat.completions.create(
+            r = http.call("chat completion", lambda: http.client.chat.completions.create(
                 messages=prompt, extra_body=self._chat_extra(prompt) or None, **params))
             return r.choices[0].message.content or ""
 
-        return self._http.map(one, items, return_exceptions=return_exceptions)
+        return http.map(one, items, return_exceptions=return_exceptions)
+
+    async def agenerate(
+        self, prompts: Sequence[Prompt], *, max_tokens: int = 256, temperature: float = 0.0, top_p: float = 1.0,
+        seed: int | None = None, stop: Sequence[str] | None = None, return_exceptions: bool = False,
+        frequency_penalty: float = 0.0,
+    ) -> list[Any]:
+        """:meth:`generate` on ``AsyncOpenAI``: at most ``max_concurrency`` requests in flight, no threads."""
+        items = validate_prompts(prompts, "agenerate")
+        params = self._generate_params(max_tokens, temperature, top_p, seed, stop, frequency_penalty)
+        http = self._http
+
+        async def one(prompt: str | list[dict[str, str]]) -> str:
+            client = http.async_client
+            if isinstance(prompt, str):
+                r = await http.acall("completion", lambda: client.completions.create(
+                    prompt=prompt, extra_body=self._completion_extra or None, **params))
+                return r.choices[0].text or ""
+            r = await http.acall("chat completion", lambda: client.chat.completions.create(
+                messages=prompt, extra_body=self._chat_extra(prompt) or None, **params))
+            return r.choices[0].message.content or ""
+
+        return await http.amap(one, items, return_exceptions=return_exceptions)
 
     def next_token_logprobs(
         self, prompts: Sequence[Prompt], candidates: Sequence[str], *, shared_prefix: str = "",
         return_exceptions: bool = False,
     ) -> list[Any]:
-        """Top-k log-probs of the next token, folded onto ``candidates`` (matching ignores surrounding spaces)."""
+        """Log-probs of the next token for ``candidates``: exact (``logprob_token_ids``) where the server takes
+        it, else the top-k folded onto the candidates (matching ignores surrounding spaces)."""
         items = validate_prompts(prompts, "next_token_logprobs")
         if shared_prefix and any(not isinstance(p, str) for p in items):
             raise InvalidInputError("shared_prefix works with string prompts only")
+        ids = self._candidate_ids(candidates)
+        if ids is not None and self._exact is not False and items:
+            if self._exact is None:  # probe once with the first prompt, then the rest on the path it chose
+                first = self._http.map(lambda p: self._exact_or_none(p, shared_prefix, candidates, ids), items[:1],
+                                       return_exceptions=return_exceptions)
+                if self._exact:
+                    rest = self._http.map(lambda p: self._exact_logprobs(p, shared_prefix, candidates, ids),
+                                          items[1:], return_exceptions=return_exceptions)
+                    return first + rest
+            else:
+                return self._http.map(lambda p: self._exact_logprobs(p, shared_prefix, candidates, ids), items,
+                                      return_exceptions=return_exceptions)
+        return self._http.map(lambda p: self._top_logprobs(p, shared_prefix, candidates), items,
+                              return_exceptions=return_exceptions)
+
+    # ------------------------------------------------------------------ scoring internals
+    def _candidate_ids(self, candidates: Sequence[str]) -> list[int] | None:
+        """One token id per candidate, or None (no local tokenizer, or a candidate of several tokens)."""
+        if self.tokenizer is None:
+            return None
+        ids = [token_ids(self.tokenizer, c) for c in candidates]
+        return [i[0] for i in ids] if all(len(i) == 1 for i in ids) else None
+
+    def _prompt_ids(self, prompt: str | list[dict[str, str]], shared_prefix: str) -> list[int]:
+        """The ids TransformersLLM scores: BOS (unless the text starts with it), the prefix, the prompt, each
+        tokenized on its own."""
+        text = prompt if isinstance(prompt, str) else self.render_chat(
+            prompt, continue_final_message=is_continuation(prompt))
+        head = special_tokens(self.tokenizer)[0]
+        first = token_ids(self.tokenizer, shared_prefix) if shared_prefix else []
+        rest = token_ids(self.tokenizer, text)
+        body = first + rest
+        return body if not head or body[: len(head)] == head else head + body
+
+    def _exact_logprobs(self, prompt: str | list[dict[str, str]], shared_prefix: str, candidates: Sequence[str],
+                        ids: list[int]) -> dict[str, float]:
+        got = self._exact_request(prompt, shared_prefix, candidates, ids)
+        if got is None:
+            raise LLMError(f"{self!r} stopped returning log-probs for the requested token ids")
+        return got
+
+    def _exact_or_none(self, prompt: str | list[dict[str, str]], shared_prefix: str, candidates: Sequence[str],
+                       ids: list[int]) -> dict[str, float]:
+        """The probe: the exact answer when the server gives one (and remember it), else the top-k answer."""
+        try:
+            got = self._exact_request(prompt, shared_prefix, candidates, ids)
+        except LLMError as exc:
+            if exc.transient or "logprob_token_ids" not in str(exc):
+                raise
+            got = None
+        self._exact = got is not None
+        if got is None:
+            logger.warning("%r does not return log-probs for chosen token ids (vLLM's logprob_token_ids); "
+                           "scores use its top-%d log-probs and may miss a digit", self, self.top_logprobs)
+            return self._top_logprobs(prompt, shared_prefix, candidates)
+        logger.info("%r returns exact log-probs for chosen token ids", self)
+        return got
+
+    def _exact_request(self, prompt: str | list[dict[str, str]], shared_prefix: str, candidates: Sequence[str],
+                       ids: list[int]) -> dict[str, float] | None:
+        http = self._http
+        body = self._prompt_ids(prompt, shared_prefix)
+        extra = {**self.extra_body, "logprob_token_ids": ids, "return_tokens_as_token_ids": True}
+        r = http.call("completion", lambda: http.client.completions.create(
+            model=self.model_name, prompt=body, max_tokens=1, temperature=0.0, logprobs=len(ids), extra_body=extra))
+        lp = r.choices[0].logprobs
+        top = (lp.top_logprobs or [None])[0] if lp is not None else None
+        by_id = {k: v for k, v in (top or {}).items()}
+        wanted = {f"token_id:{i}": c for i, c in zip(ids, candidates, strict=True)}
+        if not set(wanted) <= set(by_id):
+            return None
+        return {c: float(by_id[k]) for k, c in wanted.items()}
+
+    def _top_logprobs(self, prompt: str | list[dict[str, str]], shared_prefix: str,
+                      candidates: Sequence[str]) -> dict[str, float]:
+        http = self._http
         wanted = {c.strip() or c: c for c in candidates}
         params = dict(model=self.model_name, max_tokens=1, temperature=0.0)
-
-        def one(prompt: str | list[dict[str, str]]) -> dict[str, float]:
-            if isinstance(prompt, list) and getattr(self.tokenizer, "chat_template", None):
-                prompt = self.render_chat(prompt, continue_final_message=is_continuation(prompt))
-            if isinstance(prompt, str):
-                r = self._http.call("completion", lambda: self._http.client.completions.create(
-                    prompt=shared_prefix + prompt, logprobs=self.top_logprobs,
-                    extra_body=self._completion_extra or None, **params))
-                lp = r.choices[0].logprobs
-                top = (lp.top_logprobs or [{}])[0] if lp is not None else {}
-                pairs = list((top or {}).items())
-            else:
-                r = self._http.call("chat completion", lambda: self._http.client.chat.completions.create(
-                    messages=prompt, logprobs=True, top_logprobs=self.top_logprobs,
-                    extra_body=self._chat_extra(prompt) or None, **params))
-                content = r.choices[0].logprobs.content if r.choices[0].logprobs else None
-                pairs = [(t.token, t.logprob) for t in content[0].top_logprobs] if content else []
-            found: dict[str, list[float]] = {}
-            for token, logprob in pairs:
-                key = token.strip() or token
-                if key in wanted:
-                    found.setdefault(wanted[key], []).append(float(logprob))
-            return {c: logsumexp(v) for c, v in found.items()}
-
-        return self._http.map(one, items, return_exceptions=return_exceptions)
+        if isinstance(prompt, list) and getattr(self.tokenizer, "chat_template", None):
+            prompt = self.render_chat(prompt, continue_final_message=is_continuation(prompt))
+        if isinstance(prompt, str):
+            text = shared_prefix + prompt
+            r = http.call("completion", lambda: http.client.completions.create(
+                prompt=text, logprobs=self.top_logprobs, extra_body=self._completion_extra or None, **params))
+            lp = r.choices[0].logprobs
+            top = (lp.top_logprobs or [{}])[0] if lp is not None else {}
+            pairs = list((top or {}).items())
+        else:
+            messages = prompt
+            r = http.call("chat completion", lambda: http.client.chat.completions.create(
+                messages=messages, logprobs=True, top_logprobs=self.top_logprobs,
+                extra_body=self._chat_extra(messages) or None, **params))
+            content = r.choices[0].logprobs.content if r.choices[0].logprobs else None
+            pairs = [(t.token, t.logprob) for t in content[0].top_logprobs] if content else []
+        found: dict[str, list[float]] = {}
+        for token, logprob in pairs:
+            key = token.strip() or token
+            if key in wanted:
+                found.setdefault(wanted[key], []).append(float(logprob))
+        return {c: logsumexp(v) for c, v in found.items()}
 
     # ------------------------------------------------------------------ internals
     def _chat_extra(self, messages: list[dict[str, str]]) -> dict[str, Any]:
