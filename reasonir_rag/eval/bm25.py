@@ -15,6 +15,12 @@ Two named configurations (:data:`BM25_CONFIGS`, both :class:`BM25Config`):
     digits kept; ``don't``, ``U.S``, ``3.14`` and ``1,000`` stay one token; no UAX#29 script rules, CJK runs
     are not split per ideograph), the stemmer is Snowball's Porter (PyStemmer), and document lengths are exact
     (Lucene stores them in one lossy byte).
+``"bright-script"``
+    BRIGHT's own script (``retrievers.py``: gensim's ``LuceneBM25Model`` behind ``SparseMatrixSimilarity``): the
+    same analysis and ``k1``/``b`` as ``"bright"``, but the query is weighted as a document first (each distinct
+    query term gets ``idf * tf / (tf + k1 * (1 - b + b * query_length / avgdl))``, the query length counting only
+    terms the corpus has) and the score is the dot product with the documents' BM25 weights, so idf counts twice
+    and a long query's repeated terms saturate. Checked against gensim itself in the tests.
 ``"bm25s"``
     bm25s' own defaults: ``k1=1.5``, ``b=0.75``, method "lucene", tokens of two or more word characters,
     lowercased, the same 33 stopwords, no stemming.
@@ -25,8 +31,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from functools import cache
 from typing import Any
 
@@ -69,6 +76,13 @@ class BM25Config:
     possessive: bool = False
     stopwords: tuple[str, ...] = LUCENE_ENGLISH_STOPWORDS
     stemmer: str | None = None
+    query_weighting: str = "bag"  # "bag": every query token adds its score (Anserini); "bm25": BRIGHT's script
+
+    def __post_init__(self) -> None:
+        if self.query_weighting not in ("bag", "bm25"):
+            raise InvalidInputError(f"query_weighting must be 'bag' or 'bm25', got {self.query_weighting!r}")
+        if self.query_weighting == "bm25" and self.method != "lucene":
+            raise InvalidInputError("query_weighting='bm25' is gensim's LuceneBM25Model: it needs method='lucene'")
 
     def describe(self) -> dict[str, Any]:
         """Plain JSON: the name and every setting (the stopwords by name when they are Lucene's)."""
@@ -104,9 +118,10 @@ def _stemmer(algorithm: str) -> Any:
 
 BRIGHT = BM25Config("bright", k1=0.9, b=0.4, token_pattern=LUCENE_TOKEN_PATTERN, possessive=True,
                     stemmer="porter")
+BRIGHT_SCRIPT = replace(BRIGHT, name="bright-script", query_weighting="bm25")
 BM25S_DEFAULTS = BM25Config("bm25s", k1=1.5, b=0.75)
 #: The named configurations, for ``BM25Retriever(config=NAME)`` and ``eval retrieval --bm25 NAME``.
-BM25_CONFIGS: dict[str, BM25Config] = {c.name: c for c in (BRIGHT, BM25S_DEFAULTS)}
+BM25_CONFIGS: dict[str, BM25Config] = {c.name: c for c in (BRIGHT, BRIGHT_SCRIPT, BM25S_DEFAULTS)}
 
 
 def bm25_config(config: str | BM25Config) -> BM25Config:
@@ -137,7 +152,9 @@ class BM25Retriever:
             digest.update(f"{d.id}\0{hashlib.sha256(d.text.encode()).hexdigest()}\n".encode())
         self._corpus_sha256 = digest.hexdigest()
         self._model = bm25s.BM25(k1=self.config.k1, b=self.config.b, method=self.config.method)
-        self._model.index(self.config.tokenize([d.text for d in self._docs]), show_progress=False)
+        corpus_tokens = self.config.tokenize([d.text for d in self._docs])
+        self._avgdl = sum(len(row) for row in corpus_tokens) / len(corpus_tokens)
+        self._model.index(corpus_tokens, show_progress=False)
         logger.info("BM25 index over %d documents (%s: %s, k1=%s, b=%s)", len(self._docs), self.config.name,
                     self.config.method, self.config.k1, self.config.b)
 
@@ -192,11 +209,38 @@ class BM25Retriever:
             mask = np.array([all(d.metadata.get(f) == v for f, v in where.items()) for d in self._docs],
                             dtype=np.float32)
         depth = min(len(self._docs), k)
-        idx, scores = self._model.retrieve(self.config.tokenize(list(queries)), k=depth, show_progress=False,
-                                           weight_mask=mask)
+        tokens = self.config.tokenize(list(queries))
+        if self.config.query_weighting == "bm25":
+            idx, scores = self._retrieve_weighted(tokens, depth, mask)
+        else:
+            idx, scores = self._model.retrieve(tokens, k=depth, show_progress=False, weight_mask=mask)
         out = []
         for row_idx, row_scores in zip(idx, scores, strict=True):
             hits = [ScoredDocument(self._docs[i].id, self._docs[i].text, dict(self._docs[i].metadata), float(s))
                     for i, s in zip(row_idx, row_scores, strict=True) if s > 0]
             out.append(hits)
         return out
+
+    def _retrieve_weighted(self, queries: list[list[str]], depth: int,
+                           mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """Top ``depth`` by BRIGHT's script: the query's own BM25 weights dotted with the documents' (bm25s'
+        "lucene" document scores are gensim's ``LuceneBM25Model`` weights: the same idf and saturation)."""
+        c, vocab, index = self.config, self._model.vocab_dict, self._model.scores
+        data, indices, indptr = index["data"], index["indices"], index["indptr"]
+        n_docs = len(self._docs)
+        all_idx = np.empty((len(queries), depth), dtype=np.int64)
+        all_scores = np.empty((len(queries), depth), dtype=np.float64)
+        for row, query in enumerate(queries):
+            counts = Counter(vocab[t] for t in query if t in vocab)
+            norm = c.k1 * (1 - c.b + c.b * sum(counts.values()) / self._avgdl)
+            scores = np.zeros(n_docs, dtype=np.float64)
+            for term, tf in counts.items():
+                lo, hi = indptr[term], indptr[term + 1]
+                if hi > lo:  # df is the column's length; a term of the vocabulary alone (bm25s' "") has none
+                    idf = np.log((n_docs + 1.0) / (hi - lo + 0.5))
+                    scores[indices[lo:hi]] += idf * tf / (tf + norm) * data[lo:hi]
+            if mask is not None:
+                scores *= mask
+            top = np.argsort(-scores, kind="stable")[:depth]
+            all_idx[row], all_scores[row] = top, scores[top]
+        return all_idx, all_scores

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from reasonir_rag.errors import InvalidInputError
 from reasonir_rag.eval.bm25 import (
     BM25_CONFIGS,
     BRIGHT,
@@ -32,7 +33,7 @@ def test_lucene_english_stopwords_are_the_33_of_lucene():
 
 
 def test_bright_parameters_and_the_bm25s_defaults():
-    assert sorted(BM25_CONFIGS) == ["bm25s", "bright"]
+    assert sorted(BM25_CONFIGS) == ["bm25s", "bright", "bright-script"]
     assert (BRIGHT.method, BRIGHT.k1, BRIGHT.b, BRIGHT.stemmer, BRIGHT.lowercase) == ("lucene", 0.9, 0.4,
                                                                                      "porter", True)
     assert BRIGHT.stopwords == LUCENE_ENGLISH_STOPWORDS
@@ -42,6 +43,49 @@ def test_bright_parameters_and_the_bm25s_defaults():
     with pytest.raises(ValueError, match="unknown BM25 configuration 'pyserini'"):
         bm25_config("pyserini")
 
+
+
+def _gensim_scores(corpus_tokens, query_tokens):
+    """BRIGHT's retrieval_bm25 (retrievers.py) on already analysed tokens, with gensim itself."""
+    from gensim.corpora import Dictionary
+    from gensim.models import LuceneBM25Model
+    from gensim.similarities import SparseMatrixSimilarity
+
+    dictionary = Dictionary(corpus_tokens)
+    model = LuceneBM25Model(dictionary=dictionary, k1=0.9, b=0.4)
+    index = SparseMatrixSimilarity(model[list(map(dictionary.doc2bow, corpus_tokens))], num_docs=len(corpus_tokens),
+                                   num_terms=len(dictionary), normalize_queries=False, normalize_documents=False)
+    return [index[model[dictionary.doc2bow(q)]] for q in query_tokens]
+
+
+def test_bright_script_scores_are_gensims_as_brights_script_computes_them():
+    """On SciFact's first 300 abstracts and queries long and short (repeated terms, terms the corpus lacks), the
+    scores are gensim's LuceneBM25Model through SparseMatrixSimilarity, and the ranking differs from "bright"."""
+    from reasonir_rag.eval.ir_data import load_beir
+    from reasonir_rag.sample_data import scifact_dir
+
+    collection = load_beir(scifact_dir())
+    docs = list(collection.corpus.values())[:300]
+    queries = [q for q in list(collection.queries.values())[:40]]
+    queries += [" ".join(queries[:6]) * 3, "zygomorphic quasicrystal " + docs[0].text]
+    script = BM25Retriever(docs, config="bright-script")
+    expected = _gensim_scores(BRIGHT.tokenize([d.text for d in docs]), BRIGHT.tokenize(queries))
+    differs = 0
+    for query, want in zip(queries, expected, strict=True):
+        got = {h.id: h.score for h in script.search(query, k=len(docs))}
+        want_by_id = {d.id: float(w) for d, w in zip(docs, want, strict=True) if w > 0}
+        assert set(got) == set(want_by_id)
+        assert all(abs(got[i] - want_by_id[i]) <= 1e-4 * max(1.0, want_by_id[i]) for i in got)
+        lucene = [h.id for h in BM25Retriever(docs, config="bright").search(query, k=10)]
+        differs += lucene != [h.id for h in script.search(query, k=10)]
+    assert differs > 0  # idf twice and the query's own saturation change some rankings
+
+
+def test_bright_script_needs_lucenes_scorer():
+    with pytest.raises(InvalidInputError, match="query_weighting"):
+        BM25Config("x", k1=0.9, b=0.4, method="robertson", query_weighting="bm25")
+    with pytest.raises(InvalidInputError, match="'bag' or 'bm25'"):
+        BM25Config("x", k1=0.9, b=0.4, query_weighting="gensim")
 
 def test_bright_tokens_are_stemmed_lowercased_without_stopwords():
     assert BRIGHT.tokenize(["running runs ran"]) == [["run", "run", "ran"]]
