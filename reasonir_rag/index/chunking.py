@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from reasonir_rag.errors import InvalidInputError, MissingDependencyError
+from reasonir_rag.index.records import SourcedDocument
 from reasonir_rag.types import Document
 
 logger = logging.getLogger(__name__)
@@ -253,11 +254,14 @@ def chunk_documents(
     docs: Iterable[Document], *, tokenizer: Any = None, chunk_tokens: int = 512, overlap: int = 64
 ) -> list[Document]:
     """Chunk each document; chunk ``i`` of ``doc`` is ``Document(f"{doc.id}#{i}", ...)`` with the source
-    metadata plus ``source_id``, ``chunk_index``, ``char_start`` and ``char_end``."""
+    metadata plus ``source_id``, ``chunk_index``, ``char_start`` and ``char_end``. Each chunk is a
+    :class:`SourcedDocument` with ``parent=doc.id`` (the store replaces all of a parent's chunks at once) and
+    the document's ``origin``."""
     spans = token_spans_for(tokenizer)
     out: list[Document] = []
     empty: list[str] = []
     for doc in docs:
+        origin = doc.origin if isinstance(doc, SourcedDocument) else ""
         if not isinstance(doc, Document):
             raise InvalidInputError(f"chunk_documents needs Document objects, got {type(doc).__name__}")
         if not isinstance(doc.text, str) or not doc.text.strip():
@@ -271,7 +275,7 @@ def chunk_documents(
                 "char_start": chunk.start,
                 "char_end": chunk.end,
             }
-            out.append(Document(f"{doc.id}#{chunk.index}", chunk.text, meta))
+            out.append(SourcedDocument(f"{doc.id}#{chunk.index}", chunk.text, meta, origin=origin, parent=doc.id))
     if empty:
         logger.warning("skipped %d empty document(s) while chunking: %s", len(empty), ", ".join(empty[:10]))
     return out

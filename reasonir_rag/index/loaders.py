@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from reasonir_rag.errors import DataNotFoundError, InvalidInputError
+from reasonir_rag.index.records import SourcedDocument
 from reasonir_rag.types import Document
 
 logger = logging.getLogger(__name__)
@@ -172,7 +173,7 @@ def _jsonl(stream: BinaryIO | gzip.GzipFile, rel: str, text_field: str, id_field
         metadata = {k: v for k, v in record.items() if k not in skip}
         metadata.setdefault("source", rel)
         report.records += 1
-        yield Document(doc_id, text, metadata)
+        yield SourcedDocument(doc_id, text, metadata, origin=where)
 
 
 def _read_file(path: Path, rel: str, text_field: str, id_field: str | None, report: LoadReport) -> Iterator[Document]:
@@ -189,7 +190,7 @@ def _read_file(path: Path, rel: str, text_field: str, id_field: str | None, repo
             _skip(report, rel, "empty file")
             return
         report.records += 1
-        yield Document(rel, text, {"source": rel, "format": suffix[1:]})
+        yield SourcedDocument(rel, text, {"source": rel, "format": suffix[1:]}, origin=rel)
         return
     opener = gzip.open if suffix == ".jsonl.gz" else open
     with opener(path, "rb") as stream:
@@ -209,7 +210,8 @@ def load_documents(
     ``"{relpath}:{line}"``; every other field (``title`` too) goes into the metadata, plus ``source``.
     Text and Markdown files are one document each, id = path relative to the folder given (or the file
     name). Paths are checked now (missing path or unsupported extension raise at once); pass a
-    :class:`LoadReport` to see what was read and skipped.
+    :class:`LoadReport` to see what was read and skipped. Each is a :class:`SourcedDocument` whose ``origin``
+    (``file:line``) names it if the store later rejects it.
     """
     files = _resolve(paths)
     report = report if report is not None else LoadReport()

@@ -1,28 +1,66 @@
-"""What the store keeps beside each text: its id, its text hash, metadata Chroma can hold; and what an add did.
+"""What the store keeps beside each text, the records of one add, and what an add did.
 
-:func:`build_records` turns what one ``add`` was given (texts or Documents, ids, metadatas) into these records,
-the same way for :meth:`ChromaStore.add` and :meth:`ChromaStore.add_embeddings`.
+:func:`build_records` turns what one ``add`` was given (texts or Documents, ids, metadatas) into records, the
+same way for :meth:`ChromaStore.add` and :meth:`ChromaStore.add_embeddings`. A record Chroma could not store
+(an empty or non-string text or id, a lone surrogate in its id, text or metadata, a rejected metadata key or
+value: the type policy is in ``metadata.py``) is rejected alone, named with its source file and line when it
+came from :func:`~reasonir_rag.index.loaders.load_documents`; every other record is stored. A repeated id keeps
+its FIRST occurrence, within one call and (in the CLI, through :class:`FirstSeen`) across a whole input, so a
+re-run stores and encodes exactly what the first run did.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from reasonir_rag.errors import InvalidInputError
+from reasonir_rag.index.metadata import (
+    HASH_KEY,
+    INTERNAL_KEYS,
+    PARENT_KEY,
+    MetadataNormaliser,
+    check_utf8,
+    public_metadata,
+)
 from reasonir_rag.types import Document
 
 logger = logging.getLogger("reasonir_rag.index.store")  # its messages are the store's
 
-HASH_KEY = "reasonir_text_sha256"
-_INTERNAL_KEYS = frozenset({HASH_KEY})
-Record = tuple[str, dict[str, Any]]  # (text, cleaned metadata) of one id
-_INT64 = 2**63
+__all__ = [  # the metadata names are re-exported: the bulk sinks and the tests import them from here
+    "HASH_KEY", "INTERNAL_KEYS", "PARENT_KEY", "AddStats", "FirstSeen", "MetadataNormaliser", "Record", "Rejected",
+    "SourcedDocument", "build_records", "content_id", "public_metadata", "text_hash",
+]
+_SHOWN = 10
+
+
+@dataclass(frozen=True)
+class SourcedDocument(Document):
+    """A :class:`Document` that knows where it came from: ``origin`` (``file:line``) names it when it is rejected;
+    ``parent`` is the document a chunk was cut from (re-indexing the parent replaces all of its chunks)."""
+
+    origin: str = ""
+    parent: str | None = None
+
+
+class Record(NamedTuple):
+    text: str
+    metadata: dict[str, Any]  # normalised (metadata.py), without the store's internal keys
+    parent: str | None = None
+
+
+class Rejected(NamedTuple):
+    """A record that was not stored: its id (or ``#index`` in the input), where it came from, and why."""
+
+    id: str
+    origin: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.id}" + (f" ({self.origin})" if self.origin else "") + f": {self.reason}"
 
 
 @dataclass
@@ -33,9 +71,21 @@ class AddStats:
     added: int = 0  # encoded and written (new or changed text)
     unchanged: int = 0  # already indexed with the same text: no model time spent
     metadata_updated: int = 0  # same text, new metadata: rewritten without encoding
-    invalid: int = 0  # empty, whitespace-only or non-string texts, skipped
-    duplicates: int = 0  # repeated ids within the call (the last one wins)
-    ids: list[str] = field(default_factory=list)  # the ids now in the index, in input order (invalid ones left out)
+    invalid: int = 0  # rejected records (len(rejected))
+    duplicates: int = 0  # repeated ids within the call (the first one is kept)
+    removed: int = 0  # old chunks of a re-indexed document that its new version no longer has, deleted
+    ids: list[str] = field(default_factory=list)  # the ids now in the index, in input order (rejected ones left out)
+    rejected: list[Rejected] = field(default_factory=list)
+    duplicate_ids: list[str] = field(default_factory=list)  # each repeated id once, in input order
+    removed_ids: list[str] = field(default_factory=list)
+
+    def reject(self, doc_id: str, origin: str, reason: str) -> None:
+        self.rejected.append(Rejected(doc_id, origin, reason))
+        self.invalid = len(self.rejected)
+
+    def drop(self, doc_id: str) -> None:
+        """``doc_id`` was rejected after its record was built (Chroma refused it): it is not in the index."""
+        self.ids = [i for i in self.ids if i != doc_id]
 
 
 def text_hash(text: str) -> str:
@@ -47,95 +97,79 @@ def content_id(text: str) -> str:
     return text_hash(text)[:32]
 
 
-class MetadataCleaner:
-    """Chroma takes str/int/float/bool values only: drop None, JSON-encode containers, log each kind once."""
-
-    def __init__(self) -> None:
-        self._logged: set[str] = set()
-
-    def _once(self, kind: str, message: str, *args: Any) -> None:
-        if kind not in self._logged:
-            self._logged.add(kind)
-            logger.info(message, *args)
-
-    def __call__(self, metadata: Mapping[str, Any] | None) -> dict[str, Any]:
-        if metadata is None:
-            return {}
-        if not isinstance(metadata, Mapping):
-            raise InvalidInputError(f"metadata must be a dict, got {type(metadata).__name__}")
-        clean: dict[str, Any] = {}
-        for key, value in metadata.items():
-            key = str(key)
-            if key in _INTERNAL_KEYS or key.startswith("#"):
-                self._once("reserved", "metadata key %r is reserved and was dropped", key)
-                continue
-            if value is None:
-                self._once("none", "metadata values that are None are dropped (Chroma cannot store None)")
-                continue
-            if isinstance(value, float) and not math.isfinite(value):
-                self._once("nan", "non-finite float metadata values are stored as strings")
-                value = str(value)
-            elif isinstance(value, int) and not isinstance(value, bool) and not -_INT64 <= value < _INT64:
-                self._once("bigint", "integers beyond 64 bits are stored as strings")
-                value = str(value)
-            elif isinstance(value, (list, tuple, dict)):
-                self._once("json", "list/dict metadata values are stored as JSON strings (Chroma takes scalars)")
-                value = json.dumps(value, ensure_ascii=False, default=str)
-            elif not isinstance(value, (str, int, float, bool)):
-                self._once("str", "metadata values of type %s are stored as str()", type(value).__name__)
-                value = str(value)
-            clean[key] = value
-        return clean
-
-
-def repair_unicode(text: str) -> str:
-    try:
-        text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:  # lone surrogates: Chroma cannot store them; same repair as the encoder
-        return text.encode("utf-8", "replace").decode("utf-8")
-
-
-def public_metadata(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
-    return {k: v for k, v in (metadata or {}).items() if k not in _INTERNAL_KEYS}
+def _shown(items: Sequence[Any]) -> str:
+    more = f" and {len(items) - _SHOWN} more" if len(items) > _SHOWN else ""
+    return "; ".join(str(i) for i in items[:_SHOWN]) + more
 
 
 def build_records(items: list[Any], ids: Sequence[str] | None, metadatas: Sequence[Mapping[str, Any] | None] | None,
-                  clean_meta: MetadataCleaner) -> tuple[AddStats, dict[str, Record]]:
-    """``{id: (text, clean metadata)}`` in input order, and the stats of what was left out."""
+                  normalise: MetadataNormaliser) -> tuple[AddStats, dict[str, Record]]:
+    """``{id: Record}`` in input order, and the stats naming what was rejected or repeated."""
     for what, seq in (("ids", ids), ("metadatas", metadatas)):
         if seq is not None and (isinstance(seq, str) or len(seq) != len(items)):
             got = "a string" if isinstance(seq, str) else f"{len(seq)}"
             raise InvalidInputError(f"{what} must be a list as long as the texts ({len(items)}), got {got}")
     stats = AddStats(received=len(items))
     records: dict[str, Record] = {}
-    invalid: list[str] = []
-    first_seen: dict[str, None] = {}
     for i, item in enumerate(items):
-        text, meta, doc_id = item, {}, None
+        text, meta, doc_id, origin, parent = item, {}, None, "", None
         if isinstance(item, Document):
             text, meta, doc_id = item.text, dict(item.metadata), item.id or None  # "" -> content id
+        if isinstance(item, SourcedDocument):
+            origin, parent = item.origin, item.parent
         if ids is not None:
             doc_id = ids[i]
         if metadatas is not None and (extra := metadatas[i]) is not None:
-            meta = {**meta, **extra}
-        if doc_id is not None and (not isinstance(doc_id, str) or not doc_id):
-            raise InvalidInputError(f"id #{i} must be a non-empty string, got {doc_id!r}")
-        if not isinstance(text, str) or not text.strip():
-            what = "empty" if isinstance(text, str) else type(text).__name__
-            invalid.append(f"{doc_id} ({what})" if doc_id else f"#{i} ({what})")
+            meta = {**meta, **extra} if isinstance(extra, Mapping) else extra
+        try:
+            doc_id = _check(i, doc_id, text)
+            clean = normalise(meta)
+        except InvalidInputError as exc:
+            shown = doc_id.encode("utf-8", "backslashreplace").decode() if isinstance(doc_id, str) and doc_id else ""
+            stats.reject(shown or f"#{i}", origin, str(exc))
             continue
-        text = repair_unicode(text)
         doc_id = doc_id or content_id(text)
-        first_seen.setdefault(doc_id)
         if doc_id in records:
             stats.duplicates += 1
-        records[doc_id] = (text, clean_meta(meta))
-    if invalid:
-        stats.invalid = len(invalid)
-        shown = ", ".join(invalid[:10]) + (f" and {len(invalid) - 10} more" if len(invalid) > 10 else "")
-        logger.warning("skipped %d empty or non-string text(s): %s", len(invalid), shown)
+            if doc_id not in stats.duplicate_ids:
+                stats.duplicate_ids.append(doc_id)
+            continue
+        records[doc_id] = Record(text, clean, parent)
+    if stats.rejected:
+        logger.warning("rejected %d record(s), the others are stored: %s", len(stats.rejected), _shown(stats.rejected))
     if stats.duplicates:
-        logger.warning("%d repeated id(s) in one add(); the last occurrence of each was kept", stats.duplicates)
-    stats.ids = [i for i in first_seen if i in records]
+        logger.warning("%d repeated id(s) in one add(); the first occurrence of each was kept: %s",
+                       stats.duplicates, _shown(stats.duplicate_ids))
+    stats.ids = list(records)
     return stats, records
+
+
+def _check(i: int, doc_id: Any, text: Any) -> str | None:
+    """The id (None: make one from the text) once the id and text are storable; else why not."""
+    if doc_id is not None:
+        if not isinstance(doc_id, str) or not doc_id:
+            raise InvalidInputError(f"id #{i} must be a non-empty string, got {doc_id!r}")
+        check_utf8("the id", doc_id)
+    if not isinstance(text, str):
+        raise InvalidInputError(f"the text is a {type(text).__name__}, not a string")
+    if not text.strip():
+        raise InvalidInputError("the text is empty")
+    check_utf8("the text", text)
+    return doc_id
+
+
+class FirstSeen:
+    """Keeps the first document of each id across a whole input read in groups (the CLI's ``add`` calls), so a
+    repeated id is settled the same way on every run and never re-encoded; the repeats are listed in ``repeated``."""
+
+    def __init__(self) -> None:
+        self._seen: set[str] = set()
+        self.repeated: list[str] = []
+
+    def __call__(self, docs: Iterable[Document]) -> Iterator[Document]:
+        for doc in docs:
+            if doc.id in self._seen:
+                self.repeated.append(doc.id)
+                continue
+            self._seen.add(doc.id)
+            yield doc

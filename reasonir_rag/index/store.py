@@ -21,7 +21,15 @@ import numpy as np
 from reasonir_rag.errors import InvalidInputError
 from reasonir_rag.index.collections import FINGERPRINT_KEY, open_collection, stored_fingerprint
 from reasonir_rag.index.connection import ChromaConnection
-from reasonir_rag.index.records import AddStats, MetadataCleaner, Record, build_records, content_id, public_metadata
+from reasonir_rag.index.records import (
+    AddStats,
+    MetadataNormaliser,
+    Record,
+    SourcedDocument,
+    build_records,
+    content_id,
+    public_metadata,
+)
 from reasonir_rag.index.writes import CollectionWriter
 from reasonir_rag.protocols import Encoder
 from reasonir_rag.types import Document, PrefixKind, ScoredDocument
@@ -29,7 +37,8 @@ from reasonir_rag.types import Document, PrefixKind, ScoredDocument
 DEFAULT_RECORDS_PER_CALL = 1000
 
 __all__ = [  # the record and collection names are re-exported: callers import them from here
-    "DEFAULT_RECORDS_PER_CALL", "FINGERPRINT_KEY", "AddStats", "ChromaStore", "content_id", "stored_fingerprint",
+    "DEFAULT_RECORDS_PER_CALL", "FINGERPRINT_KEY", "AddStats", "ChromaStore", "SourcedDocument", "content_id",
+    "stored_fingerprint",
 ]
 
 
@@ -86,7 +95,7 @@ class ChromaStore:
         self._client, self._where = self.connection.open()
         max_batch = int(self._client.get_max_batch_size())
         self._records_per_call = max(1, min(records_per_call or DEFAULT_RECORDS_PER_CALL, max_batch))
-        self._clean_meta = MetadataCleaner()
+        self._clean_meta = MetadataNormaliser()
         self._collection = open_collection(self._client, self._name, self._where, self._encoder.fingerprint,
                                            create=create)
         self._writer = CollectionWriter(self._collection, name=self._name, where=self._where,
@@ -127,8 +136,12 @@ class ChromaStore:
         """Index texts or :class:`Document` s; return what happened, with the ids now in the index (input order).
 
         Ids: ``ids``, else each Document's id, else :func:`content_id` of the text. Unchanged texts are
-        skipped without encoding; empty, whitespace-only and non-string texts are skipped with a warning
-        naming them (the rest is indexed). Repeated ids within one call: the last one wins.
+        skipped without encoding. A record that cannot be stored (empty or non-string text or id, a lone
+        surrogate, a metadata key or value the type policy in ``metadata.py`` rejects) is rejected alone and
+        named in ``AddStats.rejected``; the rest is indexed. Repeated ids within one call: the FIRST one is kept
+        (``AddStats.duplicate_ids``). The chunks of one document (:class:`SourcedDocument` ``parent``, as
+        :func:`~reasonir_rag.index.chunking.chunk_documents` makes them) replace all its stored chunks: those
+        the new version no longer has are deleted, so all of a document's chunks must come in one call.
         """
         if texts_or_documents is None:
             raise InvalidInputError("add() needs a list of strings or Documents, got None")
@@ -164,7 +177,9 @@ class ChromaStore:
         if not np.isfinite(matrix).all():
             raise InvalidInputError("vectors hold NaN or infinite values")
         stats, records = build_records(list(texts), ids, metadatas, self._clean_meta)
-        by_id = dict(zip(ids, matrix, strict=True))  # the last of a repeated id wins, as in records
+        by_id: dict[str, np.ndarray] = {}
+        for doc_id, row in zip(ids, matrix, strict=True):
+            by_id.setdefault(doc_id, row)  # the first of a repeated id is kept, as in records
         self._write(records, stats, lambda todo: np.stack([by_id[i] for i in todo]), None)
         return stats
 

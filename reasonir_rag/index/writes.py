@@ -3,7 +3,10 @@
 Each record carries a hash of its text. Before a batch is encoded its ids are looked up: an unchanged text is
 skipped (a re-run costs no model time, a killed ingest resumes), a text with new metadata only is rewritten
 with its stored vector, the rest is encoded and upserted. Calls to a Chroma server that cannot be reached (a
-restart) are retried with backoff; when it stays away the error says how far the ingest got.
+restart) are retried with backoff; when it stays away the error says how far the ingest got. A batch Chroma
+refuses is written again record by record, so only the records it refuses are rejected (named in ``AddStats``).
+After the batches, the chunks of each parent document that its new version no longer has are deleted (replace-all:
+a document re-indexed with fewer chunks keeps no stale trailing chunks).
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ import numpy as np
 
 from reasonir_rag._deps import require
 from reasonir_rag.errors import ServiceUnavailableError
-from reasonir_rag.index.records import HASH_KEY, AddStats, Record, public_metadata, text_hash
+from reasonir_rag.index.metadata import FORMAT_KEY, METADATA_FORMAT
+from reasonir_rag.index.records import HASH_KEY, PARENT_KEY, AddStats, Record, text_hash
 
 logger = logging.getLogger("reasonir_rag.index.store")  # its messages are the store's
 
@@ -52,14 +56,34 @@ class CollectionWriter:
                         "add() again to resume: stored, unchanged documents are skipped without encoding"
                     ) from exc
                 bar.update(len(batch))
+        self._prune(records, stats)
         logger.info(
-            "add to %r: %d new or changed, %d unchanged, %d metadata-only, %d invalid, %d duplicates",
-            self._name, stats.added, stats.unchanged, stats.metadata_updated, stats.invalid, stats.duplicates,
+            "add to %r: %d new or changed, %d unchanged, %d metadata-only, %d rejected, %d duplicates, "
+            "%d stale chunks removed", self._name, stats.added, stats.unchanged, stats.metadata_updated,
+            stats.invalid, stats.duplicates, stats.removed,
         )
+
+    def _prune(self, records: dict[str, Record], stats: AddStats) -> None:
+        """Delete the stored chunks of each parent in ``records`` that this add did not write (replace-all).
+        All chunks of a parent come in one add (``chunk_documents`` of the document)."""
+        keep: dict[str, set[str]] = {}
+        for doc_id, record in records.items():
+            if record.parent is not None:
+                keep.setdefault(record.parent, set()).add(doc_id)
+        parents = list(keep)
+        for start in range(0, len(parents), self._records_per_call):
+            group = parents[start : start + self._records_per_call]
+            got = self._server("get", self._collection.get, where={PARENT_KEY: {"$in": group}}, include=["metadatas"])
+            stale = [i for i, m in zip(got["ids"], got["metadatas"] or [], strict=False)
+                     if i not in keep.get(str((m or {}).get(PARENT_KEY)), ())]
+            for cut in range(0, len(stale), self._records_per_call):
+                self._server("delete", self._collection.delete, ids=stale[cut : cut + self._records_per_call])
+            stats.removed += len(stale)
+            stats.removed_ids.extend(stale)
 
     def _server(self, what: str, call: Callable[..., Any], **kwargs: Any) -> Any:
         """``call(**kwargs)``, retried with backoff while the Chroma server cannot be reached (a restart);
-        then a :class:`ConnectionError` naming the server. Used for idempotent calls only (get, upsert)."""
+        then a :class:`ConnectionError` naming the server. Used for idempotent calls only (get, upsert, delete)."""
         transport_error = require("httpx").TransportError
         for attempt in range(self._retries + 1):
             try:
@@ -83,25 +107,51 @@ class CollectionWriter:
         encode: list[str] = []
         meta_only: list[str] = []
         for doc_id in batch:
-            text, meta = records[doc_id]
+            record = records[doc_id]
             old = stored.get(doc_id)
-            if old is None or old.get(HASH_KEY) != text_hash(text):
+            if old is None or old.get(HASH_KEY) != text_hash(record.text):
                 encode.append(doc_id)
-            elif public_metadata(old) != meta:
+            elif old != stored_metadata(record):  # new metadata, or written before native lists / parents
                 meta_only.append(doc_id)
             else:
                 stats.unchanged += 1
         if encode:
-            self._upsert(encode, vectors_for(encode), records)
-            stats.added += len(encode)
+            stats.added += self._upsert(encode, vectors_for(encode), records, stats)
         if meta_only:
             got = self._server("get", self._collection.get, ids=meta_only, include=["embeddings"])
             by_id = dict(zip(got["ids"], got["embeddings"], strict=True))
-            self._upsert(meta_only, np.asarray([by_id[i] for i in meta_only], dtype=np.float32), records)
-            stats.metadata_updated += len(meta_only)
+            vectors = np.asarray([by_id[i] for i in meta_only], dtype=np.float32)
+            stats.metadata_updated += self._upsert(meta_only, vectors, records, stats)
 
-    def _upsert(self, ids: list[str], vectors: np.ndarray, records: dict[str, Record]) -> None:
-        texts = [records[i][0] for i in ids]
-        metas = [{**records[i][1], HASH_KEY: text_hash(records[i][0])} for i in ids]
-        self._server("upsert", self._collection.upsert, ids=ids, embeddings=np.asarray(vectors, dtype=np.float32),
-                     documents=texts, metadatas=metas)
+    def _upsert(self, ids: list[str], vectors: np.ndarray, records: dict[str, Record], stats: AddStats) -> int:
+        """Upsert ``ids``; when Chroma refuses the batch, one by one, rejecting only those it refuses.
+        Returns how many were written."""
+        vectors = np.asarray(vectors, dtype=np.float32)
+        refused = (ValueError, TypeError, require("chromadb.errors").ChromaError)  # not transport errors
+        try:
+            self._upsert_now(ids, vectors, records)
+            return len(ids)
+        except refused as exc:
+            logger.warning("Chroma refused a batch of %d (%s); writing it record by record", len(ids), exc)
+        written = 0
+        for row, doc_id in enumerate(ids):
+            try:
+                self._upsert_now([doc_id], vectors[row : row + 1], records)
+                written += 1
+            except refused as exc:
+                stats.reject(doc_id, "", f"Chroma refused it: {exc}")
+                stats.drop(doc_id)
+                logger.warning("Chroma refused record %r: %s", doc_id, exc)
+        return written
+
+    def _upsert_now(self, ids: list[str], vectors: np.ndarray, records: dict[str, Record]) -> None:
+        self._server("upsert", self._collection.upsert, ids=ids, embeddings=vectors,
+                     documents=[records[i].text for i in ids], metadatas=[stored_metadata(records[i]) for i in ids])
+
+
+def stored_metadata(record: Record) -> dict[str, Any]:
+    """What Chroma holds for ``record``: its metadata plus the text hash, the format and the parent."""
+    meta = {**record.metadata, HASH_KEY: text_hash(record.text), FORMAT_KEY: METADATA_FORMAT}
+    if record.parent is not None:
+        meta[PARENT_KEY] = record.parent
+    return meta

@@ -86,14 +86,16 @@ def test_interrupted_ingest_resumes_where_it_stopped(tmp_path, counting):
     assert store.count() == len(TEXTS)
 
 
-def test_duplicate_ids_in_one_call_last_wins(tmp_path, tiny_encoder, caplog):
-    store = _store(tmp_path, tiny_encoder)
+def test_duplicate_ids_in_one_call_first_wins_and_are_named(tmp_path, counting, caplog):
+    store = _store(tmp_path, counting)
     with caplog.at_level(logging.WARNING, logger="reasonir_rag.index.store"):
-        ids = store.add(["first text", "second text", "third text"], ids=["a", "b", "a"]).ids
-    assert ids == ["a", "b"]
+        stats = store.add(["first text", "second text", "third text", "fourth"], ids=["a", "b", "a", "a"])
+    assert stats.ids == ["a", "b"] and stats.duplicates == 2 and stats.duplicate_ids == ["a"]
     assert store.count() == 2
-    assert store.get(["a"])[0].text == "third text"
-    assert "repeated id" in caplog.text
+    assert store.get(["a"])[0].text == "first text"
+    assert "repeated id" in caplog.text and "first occurrence" in caplog.text
+    again = store.add(["first text", "second text", "third text", "fourth"], ids=["a", "b", "a", "a"])
+    assert again.unchanged == 2 and counting.documents_encoded == 2  # the rerun encodes nothing
 
 
 def test_content_hash_ids_are_stable(tmp_path, tiny_encoder):
@@ -236,15 +238,16 @@ def test_bad_inputs_to_add(tmp_path, tiny_encoder, caplog):
     assert stats.ids == ["ok"]
     assert store.count() == 1
     assert stats.invalid == 4
-    for name in ("empty (empty)", "none (NoneType)", "number (int)", "blank (empty)"):
-        assert name in caplog.text
+    assert [(r.id, r.reason) for r in stats.rejected] == [
+        ("empty", "the text is empty"), ("none", "the text is a NoneType, not a string"),
+        ("number", "the text is a int, not a string"), ("blank", "the text is empty")]
+    assert "rejected 4 record(s)" in caplog.text and "number: the text is a int" in caplog.text
     with pytest.raises(TypeError, match="got None"):
         store.add(None)
     with pytest.raises(ValueError, match="as long as the texts"):
         store.add(["a", "b"], ids=["only-one"])
-    with pytest.raises(ValueError, match="id #0"):
-        store.add(["a"], ids=[""])
-    assert store.add(["bad \ud800 surrogate"]).ids and "?" in store.get([content_id("bad ? surrogate")])[0].text
+    bad_id = store.add(["a", "b"], ids=["", "fine"])
+    assert bad_id.ids == ["fine"] and "id #0 must be a non-empty string" in bad_id.rejected[0].reason
 
 
 def test_a_million_character_document(tmp_path, tiny_encoder):
