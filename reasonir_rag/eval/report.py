@@ -2,11 +2,12 @@
 
 A runner hands :func:`build_report` one :class:`ConditionResult` per condition (closed-book, RAG,
 RAG + rewrite, ...): per-question outcomes plus what each stage cost (tokens, wall seconds). The report
-holds accuracy per subject and overall with bootstrap CIs, the exact McNemar test and the absolute and
-relative gains of each condition against the baseline (paired on the questions both answered), the cost
-per question and per stage, and the run record (models, prompt hashes, seeds, corpus fingerprint) passed
+holds accuracy per subject and overall with Wilson (or Clopper-Pearson) intervals and the chance level,
+the exact McNemar test and the absolute and relative gains of each condition against the baseline with a
+paired bootstrap interval for the difference (paired on the questions both answered), the cost per
+question and per stage, and the run record (models, prompt hashes, seeds, corpus fingerprint) passed
 in as ``run_info`` (:func:`run_record` gathers it). Everything in it is plain JSON; the markdown and the
-chart are rendered from it alone.
+chart are rendered from it alone (``render.py``).
 """
 
 from __future__ import annotations
@@ -24,18 +25,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reasonir_rag._deps import require
+from reasonir_rag._common.names import by_name
 from reasonir_rag.errors import InvalidInputError
 from reasonir_rag.eval.datasets import Dataset, Question
 from reasonir_rag.eval.extract import Extraction
 from reasonir_rag.eval.prompts import PromptSpec
-from reasonir_rag.eval.stats import accuracy, bootstrap_ci, gains, mcnemar_exact, paired_bootstrap_diff_ci
+from reasonir_rag.eval.render import STAGES, plot_accuracy, render_markdown
+from reasonir_rag.eval.stats import (
+    INTERVAL_NAMES,
+    INTERVALS,
+    accuracy,
+    accuracy_ci,
+    gains,
+    mcnemar_exact,
+    paired_bootstrap_diff_ci,
+)
 from reasonir_rag.types import Document
 
 logger = logging.getLogger(__name__)
-
-STAGES = ("encoder", "rewriter", "reranker", "reader")
-
 
 @dataclass(frozen=True)
 class QuestionOutcome:
@@ -49,11 +56,13 @@ class QuestionOutcome:
     answer: str = ""
     method: str = ""
     substring_match: bool | None = None  # paper-protocol GPQA: the gold letter occurs in the answer (ReasonIR's acc)
+    n_choices: int | None = None  # the choices shown: the chance level is 1 / n_choices
 
     @classmethod
     def from_extraction(cls, question: Question, extraction: Extraction) -> QuestionOutcome:
         return cls(question.id, question.subject, extraction.index == question.answer_index,
-                   extraction.extracted, extraction.letter, question.answer_letter, extraction.method)
+                   extraction.extracted, extraction.letter, question.answer_letter, extraction.method,
+                   n_choices=len(question.choices))
 
 
 @dataclass
@@ -125,18 +134,26 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def _summary(outcomes: Sequence[QuestionOutcome], confidence: float, n_resamples: int, seed: int) -> dict:
+def _chance(outcomes: Sequence[QuestionOutcome]) -> float | None:
+    """Expected accuracy of a uniform guess; None when no outcome says how many choices it had."""
+    known = [1 / o.n_choices for o in outcomes if o.n_choices]
+    return sum(known) / len(known) if known else None
+
+
+def _summary(outcomes: Sequence[QuestionOutcome], confidence: float, interval: str) -> dict[str, Any]:
     correct = [o.correct for o in outcomes]
-    lo, hi = bootstrap_ci(correct, confidence=confidence, n_resamples=n_resamples, seed=seed)
+    lo, hi = accuracy_ci(correct, confidence=confidence, method=interval)
     return {"n": len(outcomes), "correct": sum(correct), "unextracted": sum(not o.extracted for o in outcomes),
-            "accuracy": accuracy(correct), "ci": [lo, hi]}
+            "accuracy": accuracy(correct), "ci": [lo, hi], "chance": _chance(outcomes)}
 
 
 def build_report(
     conditions: Sequence[ConditionResult], *, baseline: str = "closed-book", run_info: Mapping[str, Any] | None = None,
-    confidence: float = 0.95, n_resamples: int = 10_000, seed: int = 0,
+    confidence: float = 0.95, n_resamples: int = 10_000, seed: int = 0, interval: str = "wilson",
 ) -> dict[str, Any]:
-    """The full report as a JSON-ready dict (see the module docstring)."""
+    """The full report as a JSON-ready dict (see the module docstring). ``interval``: ``"wilson"`` or
+    ``"clopper-pearson"`` for each accuracy; ``n_resamples`` and ``seed`` drive the paired bootstrap of gains."""
+    by_name(INTERVALS, interval, "interval method")  # an unknown name fails before any work
     names = [c.name for c in conditions]
     if len(set(names)) != len(names):
         raise InvalidInputError(f"condition names must be unique, got {names}")
@@ -150,14 +167,14 @@ def build_report(
     base_by_id = {o.question_id: o.correct for o in base.outcomes} if base else {}
     rows = []
     for c in conditions:
-        row: dict[str, Any] = {"name": c.name, **_summary(c.outcomes, confidence, n_resamples, seed)}
+        row: dict[str, Any] = {"name": c.name, **_summary(c.outcomes, confidence, interval)}
         substring = [o.substring_match for o in c.outcomes if o.substring_match is not None]
         if substring:  # ReasonIR's GPQA reports em (accuracy above) and acc (the letter occurs in the answer)
             row["substring_accuracy"] = accuracy(substring)
         subjects: dict[str, list[QuestionOutcome]] = {}
         for o in c.outcomes:
             subjects.setdefault(o.subject, []).append(o)
-        row["per_subject"] = {s: _summary(v, confidence, n_resamples, seed) for s, v in sorted(subjects.items())}
+        row["per_subject"] = {s: _summary(v, confidence, interval) for s, v in sorted(subjects.items())}
         row["vs_baseline"] = _versus(c, base, base_by_id, confidence, n_resamples, seed) if base else None
         n = max(len(c.outcomes), 1)
         stages = [s for s in STAGES if s in c.tokens or s in c.seconds] + sorted(
@@ -172,8 +189,10 @@ def build_report(
     report = {
         "run": dict(run_info or {}),
         "baseline": baseline if base else None,
-        "statistics": {"confidence": confidence, "bootstrap_resamples": n_resamples, "bootstrap_seed": seed,
-                       "ci_method": "percentile bootstrap over questions",
+        "statistics": {"confidence": confidence, "interval": interval,
+                       "ci_method": f"{INTERVAL_NAMES[interval]} per condition and subject",
+                       "difference_ci_method": "paired percentile bootstrap over questions",
+                       "bootstrap_resamples": n_resamples, "bootstrap_seed": seed,
                        "paired_test": "exact McNemar (two-sided binomial on discordant pairs)"},
         "conditions": rows,
     }
@@ -196,87 +215,6 @@ def _versus(c: ConditionResult, base: ConditionResult, base_by_id: Mapping[str, 
             "difference_ci": list(paired_bootstrap_diff_ci(cond, ref, confidence=confidence,
                                                            n_resamples=n_resamples, seed=seed)),
             "mcnemar": {"b": test.b, "c": test.c, "p_value": test.p_value}}
-
-
-# --------------------------------------------------------------------------------------------- markdown
-def _pct(x: float | None, digits: int = 1) -> str:
-    return "–" if x is None else f"{100 * x:.{digits}f}"
-
-
-def _signed_pct(x: float | None) -> str:
-    return "–" if x is None else f"{100 * x:+.1f}"
-
-
-def render_markdown(report: Mapping[str, Any]) -> str:
-    """Two tables (overall with gains, tests and costs; accuracy per subject) and the run record."""
-    rows = report["conditions"]
-    stages = [s for s in STAGES if any(s in r["cost"]["tokens_per_question"] for r in rows)]
-    stages += sorted({s for r in rows for s in r["cost"]["tokens_per_question"]} - set(stages))
-    conf = round(100 * report["statistics"]["confidence"])
-    head = ["Condition", "n", "Accuracy %", f"{conf}% CI", "Δ abs (pts)", "Δ rel %", "McNemar p (b/c)",
-            "Unextracted"]
-    head += [f"tokens/q {s}" for s in stages] + [f"wall s {s}" for s in stages]
-    lines = [f"# Results: {report['run'].get('dataset', {}).get('name', 'evaluation')}", "",
-             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in rows:
-        vs = r["vs_baseline"]
-        ci = r["ci"]
-        if vs and r["name"] != report["baseline"]:
-            m = vs["mcnemar"]
-            gain = [_signed_pct(vs["absolute_gain"]), _signed_pct(vs["relative_gain"]),
-                    f"{m['p_value']:.3g} ({m['b']}/{m['c']})"]
-        else:
-            gain = ["–", "–", "–"]
-        cells = [r["name"], str(r["n"]), _pct(r["accuracy"]),
-                 f"{_pct(ci[0])}–{_pct(ci[1])}" if ci[0] is not None else "–", *gain, str(r["unextracted"])]
-        cells += [f"{r['cost']['tokens_per_question'].get(s, 0):.0f}" for s in stages]
-        cells += [f"{r['cost']['seconds_per_stage'].get(s, 0):.1f}" for s in stages]
-        lines.append("| " + " | ".join(cells) + " |")
-    subjects = sorted({s for r in rows for s in r["per_subject"]})
-    lines += ["", "## Accuracy % per subject (n)", "",
-              "| Subject | " + " | ".join(r["name"] for r in rows) + " |", "|" + "---|" * (len(rows) + 1)]
-    for s in subjects:
-        cells = []
-        for r in rows:
-            v = r["per_subject"].get(s)
-            cells.append(f"{_pct(v['accuracy'])} ({v['n']})" if v else "–")
-        lines.append(f"| {s} | " + " | ".join(cells) + " |")
-    lines += ["", "## Run", "", "```json", json.dumps(report["run"], indent=2, sort_keys=True), "```", ""]
-    return "\n".join(lines)
-
-
-# ------------------------------------------------------------------------------------------------ chart
-def plot_accuracy(report: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
-    """Accuracy per condition with its CI as error bars (matplotlib, Agg canvas: no display needed)."""
-    require("matplotlib")
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    rows = report["conditions"]
-    names = [r["name"] for r in rows]
-    acc, low, high = [], [], []
-    for r in rows:
-        a = 100 * (r["accuracy"] or 0.0)
-        lo, hi = (100 * v if v is not None else a for v in r["ci"])
-        acc.append(a)
-        low.append(max(0.0, a - lo))
-        high.append(max(0.0, hi - a))
-    fig = Figure(figsize=(max(4.0, 1.3 * len(rows) + 1.5), 3.8), dpi=120)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot(1, 1, 1)
-    colors = ["#9e9e9e" if n == report.get("baseline") else "#3b6fb6" for n in names]
-    ax.bar(range(len(rows)), acc, yerr=[low, high], capsize=4, color=colors)
-    ax.set_xticks(range(len(rows)), names, rotation=20, ha="right")
-    ax.set_ylabel("accuracy (%)")
-    conf = round(100 * report["statistics"]["confidence"])
-    ax.set_title(f"{report['run'].get('dataset', {}).get('name', 'accuracy')}: accuracy with {conf}% CI")
-    ax.set_ylim(0, 100)
-    for i, a in enumerate(acc):
-        ax.text(i, min(a + high[i] + 1.5, 96), f"{a:.1f}", ha="center", fontsize=8)
-    fig.tight_layout()
-    out = Path(path)
-    fig.savefig(out, format="png")
-    return out
 
 
 # ------------------------------------------------------------------------------------------------ write
@@ -307,3 +245,9 @@ def write_report(report: Mapping[str, Any], out_dir: str | os.PathLike[str], *, 
         plot_accuracy(report, tmp)
         os.replace(tmp, paths["chart"])
     return paths
+
+
+__all__ = [  # render_markdown and plot_accuracy are re-exported: callers import them from here
+    "ConditionResult", "QuestionOutcome", "build_report", "corpus_fingerprint", "plot_accuracy", "render_markdown",
+    "run_record", "write_report",
+]

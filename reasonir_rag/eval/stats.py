@@ -76,6 +76,7 @@ INTERVALS: dict[str, Callable[[int, int, float], tuple[float, float]]] = {
     "wilson": wilson_interval,
     "clopper-pearson": clopper_pearson_interval,
 }
+INTERVAL_NAMES = {"wilson": "Wilson score interval", "clopper-pearson": "Clopper-Pearson exact interval"}
 
 
 def accuracy_ci(correct: Outcomes, *, confidence: float = 0.95, method: str = "wilson") -> tuple[float, float]:

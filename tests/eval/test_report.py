@@ -5,19 +5,29 @@ from __future__ import annotations
 import json
 import logging
 
+import numpy as np
 import pytest
 
 from reasonir_rag.eval.datasets import Question
 from reasonir_rag.eval.extract import extract_choice
-from reasonir_rag.eval.report import ConditionResult, QuestionOutcome, build_report, render_markdown, write_report
-from reasonir_rag.eval.stats import mcnemar_exact
+from reasonir_rag.eval.render import CHANCE_COLOR
+from reasonir_rag.eval.report import (
+    ConditionResult,
+    QuestionOutcome,
+    build_report,
+    plot_accuracy,
+    render_markdown,
+    write_report,
+)
+from reasonir_rag.eval.stats import clopper_pearson_interval, mcnemar_exact, wilson_interval
 
 SUBJECTS = ("anatomy", "college_physics")
 
 
-def _outcomes(pattern: list[int], unextracted: int = 0) -> list[QuestionOutcome]:
-    return [QuestionOutcome(f"q{i}", SUBJECTS[i % 2], bool(c), i >= unextracted, "A" if c else "B", "A")
-            for i, c in enumerate(pattern)]
+def _outcomes(pattern: list[int], unextracted: int = 0, subjects: tuple[str, ...] = SUBJECTS,
+              n_choices: int | None = 4) -> list[QuestionOutcome]:
+    return [QuestionOutcome(f"q{i}", subjects[i % len(subjects)], bool(c), i >= unextracted, "A" if c else "B", "A",
+                            n_choices=n_choices) for i, c in enumerate(pattern)]
 
 
 @pytest.fixture
@@ -56,6 +66,12 @@ def test_report_numbers_are_consistent(conditions):
     assert rag["cost"]["seconds_per_stage"] == {"encoder": 2.0, "reader": 120.0}
     assert rag["cost"]["seconds_per_question"]["reader"] == 3.0
     assert rag["settings"] == {"retriever": "minilm", "k": 3}
+    # accuracy intervals are Wilson's, per condition and per subject; the chance level comes with them
+    assert rag["ci"] == list(wilson_interval(26, 40)) and rag["chance"] == 0.25
+    assert rag["per_subject"]["anatomy"]["ci"] == list(wilson_interval(13, 20))  # the even questions: 9 + 4 right
+    assert report["statistics"]["interval"] == "wilson"
+    assert report["statistics"]["ci_method"] == "Wilson score interval per condition and subject"
+    assert report["statistics"]["difference_ci_method"] == "paired percentile bootstrap over questions"
     # recomputed identically (seeded bootstrap)
     assert build_report(conditions, run_info=RUN_INFO, n_resamples=2000) == report
 
@@ -72,7 +88,10 @@ def test_markdown_and_files(conditions, tmp_path):
     cells = [c.strip() for c in rag_row.strip("|").split("|")]
     assert cells[:3] == ["rag", "40", "65.0"] and cells[4:6] == ["+15.0", "+30.0"]
     assert cells[6].endswith("(8/2)")
-    assert "| anatomy | 50.0 (20) |" in md
+    lo, hi = wilson_interval(10, 20)  # closed-book on anatomy: 10 of 20
+    assert f"| anatomy | 50.0 [{100 * lo:.1f}–{100 * hi:.1f}] (20) |" in md
+    assert "| 95% CI (Wilson) |" in header and "Chance level: 25.0%." in md
+    assert "Wilson score interval per condition and subject; gains: paired percentile bootstrap" in md
     paths = write_report(report, tmp_path / "out")
     assert json.loads(paths["json"].read_text()) == report
     assert paths["markdown"].read_text() == md
@@ -138,3 +157,57 @@ def test_run_record_names_everything_that_determines_the_run(repo_data):
     assert record["condition_k"] == 3 and record["reader"] is None
     assert corpus_fingerprint(docs[::-1]) == record["corpus"]  # order-independent
     assert corpus_fingerprint([docs[0], Document("b", "Bones move.")])["sha256"] != record["corpus"]["sha256"]
+
+
+def test_clopper_pearson_on_request_and_no_zero_width_interval(conditions):
+    perfect = ConditionResult("rag", _outcomes([1] * 10))
+    report = build_report([conditions[0], perfect], n_resamples=200, interval="clopper-pearson")
+    row = report["conditions"][1]
+    assert report["statistics"]["interval"] == "clopper-pearson"
+    assert row["ci"] == list(clopper_pearson_interval(10, 10)) and row["ci"][1] == 1.0 and row["ci"][0] < 0.75
+    assert all(v["ci"][1] - v["ci"][0] > 0.2 for v in row["per_subject"].values())  # 5 of 5: not "certain"
+    assert "95% CI (Clopper-Pearson)" in render_markdown(report)
+    with pytest.raises(ValueError, match="unknown interval method 'bootstrap'"):
+        build_report(conditions, interval="bootstrap")
+
+
+def _chance_pixels(png_path) -> int:
+    image = pytest.importorskip("matplotlib.image").imread(png_path)[..., :3]
+    rgb = np.array([int(CHANCE_COLOR[i : i + 2], 16) / 255 for i in (1, 3, 5)])
+    return int((np.abs(image - rgb).max(axis=-1) < 0.04).sum())
+
+
+def test_chart_draws_chance_and_a_per_subject_panel(conditions, tmp_path):
+    image = pytest.importorskip("matplotlib.image")
+    two = build_report(conditions, run_info=RUN_INFO, n_resamples=200)
+    eight_subjects = tuple(f"subject_{i}" for i in range(8))
+    many = build_report([ConditionResult(c.name, _outcomes([int(o.correct) for o in c.outcomes],
+                                                           subjects=eight_subjects)) for c in conditions],
+                        run_info=RUN_INFO, n_resamples=200)
+    unknown = build_report([ConditionResult(c.name, _outcomes([int(o.correct) for o in c.outcomes], n_choices=None))
+                            for c in conditions], run_info=RUN_INFO, n_resamples=200)
+    assert unknown["conditions"][0]["chance"] is None and "Chance level: unknown." in render_markdown(unknown)
+    shapes, dashes = {}, {}
+    for name, report in {"two": two, "many": many, "unknown": unknown}.items():
+        path = plot_accuracy(report, tmp_path / f"{name}.png")
+        shapes[name] = image.imread(path).shape
+        dashes[name] = _chance_pixels(path)
+    assert dashes["unknown"] == 0 and dashes["two"] > 200 and dashes["many"] > dashes["two"]  # longer vertical line
+    assert shapes["many"][0] > shapes["two"][0] > 3.8 * 120  # the subject panel grows with the subjects
+    assert shapes["two"][1] == shapes["many"][1]
+
+
+def test_older_reports_still_render(conditions, tmp_path):
+    """A report.json written before the interval was named (bootstrap CIs, no chance level) still renders."""
+    report = build_report(conditions, run_info=RUN_INFO, n_resamples=200)
+    old = json.loads(json.dumps(report))
+    for key in ("interval", "difference_ci_method"):
+        del old["statistics"][key]
+    old["statistics"]["ci_method"] = "percentile bootstrap over questions"
+    for row in old["conditions"]:
+        del row["chance"]
+        for v in row["per_subject"].values():
+            del v["chance"]
+    md = render_markdown(old)
+    assert "| 95% CI (bootstrap) |" in md and "Chance level: unknown." in md
+    assert plot_accuracy(old, tmp_path / "old.png").stat().st_size > 5000
