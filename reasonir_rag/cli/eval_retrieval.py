@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -30,10 +31,11 @@ def register(kinds: Any) -> None:
     p.add_argument("--reasoning", help="BRIGHT reasoning queries, e.g. gpt4")
     p.add_argument("--retriever", action="append", choices=["dense", "bm25"],
                    help="repeatable; default dense (with --rewrite-budgets: bm25 and dense)")
-    p.add_argument("--bm25", choices=["bright", "bm25s"],
-                   help="with --retriever bm25, its configuration: bright (BRIGHT's Lucene recipe: k1 0.9, b 0.4, "
-                   "Porter stemming, Lucene's English stopwords) or bm25s (bm25s' defaults: k1 1.5, b 0.75, no "
-                   "stemming); default: bright with --bright, bm25s with --beir")
+    p.add_argument("--bm25", choices=["bright", "bright-script", "bm25s"],
+                   help="with --retriever bm25, its configuration: bright (BRIGHT's Lucene recipe as Pyserini "
+                   "reproduces it: k1 0.9, b 0.4, Porter stemming, Lucene's English stopwords), bright-script (the "
+                   "same analysis scored as BRIGHT's own gensim script: the query weighted by BM25 too) or bm25s "
+                   "(bm25s' defaults: k1 1.5, b 0.75, no stemming); default: bright with --bright, bm25s with --beir")
     p.add_argument("--encoder", action="append",
                    help="reasonir | minilm | a model id or folder; repeatable, one dense system each "
                    "(default reasonir)")
@@ -98,7 +100,12 @@ def _systems(args: argparse.Namespace, collection: Any, scaling: bool) -> dict[s
 def cmd_eval_retrieval(args: argparse.Namespace) -> int:
     from reasonir_rag.eval.ir_data import load_beir, load_bright, subsample
     from reasonir_rag.eval.retrieval import evaluate_retrieval
-    from reasonir_rag.eval.retrieval_report import build_retrieval_report, synthesis_manifest, write_retrieval_report
+    from reasonir_rag.eval.retrieval_report import (
+        build_retrieval_report,
+        caveats_for,
+        synthesis_manifest,
+        write_retrieval_report,
+    )
 
     if args.bright and not args.task:
         raise InvalidInputError("--bright needs --task (one of BRIGHT's 12 tasks, or a synthesized set's task)")
@@ -133,11 +140,8 @@ def cmd_eval_retrieval(args: argparse.Namespace) -> int:
         extra["scaling"] = table
     else:
         results = {name: evaluate_retrieval(collection, r, instruction=instruction) for name, r in systems.items()}
-    if manifest is not None:
-        from reasonir_rag.eval.retrieval_report import SYNTHESIZED_CAVEATS
-
-        for caveat in SYNTHESIZED_CAVEATS:
-            logger.warning("%s", caveat)
+    for caveat in caveats_for(manifest):
+        logger.warning("%s", caveat)
     report = None
     if args.out:
         report = build_retrieval_report(results, collection=collection.describe(), pairs=pairs,
@@ -161,6 +165,7 @@ def _scaling(args: argparse.Namespace, collection: Any, systems: dict[str, Any],
                                      rewriter_settings=protocol_for(args.protocol).rewriter)
     finally:
         journal.close()
+    count: Callable[[str], int] | None = None
     if llm is not None:
         count, label = llm.count_tokens, f"the rewriter LLM's tokenizer ({llm.model_name})"
     else:
@@ -209,9 +214,12 @@ def _argv(options: dict[str, Any]) -> list[str]:
 
 def _print(args: argparse.Namespace, collection: Any, systems: dict[str, Any], results: dict[str, Any],
            manifest: Any, report: dict[str, Any] | None) -> None:
+    from reasonir_rag.eval.retrieval_report import caveats_for
+
     if args.json:
         out: dict[str, Any] = {"collection": collection.describe(), "protocol": args.protocol,
                                "synthesized": manifest is not None,
+                               "caveats": caveats_for(manifest),
                                "systems": {n: {"retriever": r.settings["retriever"], "metrics": r.scores.mean}
                                            for n, r in results.items()}}
         if len(results) == 1:
@@ -222,9 +230,7 @@ def _print(args: argparse.Namespace, collection: Any, systems: dict[str, Any], r
         print(json.dumps(out, indent=2))
         return
     if manifest is not None:
-        from reasonir_rag.eval.retrieval_report import SYNTHESIZED_CAVEATS
-
-        print("caveats (synthesized collection):\n" + "\n".join(f"  - {c}" for c in SYNTHESIZED_CAVEATS))
+        print("caveats (synthesized collection):\n" + "\n".join(f"  - {c}" for c in caveats_for(manifest)))
     n = len(next(iter(results.values())).scores.per_query) if results else 0
     print(f"{collection.name}: {n} queries (protocol {args.protocol})")
     for name, result in results.items():

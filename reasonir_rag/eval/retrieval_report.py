@@ -54,6 +54,16 @@ def synthesis_manifest(folder: str | os.PathLike[str] | None) -> dict[str, Any] 
     return manifest if isinstance(manifest, dict) else {"value": manifest}
 
 
+def caveats_for(manifest: Mapping[str, Any] | None) -> list[str]:
+    """What a report must say about a synthesized collection: the two caveats above, then any further ones
+    its manifest lists; nothing for a collection without a manifest."""
+    if manifest is None:
+        return []
+    listed = manifest.get("caveats")
+    more = [c for c in listed if isinstance(c, str)] if isinstance(listed, list) else []
+    return list(dict.fromkeys([*SYNTHESIZED_CAVEATS, *more]))
+
+
 def _mean_ci(values: Sequence[float], confidence: float, n_resamples: int, seed: int) -> list[float | None]:
     if not values:
         return [None, None]
@@ -106,7 +116,7 @@ def build_retrieval_report(
     report = {
         "run": dict(run_info or {}), "collection": dict(collection),
         "synthesized": dict(synthesized) if synthesized is not None else None,
-        "caveats": list(SYNTHESIZED_CAVEATS) if synthesized is not None else [],
+        "caveats": caveats_for(synthesized),
         "statistics": {"confidence": confidence, "bootstrap_resamples": n_resamples, "seed": seed,
                        "ci_method": "percentile bootstrap over queries",
                        "paired_test": "two-sided paired sign-flip randomisation test over queries",
