@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 
 from reasonir_rag._common.devices import pick_device, pick_dtype
+from reasonir_rag._common.progress import progress
 from reasonir_rag._common.tokens import special_tokens
-from reasonir_rag._deps import require
 from reasonir_rag.encoding import backbones as _backbones
 from reasonir_rag.encoding.cache import EmbeddingCache, cache_key
 from reasonir_rag.encoding.config import (
@@ -256,8 +256,8 @@ class ReasonIREncoder(PrefixedEncoderMixin):
         show = show_progress if show_progress is not None else self.show_progress
         if show is None:
             show = len(rows) >= 512
-        tqdm = require("tqdm").tqdm
-        with tqdm(total=len(rows), desc=f"encoding {what}", unit=what[:3], disable=not show) as bar:
+        unit = {"documents": "doc", "queries": "query"}.get(what, what)
+        with progress(total=len(rows), desc=f"encoding {what}", unit=unit, show=show) as bar:
             for batch, emb in self._runner.run(rows, ranges):
                 out[batch] = emb.numpy()
                 bar.update(len(batch))

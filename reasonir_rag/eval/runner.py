@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from reasonir_rag._deps import require
+from reasonir_rag._common.progress import progress
 from reasonir_rag.errors import InvalidInputError, LLMError
 from reasonir_rag.eval.datasets import Dataset, Question
 from reasonir_rag.eval.extract import extract_choice, extract_reasonir_gpqa, extract_reasonir_mmlu
@@ -310,8 +310,7 @@ class RAGEvaluator:
         failures: list[str] = []
         unavailable = False
         if todo:
-            tqdm = require("tqdm").tqdm
-            with tqdm(total=len(todo), desc=stage, disable=not self.settings.show_progress) as bar:
+            with progress(total=len(todo), desc=stage, unit="question", show=self.settings.show_progress) as bar:
                 for start in range(0, len(todo), batch):
                     chunk = todo[start : start + batch]
                     for i, value in zip(chunk, compute([items[i] for i in chunk]), strict=True):

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from reasonir_rag._common.progress import progress
 from reasonir_rag._deps import require
 from reasonir_rag.errors import ServiceUnavailableError
 from reasonir_rag.index.metadata import FORMAT_KEY, METADATA_FORMAT
@@ -43,8 +44,7 @@ class CollectionWriter:
         """Write ``records`` batch by batch, counting into ``stats``; ``show=None``: a bar from 2000 records."""
         order = list(records)
         show = len(order) >= 2000 if show is None else show
-        tqdm = require("tqdm").tqdm
-        with tqdm(total=len(order), desc=f"indexing into {self._name}", unit="doc", disable=not show) as bar:
+        with progress(total=len(order), desc=f"indexing into {self._name}", unit="doc", show=show) as bar:
             for start in range(0, len(order), self._records_per_call):
                 batch = order[start : start + self._records_per_call]
                 try:
