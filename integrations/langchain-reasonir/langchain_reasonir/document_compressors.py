@@ -11,13 +11,16 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from langchain_core.callbacks import Callbacks
+from langchain_core.callbacks import CallbackManager, Callbacks
 from langchain_core.documents import BaseDocumentCompressor, Document
 from pydantic import ConfigDict, Field, field_validator
+from reasonir_rag.llm.adapter import rerank_layout
 from reasonir_rag.pipeline.reranker import QwenReranker
 from reasonir_rag.protocols import Reranker
 from reasonir_rag.types import Document as CoreDocument
 from reasonir_rag.types import ScoredDocument
+
+from langchain_reasonir.models import WHAT_TO_PASS, LangChainLLM, is_langchain_model, run_as_child
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +39,12 @@ class ReasonIRReranker(BaseDocumentCompressor):
     stays in place. Documents without a numeric ``metadata["score"]`` (e.g. from another vector store) take a
     retrieval score of 0, so the LLM's score alone orders them.
 
-    ``reranker`` is a :class:`~reasonir_rag.pipeline.reranker.QwenReranker`, an LLM backend, or a model spec for one.
+    ``reranker`` is a :class:`~reasonir_rag.pipeline.reranker.QwenReranker`, any LangChain chat or completion
+    model, a core LLM backend, or a model spec for one. A LangChain model scores in one pass from its log-probs
+    when it returns them (``ChatOpenAI(logprobs=True, top_logprobs=20)``; a chat model continues the answer
+    prefix in the assistant turn, vLLM's ``continue_final_message``); otherwise it generates and the score is
+    parsed (one warning says so). Each reranking is a child run named ``ReasonIRReranker`` and its LLM calls
+    are child LLM runs with their token usage.
 
     Example:
         .. code-block:: python
@@ -65,19 +73,33 @@ class ReasonIRReranker(BaseDocumentCompressor):
             return value.reranker
         if callable(getattr(value, "rerank", None)):
             return value
+        if is_langchain_model(value):
+            llm = LangChainLLM(value)
+            return QwenReranker(llm, **rerank_layout(llm))
         if isinstance(value, str) or callable(getattr(value, "next_token_logprobs", None)):
             return QwenReranker(value)
-        raise TypeError(f"reranker must be a reasonir_rag QwenReranker, an LLM backend or a model spec, "
+        raise TypeError(f"reranker must be a reasonir_rag QwenReranker, a model spec string or {WHAT_TO_PASS}; "
                         f"got {type(value).__name__}")
 
     def compress_documents(self, documents: Sequence[Document], query: str,
                            callbacks: Callbacks | None = None) -> Sequence[Document]:
-        """The ``top_n`` most relevant documents, best first (copies with the scores in their metadata)."""
-        return self.rerank(documents, query, top_n=self.top_n)
+        """The ``top_n`` most relevant documents, best first (copies with the scores in their metadata), as a
+        child run of ``callbacks``' run."""
+        manager = CallbackManager.configure(inheritable_callbacks=callbacks)
+        count = len(documents) if isinstance(documents, Sequence) else 0
+        run = manager.on_chain_start(None, {"query": query, "documents": count}, name=type(self).__name__)
+        try:
+            ranked = run_as_child(run, self.rerank, documents, query, top_n=self.top_n)
+        except BaseException as exc:
+            run.on_chain_error(exc)
+            raise
+        run.on_chain_end({"ids": [d.id for d in ranked], "scores": [d.metadata[RELEVANCE_SCORE_KEY] for d in ranked]})
+        return ranked
 
     async def acompress_documents(self, documents: Sequence[Document], query: str,
                                   callbacks: Callbacks | None = None) -> Sequence[Document]:
-        return await asyncio.to_thread(self.rerank, documents, query, top_n=self.top_n)
+        """:meth:`compress_documents` in a worker thread (one code path)."""
+        return await asyncio.to_thread(self.compress_documents, documents, query, callbacks)
 
     def rerank(self, documents: Sequence[Document], query: str, *, top_n: int | None = None,
                task: str | None = None) -> list[Document]:

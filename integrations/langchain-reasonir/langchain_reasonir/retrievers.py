@@ -21,6 +21,7 @@ from reasonir_rag.protocols import SearchIndex
 from reasonir_rag.types import ScoredDocument
 
 from langchain_reasonir.document_compressors import RELEVANCE_SCORE_KEY, RETRIEVAL_SCORE_KEY, ReasonIRReranker
+from langchain_reasonir.models import run_as_child
 from langchain_reasonir.rewriters import ReasonIRQueryRewriter
 
 logger = logging.getLogger(__name__)
@@ -156,7 +157,7 @@ class _ChildRuns:
             return compute(items)
         run = self._start(name, _run_inputs(stage, items))
         try:
-            results = compute(items)
+            results = run_as_child(run, compute, items)  # the stage's LLM calls: child runs of this one
         except BaseException as exc:
             self._finish(run, error=exc)
             raise

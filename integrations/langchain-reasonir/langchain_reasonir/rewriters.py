@@ -14,8 +14,11 @@ from typing import Any
 from langchain_core.runnables import RunnableConfig, RunnableSerializable
 from pydantic import ConfigDict, field_validator
 from reasonir_rag.errors import InvalidInputError
+from reasonir_rag.llm.adapter import FrameworkLLM
 from reasonir_rag.pipeline.rewriter import QueryRewriter
 from reasonir_rag.protocols import Rewriter
+
+from langchain_reasonir.models import WHAT_TO_PASS, LangChainLLM, is_langchain_model
 
 logger = logging.getLogger(__name__)
 
@@ -23,8 +26,9 @@ logger = logging.getLogger(__name__)
 class ReasonIRQueryRewriter(RunnableSerializable[str, str]):
     """Rewrite a question into ReasonIR's long reasoning query (or a HyDE passage) before retrieval.
 
-    ``rewriter`` is a :class:`~reasonir_rag.pipeline.rewriter.QueryRewriter`, or an LLM backend from
-    :mod:`reasonir_rag.llm` (then one is built with ReasonIR's defaults).
+    ``rewriter`` is a :class:`~reasonir_rag.pipeline.rewriter.QueryRewriter`, any LangChain chat or completion
+    model (``ChatOpenAI(...)``: its calls are child LLM runs with their token usage), or an LLM backend from
+    :mod:`reasonir_rag.llm`; for a model, a ``QueryRewriter`` is built with ReasonIR's defaults.
 
     Example:
         .. code-block:: python
@@ -52,9 +56,11 @@ class ReasonIRQueryRewriter(RunnableSerializable[str, str]):
             return value.rewriter
         if callable(getattr(value, "rewrite_queries", None)):
             return value
-        if callable(getattr(value, "generate", None)):  # an LLM backend
-            return QueryRewriter(value)
-        raise TypeError(f"rewriter must be a reasonir_rag QueryRewriter or LLM backend, got {type(value).__name__}")
+        if is_langchain_model(value):
+            return QueryRewriter(LangChainLLM(value))
+        if callable(getattr(value, "generate", None)) and callable(getattr(value, "count_tokens", None)):
+            return QueryRewriter(value)  # a core LLM backend
+        raise TypeError(f"rewriter must be a reasonir_rag QueryRewriter or {WHAT_TO_PASS}; got {type(value).__name__}")
 
     @property
     def prefix_kind(self) -> str:
@@ -70,7 +76,11 @@ class ReasonIRQueryRewriter(RunnableSerializable[str, str]):
 
     def batch(self, inputs: list[str], config: RunnableConfig | list[RunnableConfig] | None = None, *,
               return_exceptions: bool = False, **kwargs: Any) -> list[str]:
-        """All inputs in one batched core call (one run per input in the callbacks)."""
+        """All inputs in one batched core call (one run per input in the callbacks); with a LangChain model, one
+        call per input, so that each LLM run is the child of its input's run."""
+        if isinstance(self.rewriter.llm, FrameworkLLM):
+            return super().batch(inputs, config, return_exceptions=return_exceptions, **kwargs)
+
         def run(items: list[str]) -> list[Any]:
             return self._rewrite_many(items, return_exceptions)
 
@@ -79,6 +89,9 @@ class ReasonIRQueryRewriter(RunnableSerializable[str, str]):
 
     async def abatch(self, inputs: list[str], config: RunnableConfig | list[RunnableConfig] | None = None, *,
                      return_exceptions: bool = False, **kwargs: Any) -> list[str]:
+        if isinstance(self.rewriter.llm, FrameworkLLM):
+            return await super().abatch(inputs, config, return_exceptions=return_exceptions, **kwargs)
+
         async def run(items: list[str]) -> list[Any]:
             return await asyncio.to_thread(self._rewrite_many, items, return_exceptions)
 

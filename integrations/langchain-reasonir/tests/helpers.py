@@ -44,7 +44,7 @@ class TinyCheckpoint:
 
 
 class RunRecorder(BaseCallbackHandler):
-    """Records (event, name, run_id, parent_run_id, payload) for chain, retriever and chat-model runs."""
+    """Records (event, name, run_id, parent_run_id, payload) for chain, retriever, chat-model and LLM runs."""
 
     def __init__(self) -> None:
         self.events: list[dict[str, Any]] = []
@@ -67,6 +67,20 @@ class RunRecorder(BaseCallbackHandler):
 
     def on_chat_model_start(self, serialized, messages, *, run_id, parent_run_id=None, **kwargs):
         self._add("chat_model_start", run_id, parent_run_id, messages, kwargs.get("name"))
+
+    def on_llm_start(self, serialized, prompts, *, run_id, parent_run_id=None, **kwargs):
+        self._add("llm_start", run_id, parent_run_id, prompts, kwargs.get("name"))
+
+    def on_llm_end(self, response, *, run_id, parent_run_id=None, **kwargs):
+        self._add("llm_end", run_id, parent_run_id, response, None)
+
+    def of(self, event: str) -> list[dict[str, Any]]:
+        return [e for e in self.events if e["event"] == event]
+
+    def parent_name(self, event: dict[str, Any]) -> str | None:
+        """The name of the run ``event``'s run is a child of."""
+        return next((e["name"] for e in self.events if e["event"].endswith("_start") and e["run_id"] ==
+                     event["parent"]), None)
 
     def first(self, event: str, name: str | None = None) -> dict[str, Any]:
         for e in self.events:

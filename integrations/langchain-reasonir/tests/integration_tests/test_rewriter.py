@@ -70,7 +70,7 @@ async def test_async_matches_sync(smollm2_rewriter):
 
 def test_hyde_reports_the_document_prefix_and_bad_construction(smollm2_local):
     assert ReasonIRQueryRewriter(rewriter=QueryRewriter(smollm2_local, style="hyde")).prefix_kind == "document"
-    with pytest.raises(TypeError, match="QueryRewriter or LLM backend"):
+    with pytest.raises(TypeError, match="QueryRewriter or a LangChain chat or completion model"):
         ReasonIRQueryRewriter(rewriter="not a rewriter")
     with pytest.raises(ValueError, match="Extra inputs"):
         ReasonIRQueryRewriter(rewriter=smollm2_local, style="hyde")

@@ -124,7 +124,7 @@ def test_reranker_bad_input(tiny_qwen_reranker):
         rr.compress_documents([Document(page_content="t", metadata={"score": float("nan")})], "q")
     with pytest.raises(ValidationError, match="greater than or equal to 1"):
         ReasonIRReranker(reranker=tiny_qwen_reranker, top_n=0)
-    with pytest.raises(TypeError, match="QwenReranker, an LLM backend or a model spec"):
+    with pytest.raises(TypeError, match="QwenReranker, a model spec string or a LangChain chat"):
         ReasonIRReranker(reranker=3)
     # an empty page is scored 0 with the reason kept (the core's documented handling), the rest still ranked
     out = rr.compress_documents([Document(page_content=""), doc], "q")
