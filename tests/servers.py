@@ -139,3 +139,112 @@ class ChromaServer:
         """Stop this server by its own PID (SIGTERM, then SIGKILL)."""
         if self.proc is not None:
             stop(self.proc)
+
+
+# ------------------------------------------------------------------------------------------ fault servers
+@dataclass
+class Reply:
+    """One scripted answer of a :class:`FaultServer`: a status with its JSON body and headers; ``hang``: read the
+    request and answer nothing until the server closes; ``echo``: put the request's headers in the body (as some
+    servers and proxies quote what they were sent in an error)."""
+
+    status: int = 200
+    body: dict | None = None
+    headers: dict[str, str] | None = None
+    hang: bool = False
+    echo: bool = False
+    delay: float = 0.0  # seconds to wait before answering
+
+
+class FaultServer:
+    """A real HTTP server on 127.0.0.1 that answers from a script of :class:`Reply` (the last one repeats), for
+    what a healthy server never does on demand: 429 with each ``Retry-After`` form, 5xx, hanging after the
+    request, echoing secrets. Records each request's path, headers, JSON body and arrival time (monotonic)."""
+
+    def __init__(self, script: Sequence[Reply]):
+        import http.server
+        import threading
+
+        self.script = list(script)
+        self.requests: list[dict] = []
+        self.in_flight = self.most_in_flight = 0
+        self._lock = threading.Lock()
+        self._closing = threading.Event()
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                with outer._lock:
+                    outer.requests.append({"path": self.path, "headers": headers, "at": time.monotonic(),
+                                           "body": json.loads(body) if body.strip() else None})
+                with outer._lock:
+                    reply = outer.script.pop(0) if len(outer.script) > 1 else outer.script[0]
+                    outer.in_flight += 1
+                    outer.most_in_flight = max(outer.most_in_flight, outer.in_flight)
+                try:
+                    if reply.hang:
+                        outer._closing.wait()
+                        return
+                    outer._closing.wait(reply.delay)
+                    self._send(reply, headers)
+                finally:
+                    with outer._lock:
+                        outer.in_flight -= 1
+
+            def _send(self, reply: Reply, headers: dict[str, str]) -> None:
+                payload = dict(reply.body or {})
+                if reply.echo:
+                    payload["error"] = {"message": f"rejected request with headers {headers}"}
+                data = json.dumps(payload).encode()
+                self.send_response(reply.status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                for key, value in (reply.headers or {}).items():
+                    self.send_header(key, value)
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = do_DELETE = _answer
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.base_url = f"http://127.0.0.1:{self.port}/v1"
+        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                        daemon=True)
+
+    def __enter__(self) -> FaultServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._closing.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@contextlib.contextmanager
+def unanswered_connect_port() -> Iterator[int]:
+    """A loopback port whose listen queue is full (backlog 0, already taken by queued connections that are never
+    accepted): the kernel drops every further SYN, so a connect there hangs, as to a host that does not answer."""
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    fillers: list[socket.socket] = []
+    try:
+        server.bind(("127.0.0.1", 0))
+        server.listen(0)
+        address = server.getsockname()
+        for _ in range(3):
+            filler = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            filler.setblocking(False)
+            filler.connect_ex(address)
+            fillers.append(filler)
+        time.sleep(0.2)  # the handshakes that fit complete; the queue is full from here on
+        yield address[1]
+    finally:
+        for s in (*fillers, server):
+            s.close()

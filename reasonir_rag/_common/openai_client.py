@@ -52,7 +52,7 @@ def _with_backoff(base: type, backoff: float, max_backoff: float, initial: float
         def _calculate_retry_timeout(self, remaining_retries: int, options: Any, response_headers: Any = None) -> float:
             delay: float = super()._calculate_retry_timeout(remaining_retries, options, response_headers)
             asked = self._parse_retry_after_header(response_headers)
-            if asked is not None and 0 < asked <= 120 and delay == asked:
+            if asked is not None and 0 < asked <= 120:  # openai then waits what the server asked
                 return delay
             return min(max_backoff, delay * backoff / initial)
 

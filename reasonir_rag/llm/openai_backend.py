@@ -175,7 +175,10 @@ class OpenAICompatibleLLM:
                 if self._exact:
                     rest = self._http.map(lambda p: self._exact_logprobs(p, shared_prefix, candidates, ids),
                                           items[1:], return_exceptions=return_exceptions)
-                    return first + rest
+                else:
+                    rest = self._http.map(lambda p: self._top_logprobs(p, shared_prefix, candidates), items[1:],
+                                          return_exceptions=return_exceptions)
+                return first + rest
             else:
                 return self._http.map(lambda p: self._exact_logprobs(p, shared_prefix, candidates, ids), items,
                                       return_exceptions=return_exceptions)
