@@ -12,6 +12,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from reasonir_rag._common import secrets
 from reasonir_rag.cli import demo, index, llm, synthesize
 from reasonir_rag.cli import eval as eval_cmd
 from reasonir_rag.errors import ReasonIRError
@@ -40,6 +41,7 @@ def _setup_logging(verbose: int) -> dict[str, int]:
     """Logs go to stderr; returns the logger levels it changed, so that main() can put them back."""
     level = logging.WARNING if verbose <= 0 else logging.INFO if verbose == 1 else logging.DEBUG
     logging.basicConfig(stream=sys.stderr, level=level, format="%(levelname)s %(name)s: %(message)s")
+    secrets.install_filter(logging.getLogger().handlers)  # no secret in a log line, whoever logs it
     wanted = {"reasonir_rag": level, **{name: max(level, logging.WARNING) for name in ("httpx", "chromadb", "urllib3")}}
     saved = {name: logging.getLogger(name).level for name in wanted}
     for name, value in wanted.items():
@@ -57,10 +59,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("reasonir-rag: interrupted", file=sys.stderr)
         return 130
     except (ReasonIRError, ValueError, TypeError, LookupError, OSError, ImportError) as exc:
+        secrets.scrub(exc)  # a server may have echoed a token into this error or one it chains
         if args.verbose:
             logger.exception("%s failed", args.command)
-        print(f"reasonir-rag {args.command}: error: {exc}", file=sys.stderr)
+        print(f"reasonir-rag {args.command}: error: {secrets.redact(exc)}", file=sys.stderr)
         return 2
+    except Exception as exc:  # unexpected: Python prints the traceback, with every secret masked
+        secrets.scrub(exc)
+        raise
     finally:  # main() may run inside a host program (or a test session): leave its logging as it was
         for name, value in saved.items():
             logging.getLogger(name).setLevel(value)
