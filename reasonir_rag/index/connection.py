@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reasonir_rag._common import secrets
 from reasonir_rag._deps import require
 
 
@@ -50,11 +51,14 @@ class ChromaConnection:
             return chromadb.PersistentClient(path=where, settings=settings), where
         token = self.auth_token if self.auth_token is not None else os.environ.get("CHROMA_AUTH_TOKEN")
         headers = dict(self.headers or {})
+        secrets.register(token)  # masked in every message, even one a server or proxy echoes back
+        secrets.register_headers(headers)
         if token:
             headers["Authorization"] = f"Bearer {token}"
         try:
             client = chromadb.HttpClient(host=self.host or "localhost", port=int(self.port or 8000), ssl=self.ssl,
                                          headers=headers or None, settings=settings)
         except Exception as exc:  # the message never includes the headers (the token stays private)
-            raise ConnectionError(f"could not reach the Chroma server at {where}: {exc}") from exc
+            raise ConnectionError(secrets.redact(f"could not reach the Chroma server at {where}: {exc}")) \
+                from secrets.scrub(exc)
         return client, where

@@ -168,22 +168,21 @@ class OpenAICompatibleLLM:
         if shared_prefix and any(not isinstance(p, str) for p in items):
             raise InvalidInputError("shared_prefix works with string prompts only")
         ids = self._candidate_ids(candidates)
-        if ids is not None and self._exact is not False and items:
-            if self._exact is None:  # probe once with the first prompt, then the rest on the path it chose
-                first = self._http.map(lambda p: self._exact_or_none(p, shared_prefix, candidates, ids), items[:1],
-                                       return_exceptions=return_exceptions)
-                if self._exact:
-                    rest = self._http.map(lambda p: self._exact_logprobs(p, shared_prefix, candidates, ids),
-                                          items[1:], return_exceptions=return_exceptions)
-                else:
-                    rest = self._http.map(lambda p: self._top_logprobs(p, shared_prefix, candidates), items[1:],
-                                          return_exceptions=return_exceptions)
-                return first + rest
-            else:
-                return self._http.map(lambda p: self._exact_logprobs(p, shared_prefix, candidates, ids), items,
-                                      return_exceptions=return_exceptions)
-        return self._http.map(lambda p: self._top_logprobs(p, shared_prefix, candidates), items,
-                              return_exceptions=return_exceptions)
+        done: list[Any] = []
+        if ids is not None:
+            exact_ids = ids
+            # until the server has shown whether it honours logprob_token_ids, one prompt at a time (a prompt
+            # the server rejects for itself, e.g. too long, tells nothing)
+            while self._exact is None and len(done) < len(items):
+                done += self._http.map(lambda p: self._exact_or_none(p, shared_prefix, candidates, exact_ids),
+                                       [items[len(done)]], return_exceptions=return_exceptions)
+        rest = items[len(done):]
+        if ids is not None and self._exact:
+            exact_ids = ids
+            return done + self._http.map(lambda p: self._exact_logprobs(p, shared_prefix, candidates, exact_ids),
+                                         rest, return_exceptions=return_exceptions)
+        return done + self._http.map(lambda p: self._top_logprobs(p, shared_prefix, candidates), rest,
+                                     return_exceptions=return_exceptions)
 
     # ------------------------------------------------------------------ scoring internals
     def _candidate_ids(self, candidates: Sequence[str]) -> list[int] | None:
