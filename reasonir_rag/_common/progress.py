@@ -12,12 +12,16 @@ moves. tqdm is a core dependency.
 
 from __future__ import annotations
 
+import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
 _QUIET = False
 _BLOCK = 1 << 20  # bytes read at a time by count_lines
+_HF_BARS = "HF_HUB_DISABLE_PROGRESS_BARS"  # read by huggingface_hub when imported (transformers follows it)
 
 
 def set_quiet(quiet: bool) -> bool:
@@ -54,6 +58,33 @@ def progress(*, total: int | None, desc: str, unit: str, show: bool = True, mini
     enabled = show and not _QUIET and is_interactive(out)
     return tqdm(total=total, desc=desc, unit=unit, mininterval=mininterval, file=out, disable=not enabled,
                 dynamic_ncols=True)
+
+
+@contextmanager
+def library_bars_off() -> Iterator[None]:
+    """Hugging Face's download and weight-loading bars off inside the block, as ours are (the CLI under
+    ``--quiet`` or without a terminal): through the variable for a library imported inside, through its own
+    switch for one already imported. A library imported inside keeps its bars off afterwards."""
+    previous = os.environ.get(_HF_BARS)
+    os.environ[_HF_BARS] = "1"
+    hub, hf_logging = sys.modules.get("huggingface_hub.utils"), sys.modules.get("transformers.utils.logging")
+    hub_was_off = hub.are_progress_bars_disabled() if hub else True
+    hf_was_on = hf_logging.is_progress_bar_enabled() if hf_logging else False
+    if hub:
+        hub.disable_progress_bars()
+    if hf_logging:
+        hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(_HF_BARS, None)
+        else:
+            os.environ[_HF_BARS] = previous
+        if hub and not hub_was_off:
+            hub.enable_progress_bars()
+        if hf_logging and hf_was_on:
+            hf_logging.enable_progress_bar()
 
 
 def count_lines(path: str | Path) -> int:
