@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from reasonir_rag._common.progress import count_lines, progress
 from reasonir_rag.cli.common import (
     add_encoder_args,
     add_store_args,
@@ -23,7 +24,8 @@ from reasonir_rag.cli.common import (
 
 logger = logging.getLogger(__name__)
 
-_INDEX_GROUP = 2048  # documents read per add(): bounded memory, and a killed run resumes at most this far back
+_INDEX_GROUP = 2048  # most documents read per add(): bounded memory, and a killed run resumes at most this far back
+_GROUP_SECONDS = 2.0  # aim for one add() (and one move of the progress bar) about this often
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -58,15 +60,34 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(func=cmd_search, no_progress=True)
 
 
-def _batches(docs: Iterator[Any], size: int) -> Iterator[list[Any]]:
-    batch: list[Any] = []
+def _groups(docs: Iterator[Any], *, first: int = 16, most: int = _INDEX_GROUP) -> Iterator[list[Any]]:
+    """Groups of documents, one add() each, sized from the time the caller took on the last one (at most 4x
+    bigger at a time) so that each takes about ``_GROUP_SECONDS``: the bar moves every few seconds with an 8B
+    encoder, and a fast encoder still writes big batches. A document's chunks stay in one add()."""
+    size, batch = first, []
     for doc in docs:
         batch.append(doc)
         if len(batch) >= size:
+            started = time.perf_counter()
             yield batch
+            took = time.perf_counter() - started
+            size = max(1, min(most, 4 * size, int(size * _GROUP_SECONDS / max(took, 1e-3))))
             batch = []
     if batch:
         yield batch
+
+
+def count_documents(paths: list[str]) -> int | None:
+    """The input's documents, counted before reading it, for the bar's total: a line count per JSONL file (no
+    decoding: cheap; blank, bad and repeated records included, so an upper bound, which the bar corrects at
+    the end) and one per text or Markdown file. None with a ``.jsonl.gz`` (counting would decompress it
+    all): the bar then shows counts and rate."""
+    from reasonir_rag.index.loaders import _resolve
+
+    files = [path for path, _ in _resolve(paths)]
+    if any(path.name.lower().endswith(".gz") for path in files):
+        return None
+    return sum(count_lines(path) if path.name.lower().endswith(".jsonl") else 1 for path in files)
 
 
 def cmd_index(args: argparse.Namespace) -> int:
@@ -94,11 +115,10 @@ def cmd_index(args: argparse.Namespace) -> int:
             overlap = chunk_tokens // 8
             logger.warning("--chunk-overlap must be below --chunk-tokens; using %d", overlap)
     totals = {"chunks": 0, "added": 0, "unchanged": 0, "metadata_updated": 0, "invalid": 0}
-    from tqdm import tqdm
-
     start = time.perf_counter()
-    with tqdm(desc=f"indexing into {args.collection}", unit="doc", disable=args.no_progress, file=sys.stderr) as bar:
-        for group in _batches(docs, _INDEX_GROUP):
+    with progress(total=count_documents(args.paths), desc=f"indexing into {args.collection}", unit="doc",
+                  show=not args.no_progress) as bar:
+        for group in _groups(docs):
             pieces = (
                 chunk_documents(group, tokenizer=encoder.tokenizer, chunk_tokens=chunk_tokens, overlap=overlap)
                 if chunk_tokens
@@ -109,6 +129,7 @@ def cmd_index(args: argparse.Namespace) -> int:
             for key in ("added", "unchanged", "metadata_updated", "invalid"):
                 totals[key] += getattr(stats, key)
             bar.update(len(group))
+        bar.total = bar.n  # the count was an upper bound (or unknown): end at what was read
     elapsed = time.perf_counter() - start
     print(f"documents read:    {report.records} from {report.files} file(s)")
     print(
