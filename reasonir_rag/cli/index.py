@@ -90,15 +90,24 @@ def count_documents(paths: list[str]) -> int | None:
     return sum(count_lines(path) if path.name.lower().endswith(".jsonl") else 1 for path in files)
 
 
+def _whole(doc: Any) -> Any:
+    """An unchunked document is its own parent, so it replaces the chunks of an earlier chunked run."""
+    from reasonir_rag.index.records import SourcedDocument
+
+    return SourcedDocument(doc.id, doc.text, doc.metadata, origin=getattr(doc, "origin", ""), parent=doc.id)
+
+
 def cmd_index(args: argparse.Namespace) -> int:
     from reasonir_rag.index.chunking import chunk_documents
     from reasonir_rag.index.loaders import LoadReport, load_documents
+    from reasonir_rag.index.records import FirstSeen
     from reasonir_rag.index.store import ChromaStore
 
     if (args.chunk_tokens is not None and args.chunk_tokens < 0) or args.chunk_overlap < 0:
         raise ValueError("--chunk-tokens and --chunk-overlap must be >= 0")
     report = LoadReport()
-    docs = load_documents(args.paths, text_field=args.text_field, id_field=args.id_field, report=report)
+    first_seen = FirstSeen()  # a repeated document id keeps its first occurrence across the whole input
+    docs = first_seen(load_documents(args.paths, text_field=args.text_field, id_field=args.id_field, report=report))
     encoder = load_encoder(encoder_name(args, must_exist=False), args)
     store = ChromaStore(args.collection, encoder=encoder, show_progress=False, connection=connection(args))
     chunk_tokens, overlap = args.chunk_tokens, args.chunk_overlap
@@ -114,7 +123,8 @@ def cmd_index(args: argparse.Namespace) -> int:
         if overlap >= chunk_tokens:
             overlap = chunk_tokens // 8
             logger.warning("--chunk-overlap must be below --chunk-tokens; using %d", overlap)
-    totals = {"chunks": 0, "added": 0, "unchanged": 0, "metadata_updated": 0, "invalid": 0}
+    totals = {"chunks": 0, "added": 0, "unchanged": 0, "metadata_updated": 0, "invalid": 0, "removed": 0}
+    rejected: list[Any] = []
     start = time.perf_counter()
     with progress(total=count_documents(args.paths), desc=f"indexing into {args.collection}", unit="doc",
                   show=not args.no_progress) as bar:
@@ -122,12 +132,13 @@ def cmd_index(args: argparse.Namespace) -> int:
             pieces = (
                 chunk_documents(group, tokenizer=encoder.tokenizer, chunk_tokens=chunk_tokens, overlap=overlap)
                 if chunk_tokens
-                else group
+                else [_whole(doc) for doc in group]
             )
             stats = store.add(pieces, show_progress=False)
             totals["chunks"] += len(pieces)
-            for key in ("added", "unchanged", "metadata_updated", "invalid"):
+            for key in ("added", "unchanged", "metadata_updated", "invalid", "removed"):
                 totals[key] += getattr(stats, key)
+            rejected.extend(stats.rejected)
             bar.update(len(group))
         bar.total = bar.n  # the count was an upper bound (or unknown): end at what was read
     elapsed = time.perf_counter() - start
@@ -142,7 +153,13 @@ def cmd_index(args: argparse.Namespace) -> int:
         f"skipped unchanged: {totals['unchanged']}"
         + (f" (+{totals['metadata_updated']} metadata-only updates)" if totals["metadata_updated"] else "")
     )
-    print(f"skipped empty:     {totals['invalid']}")
+    print(f"rejected:          {totals['invalid']}" + (f" (first: {rejected[0]})" if rejected else ""))
+    for item in rejected[1:10]:
+        logger.warning("rejected %s", item)
+    repeated = first_seen.repeated
+    print(f"repeated ids:      {len(repeated)}" + (f" (first kept: {', '.join(repeated[:5])}"
+                                                   f"{' ...' if len(repeated) > 5 else ''})" if repeated else ""))
+    print(f"stale chunks:      {totals['removed']} removed")
     print(f"collection:        {args.collection} ({store.count()} records) in {elapsed:.1f} s")
     if report.records == 0:
         print("error: no document could be read from the input (see the bad records above)", file=sys.stderr)

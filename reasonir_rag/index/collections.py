@@ -3,7 +3,9 @@
 Chroma never embeds anything here: collections are opened with ``embedding_function=None`` (chromadb 1.5 then
 stores no embedding-function config and never instantiates its ONNX default). The collection metadata records
 the encoder's fingerprint; a collection made by another model, prefix or pooling, one without a fingerprint
-that already holds records, or one with another distance is refused with an error that says what to do.
+that already holds records, or one with another distance is refused with an error that says what to do. A
+collection made by plain chromadb with :class:`~reasonir_rag.index.embedding_function.ReasonIREmbeddingFunction`
+records the fingerprint in that embedding function's persisted config instead; it is checked the same way.
 """
 
 from __future__ import annotations
@@ -16,6 +18,24 @@ from reasonir_rag.errors import CollectionNotFoundError, EncoderMismatchError, I
 from reasonir_rag.index.connection import ChromaConnection
 
 FINGERPRINT_KEY = "reasonir_fingerprint"
+EMBEDDING_FUNCTION_NAME = "reasonir"  # the name ReasonIREmbeddingFunction is registered under in chromadb
+
+
+def recorded_fingerprint(col: Any) -> dict[str, Any] | None:
+    """The fingerprint in the collection metadata, else in a persisted ReasonIR embedding-function config."""
+    raw = (col.metadata or {}).get(FINGERPRINT_KEY)
+    if raw:
+        return dict(json.loads(raw))
+    ef = (_configuration(col).get("embedding_function") or {})
+    if ef.get("name") == EMBEDDING_FUNCTION_NAME and isinstance((ef.get("config") or {}).get("fingerprint"), dict):
+        return dict(ef["config"]["fingerprint"])
+    return None
+
+
+def _configuration(col: Any) -> dict[str, Any]:
+    """The raw configuration (``col.configuration`` would build the persisted embedding function: a model load)."""
+    config = getattr(col, "configuration_json", None)
+    return config if isinstance(config, dict) else {}
 
 
 def stored_fingerprint(collection: str, connection: ChromaConnection | None = None) -> dict[str, Any] | None:
@@ -23,8 +43,7 @@ def stored_fingerprint(collection: str, connection: ChromaConnection | None = No
     :class:`CollectionNotFoundError` when the collection is missing."""
     client, where = (connection or ChromaConnection()).open()
     col = _get(client, collection, where, create=False, fingerprint=None, hint="")
-    raw = (col.metadata or {}).get(FINGERPRINT_KEY)
-    return json.loads(raw) if raw else None
+    return recorded_fingerprint(col)
 
 
 def open_collection(client: Any, name: str, where: str, fingerprint: dict[str, Any], *, create: bool) -> Any:
@@ -54,8 +73,8 @@ def _get(client: Any, name: str, where: str, *, create: bool, fingerprint: dict[
 
 def check_collection(col: Any, name: str, fingerprint: dict[str, Any]) -> None:
     """Adopt an empty collection without a fingerprint; refuse another encoder's, or a distance other than cosine."""
-    stored_json = (col.metadata or {}).get(FINGERPRINT_KEY)
-    if stored_json is None:
+    stored = recorded_fingerprint(col)
+    if stored is None:
         if col.count() == 0:  # an empty collection made elsewhere: adopt it
             col.modify(metadata={**(col.metadata or {}), FINGERPRINT_KEY: json.dumps(fingerprint, sort_keys=True)})
         else:
@@ -64,7 +83,6 @@ def check_collection(col: Any, name: str, fingerprint: dict[str, Any]) -> None:
                 "so its vectors may come from any model; index into another collection name"
             )
     else:
-        stored = json.loads(stored_json)
         current = json.loads(json.dumps(fingerprint))
         if stored != current:
             differ = sorted(k for k in set(stored) | set(current) if stored.get(k) != current.get(k))
@@ -73,7 +91,7 @@ def check_collection(col: Any, name: str, fingerprint: dict[str, Any]) -> None:
                 f"(they differ in: {', '.join(differ)}). Search it with the encoder it was built with, or "
                 f"index with this encoder into another collection name (e.g. '{name}-{current.get('dim')}d')"
             )
-    config = getattr(col, "configuration", None) or {}
+    config = _configuration(col)
     for index in ("hnsw", "spann"):
         space = (config.get(index) or {}).get("space")
         if space and space != "cosine":

@@ -184,3 +184,30 @@ def test_demo_index_only_indexes_then_reuses_the_index(tmp_path, openstax_sample
     assert main(args) == 0
     second = capsys.readouterr().out
     assert f"{n} records; 0 encoded now, {n} unchanged" in second
+
+
+def test_index_reports_rejected_and_repeated_records_and_replaces_edited_files(tmp_path, corpus, tiny_reasonir_dir,
+                                                                                capsys):
+    """One bad record (a '$' key) and a repeated id: the rest is stored, both are named; an edited, shorter file
+    leaves no stale chunks; a re-run encodes nothing."""
+    db = tmp_path / "db"
+    extra = [{"id": "phys-1", "text": "A repeated id with another text.", "book": "Again"},
+             {"id": "bad-key", "text": "Stored only without its bad key.", "$op": 1}]
+    with (corpus / "passages.jsonl").open("a", encoding="utf-8") as out:
+        out.write("".join(json.dumps(r) + "\n" for r in extra))
+    assert _index(corpus, db, str(tiny_reasonir_dir)) == 0
+    out = capsys.readouterr().out
+    assert "rejected:          1 (first: bad-key#0 (passages.jsonl:6): metadata key '$op' starts with '$'" in out
+    assert "repeated ids:      1 (first kept: phys-1)" in out
+    chunks = int(out.split("chunks:")[1].split()[0])
+    assert f"added:             {chunks - 1}" in out
+
+    (corpus / "notes.md").write_text("# Notes\n\nShort now.", encoding="utf-8")
+    assert _index(corpus, db, str(tiny_reasonir_dir)) == 0
+    out = capsys.readouterr().out
+    removed = int(out.split("stale chunks:")[1].split()[0])
+    assert removed >= 2 and "added:             1" in out  # only the edited file's one chunk was encoded
+    assert _index(corpus, db, str(tiny_reasonir_dir)) == 0
+    out = capsys.readouterr().out
+    assert "added:             0" in out and "stale chunks:      0 removed" in out
+    assert f"({chunks - 1 - removed} records)" in out
