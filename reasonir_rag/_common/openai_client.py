@@ -77,6 +77,7 @@ class OpenAIClient:
         if not key:
             logger.debug("no API key given or in OPENAI_API_KEY; sending a placeholder (fine for local servers)")
         secrets.register(key)
+        secrets.guard_http_logs()
         self.base_url, self.label = base_url, label
         self.shown_url = secrets.register_url(base_url) or base_url
         self.max_concurrency, self.max_retries = max_concurrency, max_retries

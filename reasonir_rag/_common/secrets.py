@@ -127,8 +127,20 @@ class RedactingFilter(logging.Filter):
         return True
 
 
-def install_filter(handlers: Iterable[logging.Handler]) -> None:
-    """Put one :class:`RedactingFilter` on each handler that has none."""
-    for handler in handlers:
-        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
-            handler.addFilter(RedactingFilter())
+def install_filter(targets: Iterable[logging.Handler | logging.Logger]) -> None:
+    """Put one :class:`RedactingFilter` on each handler (every record it writes) or logger (the records logged
+    on that very logger) that has none."""
+    for target in targets:
+        if not any(isinstance(f, RedactingFilter) for f in target.filters):
+            target.addFilter(RedactingFilter())
+
+
+# where the HTTP clients under openai and chromadb log requests and URLs at DEBUG (records are filtered on the
+# logger that makes them, so these names, not their parents)
+HTTP_LOGGERS = ("openai._base_client", "httpx", "httpx2", "httpcore.http11", "httpcore.connection",
+                "httpcore.proxy", "urllib3.connectionpool")
+
+
+def guard_http_logs() -> None:
+    """Mask registered secrets in the HTTP clients' own DEBUG logs, whoever handles them."""
+    install_filter(logging.getLogger(name) for name in HTTP_LOGGERS)

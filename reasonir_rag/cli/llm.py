@@ -5,17 +5,24 @@ question with the prefix it wants). ``reasonir-rag rerank --query Q < results.js
 lines (``{"id", "text", "score", "metadata"?, ...}``), or ``search --json`` output (records with ``query`` and
 ``results``), and writes the reranked documents as JSON lines. The API key is read from ``OPENAI_API_KEY`` only
 (never a flag: flags show up in process lists).
+
+Failures are never silent. Exit 2 with one line on stderr (and nothing on stdout) when no question could be
+rewritten or no document scored (a server that cannot be reached, a refused key); exit 1 when the output was
+written but part of it is a fallback (questions kept as they were, documents scored 0), with a warning that
+counts them; ``--json`` and each document's ``metadata["rerank_error"]`` say which.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
+from collections.abc import Iterator
 from typing import Any
 
-from reasonir_rag.errors import InvalidInputError
+from reasonir_rag.errors import InvalidInputError, LLMError, RerankError
 from reasonir_rag.types import ScoredDocument
 
 logger = logging.getLogger(__name__)
@@ -86,13 +93,22 @@ def run_rewrite(args: argparse.Namespace, stdin=None, stdout=None) -> int:
                              keep_original=not args.no_keep_original, encoder=encoder, task=args.task,
                              max_length=args.max_length, temperature=args.temperature, seed=args.seed,
                              cache=args.cache)
-    for r in rewriter.rewrite_queries(queries):
+    with _quiet_fallbacks(logging.getLogger("reasonir_rag.pipeline.rewriter"), keep=bool(args.verbose)):
+        results = rewriter.rewrite_queries(queries)
+    failed = [r for r in results if r.error]
+    if failed and len(failed) == len(results):
+        raise LLMError(f"no question could be rewritten ({len(failed)} of {len(results)}): {failed[0].error}")
+    for r in results:
         if args.json:
             stdout.write(json.dumps({"query": r.original, "text": r.text, "prefix_kind": r.prefix_kind,
                                      "truncated": r.truncated, "cached": r.cached, "error": r.error},
                                     ensure_ascii=False) + "\n")
         else:
             stdout.write(r.text + "\n")
+    if failed:
+        logger.warning("%d of %d questions could not be rewritten and were kept as they are (first: %s)",
+                       len(failed), len(results), failed[0].error)
+        return 1
     return 0
 
 
@@ -109,18 +125,48 @@ def run_rerank(args: argparse.Namespace, stdin=None, stdout=None) -> int:
     reranker = QwenReranker(_load(args), alpha=args.alpha, top_n=args.top_n, mode=args.mode, task=args.task,
                             template=args.template, max_doc_tokens=args.max_doc_tokens,
                             max_prompt_tokens=args.max_prompt_tokens, on_error=args.on_error)
+    rows: list[dict[str, Any]] = []
+    for query, docs in records:
+        for d in reranker.rerank(query, docs):
+            row = {"id": d.id, "text": d.text, "score": d.score, "metadata": d.metadata}
+            if len(records) > 1:
+                row["query"] = query
+            rows.append(row)
+    unscored = [r["metadata"]["rerank_error"] for r in rows if r["text"].strip() and "rerank_error" in r["metadata"]]
+    scorable = len([r for r in rows if r["text"].strip()])
+    if unscored and len(unscored) == scorable:
+        raise RerankError(f"no document could be scored ({len(unscored)} of {scorable}): {unscored[0]}")
     out = stdout if args.output == "-" else open(args.output, "w", encoding="utf-8")  # noqa: SIM115
     try:
-        for query, docs in records:
-            for d in reranker.rerank(query, docs):
-                row = {"id": d.id, "text": d.text, "score": d.score, "metadata": d.metadata}
-                if len(records) > 1:
-                    row["query"] = query
-                out.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+        for row in rows:
+            out.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
     finally:
         if out is not stdout:
             out.close()
+    if unscored:
+        logger.warning("%d of %d documents could not be scored and got 0 (see metadata.rerank_error; first: %s)",
+                       len(unscored), scorable, unscored[0])
+        return 1
     return 0
+
+
+@contextlib.contextmanager
+def _quiet_fallbacks(log: logging.Logger, *, keep: bool) -> Iterator[None]:
+    """Hold back ``log``'s per-item warnings (the command sums them up in one line) unless ``keep`` (``-v``)."""
+    if keep:
+        yield
+        return
+    drop = _DropWarnings()
+    log.addFilter(drop)
+    try:
+        yield
+    finally:
+        log.removeFilter(drop)
+
+
+class _DropWarnings(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno != logging.WARNING
 
 
 def read_records(text: str, query: str | None) -> list[tuple[str, list[ScoredDocument]]]:

@@ -1,7 +1,17 @@
-"""Where a Chroma collection lives: one type for the store, the bulk sinks and the CLI."""
+"""Where a Chroma collection lives: one type for the store, the bulk sinks and the CLI.
+
+A server's credentials go through Chroma's own client auth settings (``chroma_client_auth_provider``,
+``chroma_client_auth_credentials``, ``chroma_auth_token_transport_header``), so a token (``Authorization: Bearer``
+or ``X-Chroma-Token``) or HTTP basic auth (``user:password``) reaches the server exactly as chromadb sends it.
+Each setting defaults to Chroma's environment variable (``CHROMA_CLIENT_AUTH_PROVIDER``,
+``CHROMA_CLIENT_AUTH_CREDENTIALS``, ``CHROMA_AUTH_TOKEN_TRANSPORT_HEADER``). The old ``auth_token`` /
+``$CHROMA_AUTH_TOKEN`` still work as a deprecated alias for a Bearer token (logged once).
+"""
 
 from __future__ import annotations
 
+import base64
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -10,13 +20,28 @@ from typing import Any
 
 from reasonir_rag._common import secrets
 from reasonir_rag._deps import require
+from reasonir_rag.errors import InvalidInputError
+
+logger = logging.getLogger(__name__)
+
+AUTH_PROVIDERS = {  # the short names; a full chromadb ClientAuthProvider class path is taken as it is
+    "token": "chromadb.auth.token_authn.TokenAuthClientProvider",
+    "basic": "chromadb.auth.basic_authn.BasicAuthClientProvider",
+}
+TOKEN_HEADERS = ("Authorization", "X-Chroma-Token")  # what chromadb's token provider can send
+_deprecation_logged = False
 
 
 @dataclass(frozen=True)
 class ChromaConnection:
     """An embedded folder (``path``, default ``$REASONIR_CHROMA_PATH`` or ``./reasonir-chroma``) or a Chroma
-    server (``host``/``port``, ``ssl``). ``auth_token`` (default ``$CHROMA_AUTH_TOKEN``) goes out as
-    ``Authorization: Bearer``; it and ``headers`` stay out of ``repr`` and of every message."""
+    server (``host``/``port``, ``ssl``). Server auth is Chroma's own: ``auth_provider`` (``"token"``, ``"basic"``
+    or a chromadb ``ClientAuthProvider`` class path; default ``$CHROMA_CLIENT_AUTH_PROVIDER``, else ``"token"``
+    when credentials are set), ``auth_credentials`` (the token, or ``user:password`` for basic; default
+    ``$CHROMA_CLIENT_AUTH_CREDENTIALS``), ``auth_header`` (the token's header: ``Authorization`` as ``Bearer``,
+    the default, or ``X-Chroma-Token``; default ``$CHROMA_AUTH_TOKEN_TRANSPORT_HEADER``). ``auth_token`` (default
+    ``$CHROMA_AUTH_TOKEN``) is the deprecated alias of a Bearer token. Credentials and ``headers`` stay out of
+    ``repr`` and of every message."""
 
     path: str | Path | None = None
     host: str | None = None
@@ -24,12 +49,17 @@ class ChromaConnection:
     ssl: bool = False
     auth_token: str | None = field(default=None, repr=False)
     headers: Mapping[str, str] | None = field(default=None, repr=False)
+    auth_provider: str | None = None
+    auth_credentials: str | None = field(default=None, repr=False)
+    auth_header: str | None = None
 
     def __post_init__(self) -> None:
         if self.path is not None and self.on_server:
             raise ValueError("give either path (embedded) or host/port (a Chroma server), not both")
         if self.port is not None and (isinstance(self.port, bool) or not 0 < int(self.port) < 65536):
             raise ValueError(f"port must be 1-65535, got {self.port!r}")
+        _check_provider(self.auth_provider, "auth_provider")
+        _check_header(self.auth_header, "auth_header")
 
     @property
     def on_server(self) -> bool:
@@ -49,12 +79,12 @@ class ChromaConnection:
         where = self.describe()
         if not self.on_server:
             return chromadb.PersistentClient(path=where, settings=settings), where
-        token = self.auth_token if self.auth_token is not None else os.environ.get("CHROMA_AUTH_TOKEN")
         headers = dict(self.headers or {})
-        secrets.register(token)  # masked in every message, even one a server or proxy echoes back
         secrets.register_headers(headers)
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
+        secrets.guard_http_logs()
+        auth = self.auth_settings()
+        if auth:
+            settings = chromadb.config.Settings(anonymized_telemetry=False, **auth)
         try:
             client = chromadb.HttpClient(host=self.host or "localhost", port=int(self.port or 8000), ssl=self.ssl,
                                          headers=headers or None, settings=settings)
@@ -62,3 +92,52 @@ class ChromaConnection:
             raise ConnectionError(secrets.redact(f"could not reach the Chroma server at {where}: {exc}")) \
                 from secrets.scrub(exc)
         return client, where
+
+    def auth_settings(self) -> dict[str, str]:
+        """Chroma's client auth settings for this connection (empty: no auth), each secret registered for masking."""
+        provider = self.auth_provider or os.environ.get("CHROMA_CLIENT_AUTH_PROVIDER") or None
+        credentials = self.auth_credentials or os.environ.get("CHROMA_CLIENT_AUTH_CREDENTIALS") or None
+        header = self.auth_header or os.environ.get("CHROMA_AUTH_TOKEN_TRANSPORT_HEADER") or None
+        legacy = self.auth_token if self.auth_token is not None else os.environ.get("CHROMA_AUTH_TOKEN")
+        if legacy and not credentials:
+            _log_deprecation("auth_token" if self.auth_token is not None else "$CHROMA_AUTH_TOKEN")
+            provider, credentials = provider or "token", legacy
+        secrets.register(credentials, legacy)  # masked in every message, even one a server or proxy echoes back
+        if not credentials:
+            if provider:
+                raise InvalidInputError(f"Chroma auth provider {provider!r} needs credentials: set "
+                                        "$CHROMA_CLIENT_AUTH_CREDENTIALS (or auth_credentials=)")
+            return {}
+        provider = provider or "token"
+        _check_provider(provider, "$CHROMA_CLIENT_AUTH_PROVIDER")
+        _check_header(header, "$CHROMA_AUTH_TOKEN_TRANSPORT_HEADER")
+        settings = {"chroma_client_auth_provider": AUTH_PROVIDERS.get(provider, provider),
+                    "chroma_client_auth_credentials": credentials}
+        if provider == "basic" or AUTH_PROVIDERS.get(provider, provider) == AUTH_PROVIDERS["basic"]:
+            if ":" not in credentials:
+                raise InvalidInputError("basic auth credentials must be 'user:password'")
+            secrets.register(base64.b64encode(credentials.encode("utf-8")).decode("ascii"),
+                             credentials.split(":", 1)[1])
+        elif header:
+            settings["chroma_auth_token_transport_header"] = header
+        return settings
+
+
+def _check_provider(provider: str | None, what: str) -> None:
+    if provider is not None and provider not in AUTH_PROVIDERS and "." not in provider:
+        raise InvalidInputError(f"{what} must be one of {', '.join(AUTH_PROVIDERS)} or a chromadb "
+                                f"ClientAuthProvider class path, got {provider!r}")
+
+
+def _check_header(header: str | None, what: str) -> None:
+    if header is not None and header not in TOKEN_HEADERS:
+        raise InvalidInputError(f"{what} must be one of {', '.join(TOKEN_HEADERS)}, got {header!r}")
+
+
+def _log_deprecation(what: str) -> None:
+    global _deprecation_logged
+    if not _deprecation_logged:
+        _deprecation_logged = True
+        logger.warning("%s is deprecated: use Chroma's own client auth settings, $CHROMA_CLIENT_AUTH_CREDENTIALS "
+                       "(with $CHROMA_CLIENT_AUTH_PROVIDER and $CHROMA_AUTH_TOKEN_TRANSPORT_HEADER) or "
+                       "ChromaConnection(auth_credentials=...); it is sent as the same Bearer token", what)

@@ -225,3 +225,77 @@ def test_no_server_command_in_the_repository_binds_beyond_loopback():
                 checked += 1
                 assert '"--host", "127.0.0.1"' in text, f"{path} starts a server without --host 127.0.0.1"
     assert checked >= 2, "the server fixtures were not found"  # tests/servers.py, tests/store/conftest.py, ours
+
+
+# ------------------------------------------------------------------------------------------ echoed secrets
+# other values than SECRETS: each is read from another place (an argument, a header, a URL), each must be masked
+ECHOED = {"chroma token": "chroma-echo-TOKEN-3b7f", "custom header": "gw-echo-HEADER-9c2d",
+          "basic-auth password": "pw-echo-BASIC-41aa", "openai key": "sk-echo-OPENAI-77e0"}
+
+
+def _echo_leaks(text: str) -> list[str]:
+    import base64
+
+    found = [name for name, value in ECHOED.items() if value in text]
+    basic = base64.b64encode(f"ops:{ECHOED['basic-auth password']}".encode()).decode()
+    return found + (["basic-auth credential"] if basic in text else [])
+
+
+def _everything(exc: BaseException) -> str:
+    """What a user can see of an error: its message, its traceback with every chained cause and context."""
+    return str(exc) + "".join(traceback.format_exception(exc))
+
+
+def test_a_chroma_token_and_a_custom_header_echoed_in_an_error_body_are_masked(debug_logs):
+    from reasonir_rag.index.connection import ChromaConnection
+    from tests.servers import FaultServer, Reply
+
+    with FaultServer([Reply(401, echo=True)]) as server, pytest.raises(ConnectionError) as err:
+        ChromaConnection(host="127.0.0.1", port=server.port, auth_token=ECHOED["chroma token"],
+                         headers={"X-Gateway-Key": ECHOED["custom header"]}).open()
+    sent = server.requests[0]["headers"]
+    assert sent["authorization"] == f"Bearer {ECHOED['chroma token']}" and sent["x-gateway-key"] == ECHOED[
+        "custom header"]  # they did reach the server, which quoted them back
+    assert "rejected request with headers" in str(err.value) and "***" in str(err.value)
+    assert not _echo_leaks(_everything(err.value)) and not _echo_leaks(debug_logs.text)
+
+
+def test_a_password_in_the_server_url_and_the_key_echoed_back_are_masked(debug_logs):
+    from reasonir_rag.llm import OpenAICompatibleLLM
+    from tests.servers import FaultServer, Reply
+
+    with FaultServer([Reply(401, echo=True)]) as server:
+        url = server.base_url.replace("http://", f"http://ops:{ECHOED['basic-auth password']}@")
+        llm = OpenAICompatibleLLM("m", base_url=url, api_key=ECHOED["openai key"])
+        with pytest.raises(LLMError) as err:
+            llm.generate(["hi"], max_tokens=1)
+    assert "HTTP 401" in str(err.value) and "ops:***@127.0.0.1" in str(err.value)
+    # httpx sends the URL's user and password as basic auth: the server had the credential to echo
+    assert server.requests[0]["headers"]["authorization"].startswith("Basic ")
+    assert _echo_leaks(json.dumps(server.requests[0]["headers"])) == ["basic-auth credential"]
+    assert not _echo_leaks(_everything(err.value)) and not _echo_leaks(repr(llm)) and not _echo_leaks(debug_logs.text)
+
+
+def test_the_cli_error_line_and_its_verbose_traceback_mask_echoed_secrets(tmp_path):
+    """``search`` on a Chroma server (a proxy) that echoes the request's headers: one line on stderr, exit 2,
+    no token; with ``-v`` the traceback of every chained cause is masked too. ``rewrite`` with the key."""
+    import subprocess
+    import sys
+
+    from tests.servers import FaultServer, Reply
+
+    env = {**os.environ, "PYTHONPATH": str(REPO), "CHROMA_AUTH_TOKEN": ECHOED["chroma token"],
+           "OPENAI_API_KEY": ECHOED["openai key"], "HF_HUB_OFFLINE": "1"}
+    with FaultServer([Reply(401, echo=True)]) as server:
+        search = [sys.executable, "-m", "reasonir_rag", "search", "q", "--collection", "c", "--host", "127.0.0.1",
+                  "--port", str(server.port), "--encoder", "minilm", "--device", "cpu"]
+        quiet = subprocess.run(search, env=env, capture_output=True, text=True, timeout=300)
+        loud = subprocess.run([*search, "-v"], env=env, capture_output=True, text=True, timeout=300)
+        rewrite = subprocess.run([sys.executable, "-m", "reasonir_rag", "rewrite", "q", "--llm", "openai:m",
+                                  "--base-url", server.base_url], env=env, capture_output=True, text=True,
+                                 timeout=300)
+    assert quiet.returncode == 2 and quiet.stderr.count("\n") == 1 and "Bearer ***" in quiet.stderr, quiet.stderr
+    assert loud.returncode == 2 and "Traceback" in loud.stderr and "Bearer ***" in loud.stderr
+    assert rewrite.returncode == 2 and rewrite.stderr.count("\n") == 1 and "HTTP 401" in rewrite.stderr
+    for run in (quiet, loud, rewrite):
+        assert not _echo_leaks(run.stderr + run.stdout), run.stderr
