@@ -25,13 +25,15 @@ import gc
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reasonir_rag._common.progress import progress
 from reasonir_rag._deps import require
 from reasonir_rag.bulk.sinks import ChromaSink, ParquetSink, existing_ids
-from reasonir_rag.bulk.sources import read_source
+from reasonir_rag.bulk.sources import count_rows, read_source
 from reasonir_rag.bulk.specs import EncoderSpec, load_encoder, portable_spec
 from reasonir_rag.bulk.stages import (
     ENCODED,
@@ -77,6 +79,7 @@ def embed_corpus_with_ray(
     num_cpus_per_actor: float = 1,
     writers: int = 2,
     ray_address: str | None = None,
+    show_progress: bool = True,
 ) -> BulkResult:
     """Embed every document of ``source`` into ``sink`` on a Ray cluster; resumable by ids.
 
@@ -87,7 +90,8 @@ def embed_corpus_with_ray(
     the cluster's CPUs minus one, so reading and writing keep a core) actors of ``num_cpus_per_actor``.
     ``sink``: a :class:`ParquetSink`, a :class:`ChromaSink` or a folder path (parquet). ``rows_per_batch`` rows
     go to an actor at a time (the encoder's own ``batch_size`` is texts per forward pass). Ray is started
-    locally (or joins ``ray_address``) when not yet initialised.
+    locally (or joins ``ray_address``) when not yet initialised. ``show_progress``: a bar in documents (those
+    already in the sink included) on a terminal; its total is counted from the source where that is cheap.
     """
     started = time.monotonic()
     ray = require("ray")
@@ -136,7 +140,9 @@ def embed_corpus_with_ray(
     result = BulkResult(sink=sink.describe())
     failure = None
     try:
-        _collect(ds, sink, stores, result)
+        with progress(total=count_rows(source), desc=f"embedding into {result.sink}", unit="doc",
+                      show=show_progress) as bar:
+            _collect(ds, sink, stores, result, bar.update)
     except Exception as exc:  # re-raised below as a message: Ray's frames must not outlive this call
         failure = f"{type(exc).__name__}: {exc}"
     if failure is not None:
@@ -161,8 +167,10 @@ def embed_corpus_with_ray(
     return result
 
 
-def _collect(ds: Any, sink: ParquetSink | ChromaSink, stores: dict[str, Any], result: BulkResult) -> None:
-    """Drain the pipeline into ``result`` (and into an embedded Chroma folder, which only the driver may write)."""
+def _collect(ds: Any, sink: ParquetSink | ChromaSink, stores: dict[str, Any], result: BulkResult,
+             advance: Callable[[int], Any]) -> None:
+    """Drain the pipeline into ``result`` (and into an embedded Chroma folder, which only the driver may write),
+    calling ``advance`` with each batch's row count."""
     for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
         if isinstance(sink, ChromaSink) and not sink.connection.on_server:
             write_chroma(sink, batch, stores)
@@ -180,6 +188,7 @@ def _collect(ds: Any, sink: ParquetSink | ChromaSink, stores: dict[str, Any], re
                 result.failed += 1
                 if len(result.failures) < 100:
                     result.failures[doc_id] = error
+        advance(batch.num_rows)
 
 
 __all__ = [  # the sinks and the spec loader are re-exported: callers import them from here
