@@ -39,3 +39,65 @@ def test_unreachable_server_is_a_clear_error(tiny_encoder):
     with pytest.raises(ConnectionError, match=f"127.0.0.1:{port}") as err:
         ChromaStore("nowhere", encoder=tiny_encoder, host="127.0.0.1", port=port, auth_token="secret-token")
     assert "secret-token" not in str(err.value)
+
+
+@pytest.fixture
+def proxy(chroma_server):
+    """A loopback proxy that records what the client sends (``chroma run`` 1.5 checks no credentials itself)."""
+    from tests.reliability.conftest import RecordingProxy
+
+    recorder = RecordingProxy(upstream=chroma_server[1])
+    yield recorder
+    recorder.close()
+
+
+@pytest.mark.parametrize(("settings", "header", "expected"), [
+    ({"auth_credentials": "tok-3141592653"}, "authorization", "Bearer tok-3141592653"),
+    ({"auth_credentials": "tok-2718281828", "auth_header": "X-Chroma-Token"}, "x-chroma-token", "tok-2718281828"),
+    ({"auth_provider": "basic", "auth_credentials": "reader:pa55-w0rd"}, "authorization",
+     "Basic cmVhZGVyOnBhNTUtdzByZA=="),
+])
+def test_chromas_own_client_auth_settings_reach_the_server(proxy, tiny_encoder, settings, header, expected, caplog):
+    from reasonir_rag.index.connection import ChromaConnection
+
+    where = ChromaConnection(host="127.0.0.1", port=proxy.port, **settings)
+    store = ChromaStore("auth-settings", encoder=tiny_encoder, connection=where)
+    store.add(TEXTS[:2])
+    assert store.count() == 2
+    assert len(proxy.exchanges) >= 4 and {e.headers.get(header) for e in proxy.exchanges} == {expected}
+    assert settings["auth_credentials"] not in repr(where) + repr(store) + caplog.text
+
+
+def test_auth_from_chromas_environment_variables_and_the_deprecated_alias(proxy, tiny_encoder, monkeypatch, caplog):
+    import reasonir_rag.index.connection as connection
+
+    monkeypatch.setenv("CHROMA_CLIENT_AUTH_CREDENTIALS", "env-tok-1618033988")
+    monkeypatch.setenv("CHROMA_AUTH_TOKEN_TRANSPORT_HEADER", "X-Chroma-Token")
+    ChromaStore("auth-env", encoder=tiny_encoder, host="127.0.0.1", port=proxy.port)
+    assert {e.headers.get("x-chroma-token") for e in proxy.exchanges} == {"env-tok-1618033988"}
+
+    for name in ("CHROMA_CLIENT_AUTH_CREDENTIALS", "CHROMA_AUTH_TOKEN_TRANSPORT_HEADER"):
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("CHROMA_AUTH_TOKEN", "old-tok-1414213562")
+    monkeypatch.setattr(connection, "_deprecation_logged", False)
+    seen = len(proxy.exchanges)
+    with caplog.at_level("WARNING", logger="reasonir_rag.index.connection"):
+        for _ in range(2):
+            ChromaStore("auth-env", encoder=tiny_encoder, host="127.0.0.1", port=proxy.port)
+    assert {e.headers.get("authorization") for e in proxy.exchanges[seen:]} == {"Bearer old-tok-1414213562"}
+    assert caplog.text.count("$CHROMA_AUTH_TOKEN is deprecated") == 1 and "old-tok" not in caplog.text
+
+
+def test_bad_auth_settings_are_named(monkeypatch):
+    from reasonir_rag.index.connection import ChromaConnection
+
+    for name in ("CHROMA_AUTH_TOKEN", "CHROMA_CLIENT_AUTH_CREDENTIALS", "CHROMA_CLIENT_AUTH_PROVIDER"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(ValueError, match="auth_provider must be one of token, basic"):
+        ChromaConnection(host="127.0.0.1", auth_provider="kerberos")
+    with pytest.raises(ValueError, match="auth_header must be one of Authorization, X-Chroma-Token"):
+        ChromaConnection(host="127.0.0.1", auth_header="X-Api-Key")
+    with pytest.raises(ValueError, match="'user:password'"):
+        ChromaConnection(host="127.0.0.1", auth_provider="basic", auth_credentials="no-colon-here").auth_settings()
+    with pytest.raises(ValueError, match="needs credentials"):
+        ChromaConnection(host="127.0.0.1", auth_provider="basic").auth_settings()
