@@ -30,9 +30,18 @@ def test_a_failed_rewrite_embeds_the_question_as_a_query(tiny_biology, tiny_enco
                                atol=1e-5)
 
 
-def test_a_llamaindex_llm_is_refused_with_a_hint(tiny_biology):
+def test_a_llamaindex_llm_is_taken_and_none_is_settings_llm(tiny_biology):
+    from llama_index.core import Settings
     from llama_index.llms.openai_like import OpenAILike
 
-    reader = OpenAILike(model="smollm2", api_base="http://127.0.0.1:9/v1", api_key="EMPTY")
-    with pytest.raises(TypeError, match=r"reasonir-rag LLM backend.*OpenAICompatibleLLM"):
-        ReasonIRQueryTransform.from_llm(reader, tiny_biology)
+    reader = OpenAILike(model="smollm2", api_base="http://127.0.0.1:9/v1", api_key="EMPTY", is_chat_model=True)
+    transform = ReasonIRQueryTransform.from_llm(reader, tiny_biology)
+    assert transform.rewriter.llm.model is reader
+    saved = Settings._llm
+    Settings.llm = reader
+    try:
+        assert ReasonIRQueryTransform.from_llm(None, tiny_biology).rewriter.llm.model is reader
+    finally:
+        Settings._llm = saved
+    with pytest.raises(TypeError, match=r"a LlamaIndex LLM \(e.g. OpenAILike"):
+        ReasonIRQueryTransform.from_llm(object(), tiny_biology)

@@ -131,9 +131,18 @@ def test_bad_construction(core, tiny_qwen_llm):
         QwenRerank(tiny_qwen_llm, alpha=2.0)
 
 
-def test_a_llamaindex_llm_is_refused_with_a_hint():
+def test_a_llamaindex_llm_is_taken_in_the_mode_it_can_serve(caplog):
     from llama_index.llms.openai_like import OpenAILike
 
-    reader = OpenAILike(model="smollm2", api_base="http://127.0.0.1:9/v1", api_key="EMPTY")
-    with pytest.raises(TypeError, match=r"reasonir-rag LLM backend.*OpenAICompatibleLLM"):
-        QwenRerank(reader)
+    def llm(**kwargs):
+        return OpenAILike(model="smollm2", api_base="http://127.0.0.1:9/v1", api_key="EMPTY", **kwargs)
+
+    with caplog.at_level("WARNING", logger="reasonir_rag.llm.adapter"):
+        plain = QwenRerank(llm(is_chat_model=True))
+    assert (plain.reranker.mode, plain.reranker.template) == ("generate", "chat")
+    assert sum("returns no log-probs" in r.getMessage() for r in caplog.records) == 1
+    assert (QwenRerank(llm(is_chat_model=True, logprobs=True)).reranker.mode,
+            QwenRerank(llm(logprobs=True, top_logprobs=5)).reranker.template) == ("logits", "raw")
+    assert QwenRerank(llm(logprobs=True, top_logprobs=5)).reranker.llm.top_logprobs == 5
+    with pytest.raises(TypeError, match=r"a LlamaIndex LLM \(e.g. OpenAILike.*OpenAICompatibleLLM"):
+        QwenRerank(3.5)

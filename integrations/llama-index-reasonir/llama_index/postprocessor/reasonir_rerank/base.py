@@ -14,11 +14,12 @@ from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.callbacks import CallbackManager
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
+from reasonir_rag.llm.adapter import rerank_layout
 from reasonir_rag.pipeline.reranker import DEFAULT_RERANKER, QwenReranker
-from reasonir_rag.protocols import LLM
 from reasonir_rag.types import ScoredDocument
 
 from llama_index.postprocessor.reasonir_rerank.events import rerank_events
+from llama_index.postprocessor.reasonir_rerank.llms import as_core_llm
 
 logger = logging.getLogger(__name__)
 
@@ -29,8 +30,11 @@ _NOTES = ("rerank_score", "rerank_error", "rerank_truncated", "rerank_digit_mass
 class QwenRerank(BaseNodePostprocessor):
     """Rerank nodes with an instruction-tuned LLM's 0-5 relevance score (ReasonIR's reranker).
 
-    ``llm``: a reasonir-rag LLM backend (``OpenAICompatibleLLM`` for a vLLM server, ``TransformersLLM``) or a spec
-    string (``"openai:MODEL"``, ``"hf:PATH"``; default Qwen2.5-7B-Instruct); or pass a ready ``reranker=``.
+    ``llm``: any LlamaIndex ``LLM`` (``OpenAILike(..., logprobs=True)`` scores in one pass from its log-probs; an
+    LLM without them generates and the score is parsed, with one warning; its calls show in LlamaIndex's
+    instrumentation as LLM events), a reasonir-rag LLM backend (``OpenAICompatibleLLM`` for a vLLM server,
+    ``TransformersLLM``) or a spec string (``"openai:MODEL"``, ``"hf:PATH"``; default Qwen2.5-7B-Instruct run
+    locally); or pass a ready ``reranker=``.
     The node score becomes ``alpha * rerank/5 + (1 - alpha) * retrieval score`` (a node without a score counts
     as 0). ``node.metadata`` gains ``rerank_score`` (0-5; and ``rerank_error`` when a node could not be scored),
     plus ``retrieval_score`` with ``keep_retrieval_score``. ``top_n=None`` keeps every node.
@@ -46,7 +50,7 @@ class QwenRerank(BaseNodePostprocessor):
 
     def __init__(
         self,
-        llm: LLM | str | None = None,
+        llm: Any = None,
         *,
         reranker: QwenReranker | None = None,
         top_n: int | None = None,
@@ -62,8 +66,9 @@ class QwenRerank(BaseNodePostprocessor):
             if not isinstance(reranker, QwenReranker):
                 raise TypeError(f"reranker must be a reasonir_rag QwenReranker, got {type(reranker).__name__}")
         else:
-            _check_llm(llm)
-            reranker = QwenReranker(llm if llm is not None else DEFAULT_RERANKER, task=task, **reranker_kwargs)
+            core = as_core_llm(llm) if llm is not None else DEFAULT_RERANKER
+            layout = rerank_layout(core, reranker_kwargs.pop("mode", "logits"))
+            reranker = QwenReranker(core, task=task, **{**layout, **reranker_kwargs})
         super().__init__(model=reranker.llm.model_name, top_n=top_n, keep_retrieval_score=keep_retrieval_score,
                          task=task, metadata_mode=metadata_mode,
                          callback_manager=callback_manager or CallbackManager([]))
@@ -101,14 +106,6 @@ class QwenRerank(BaseNodePostprocessor):
         for keys in (node.excluded_llm_metadata_keys, node.excluded_embed_metadata_keys):
             keys.extend(k for k in notes if k not in keys)
         return NodeWithScore(node=node, score=ranked.score)
-
-
-def _check_llm(llm: Any) -> None:
-    if llm is None or isinstance(llm, (str, LLM)):
-        return
-    raise TypeError(f"QwenRerank reads next-token log-probs, so it needs a reasonir-rag LLM backend, not "
-                    f"{type(llm).__name__}: e.g. reasonir_rag.llm.OpenAICompatibleLLM(model, base_url=...) for a vLLM "
-                    "server, TransformersLLM(path) locally, or a spec string 'openai:MODEL' / 'hf:PATH'")
 
 
 def _score(node: NodeWithScore) -> Any:

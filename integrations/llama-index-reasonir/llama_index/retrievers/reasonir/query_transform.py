@@ -25,9 +25,9 @@ from llama_index.core.prompts.mixin import PromptDictType
 from llama_index.core.schema import QueryBundle
 from reasonir_rag.encoding.encoder import ReasonIREncoder
 from reasonir_rag.pipeline.rewriter import QueryRewriter
-from reasonir_rag.protocols import LLM
 
 from llama_index.embeddings.reasonir import ReasonIREmbedding
+from llama_index.postprocessor.reasonir_rerank.llms import as_core_llm
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class ReasonIRQueryTransform(BaseQueryTransform):
     @classmethod
     def from_llm(
         cls,
-        llm: LLM,
+        llm: Any,
         embed_model: ReasonIREmbedding,
         *,
         style: Literal["reasonir", "hyde"] = "reasonir",
@@ -68,13 +68,16 @@ class ReasonIRQueryTransform(BaseQueryTransform):
     ) -> ReasonIRQueryTransform:
         """A transform whose rewriter fits its output to ``embed_model``'s encoder and task.
 
-        ``llm`` is a reasonir-rag LLM backend (``OpenAICompatibleLLM``, ``TransformersLLM``); ``rewriter_kwargs``
-        go to :class:`~reasonir_rag.pipeline.rewriter.QueryRewriter` (``max_tokens``, ``keep_original``, ``cache``...).
+        ``llm`` is any LlamaIndex ``LLM`` (None: ``Settings.llm``, as LlamaIndex's own transforms do; its calls
+        show in LlamaIndex's instrumentation) or a reasonir-rag LLM backend (``OpenAICompatibleLLM``,
+        ``TransformersLLM``); ``rewriter_kwargs`` go to :class:`~reasonir_rag.pipeline.rewriter.QueryRewriter`
+        (``max_tokens``, ``keep_original``, ``cache``...).
         """
-        if not isinstance(llm, LLM):
-            raise TypeError(f"the rewriter needs a reasonir-rag LLM backend, not {type(llm).__name__}: e.g. "
-                            "reasonir_rag.llm.OpenAICompatibleLLM(model, base_url=...) or TransformersLLM(path)")
-        rewriter = QueryRewriter(llm, style=style, encoder=embed_model.encoder, task=embed_model.task,
+        core = as_core_llm(llm, default_settings=True)
+        if isinstance(core, str):
+            raise TypeError("the query transform takes an LLM object, not a spec string: a LlamaIndex LLM or "
+                            f"reasonir_rag.llm.load_llm({core!r})")
+        rewriter = QueryRewriter(core, style=style, encoder=embed_model.encoder, task=embed_model.task,
                                  instruction=embed_model.instruction, **rewriter_kwargs)
         return cls(rewriter, embed_model)
 
