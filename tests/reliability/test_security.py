@@ -299,3 +299,31 @@ def test_the_cli_error_line_and_its_verbose_traceback_mask_echoed_secrets(tmp_pa
     assert rewrite.returncode == 2 and rewrite.stderr.count("\n") == 1 and "HTTP 401" in rewrite.stderr
     for run in (quiet, loud, rewrite):
         assert not _echo_leaks(run.stderr + run.stdout), run.stderr
+
+
+def test_the_secrets_registry_masks_every_form_in_messages_chains_and_log_records():
+    import base64
+    import urllib.parse
+
+    from reasonir_rag._common import secrets
+
+    token = "reg-TOKEN/with+chars-0f9e"
+    secrets.register(token, "abc")  # "abc" is too short to be a secret worth masking everywhere
+    secrets.register_basic_auth("ops", "reg-PASSWORD-1c2d")
+    secrets.register_headers({"X-Api-Key": "reg-HEADER-5a6b", "Authorization": "Bearer reg-BEARER-7c8d"})
+    basic = base64.b64encode(b"ops:reg-PASSWORD-1c2d").decode()
+    text = (f"t={token} q={urllib.parse.quote(token, safe='')} p=reg-PASSWORD-1c2d b={basic} "
+            "h=reg-HEADER-5a6b a=reg-BEARER-7c8d abc")
+    assert secrets.redact(text) == "t=*** q=*** p=*** b=*** h=*** a=*** abc"
+    try:
+        try:
+            raise KeyError(f"server said {token}")
+        except KeyError as inner:
+            raise RuntimeError("wrapped: reg-HEADER-5a6b") from inner
+    except RuntimeError as outer:
+        caught = outer
+    secrets.scrub(caught)
+    shown = "".join(traceback.format_exception(caught))
+    assert "server said ***" in shown and "wrapped: ***" in shown and token not in shown
+    record = logging.LogRecord("x", logging.ERROR, __file__, 1, "sent %s", (token,), (type(caught), caught, None))
+    assert secrets.RedactingFilter().filter(record) and record.getMessage() == "sent ***" and record.args is None
