@@ -22,9 +22,22 @@ def add_store_args(p: argparse.ArgumentParser) -> None:
         "where the index lives (default: embedded folder $REASONIR_CHROMA_PATH or ./reasonir-chroma)"
     )
     where.add_argument("--path", help="embedded Chroma folder")
-    where.add_argument("--host", help="Chroma server host (token from $CHROMA_AUTH_TOKEN)")
+    where.add_argument("--host", help="Chroma server host (credentials: see --auth)")
     where.add_argument("--port", type=int, help="Chroma server port")
     where.add_argument("--ssl", action="store_true", help="use https for the Chroma server")
+    where.add_argument(
+        "--auth",
+        choices=["token", "basic"],
+        default=None,
+        help="Chroma's client auth provider (default $CHROMA_CLIENT_AUTH_PROVIDER, else token when credentials are "
+        "set); the credentials come only from $CHROMA_CLIENT_AUTH_CREDENTIALS (a token, or user:password)",
+    )
+    where.add_argument(
+        "--auth-header",
+        choices=["Authorization", "X-Chroma-Token"],
+        default=None,
+        help="the token's header (default $CHROMA_AUTH_TOKEN_TRANSPORT_HEADER, else Authorization: Bearer)",
+    )
 
 
 def add_encoder_args(p: argparse.ArgumentParser) -> None:
@@ -39,10 +52,12 @@ def add_encoder_args(p: argparse.ArgumentParser) -> None:
 
 
 def connection(args: argparse.Namespace) -> ChromaConnection:
-    """``--path`` or ``--host``/``--port``/``--ssl`` (the token comes from ``$CHROMA_AUTH_TOKEN``)."""
+    """``--path`` or ``--host``/``--port``/``--ssl`` with ``--auth``/``--auth-header``; the credentials come from
+    ``$CHROMA_CLIENT_AUTH_CREDENTIALS`` (or the deprecated ``$CHROMA_AUTH_TOKEN``), never from the command line."""
     if args.path is not None and (args.host is not None or args.port is not None):
         raise ValueError("give either --path (embedded) or --host/--port (server), not both")
-    return ChromaConnection(path=args.path, host=args.host, port=args.port, ssl=args.ssl)
+    return ChromaConnection(path=args.path, host=args.host, port=args.port, ssl=args.ssl,
+                            auth_provider=getattr(args, "auth", None), auth_header=getattr(args, "auth_header", None))
 
 
 def encoder_name(args: argparse.Namespace, *, must_exist: bool) -> str:

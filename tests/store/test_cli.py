@@ -211,3 +211,21 @@ def test_index_reports_rejected_and_repeated_records_and_replaces_edited_files(t
     out = capsys.readouterr().out
     assert "added:             0" in out and "stale chunks:      0 removed" in out
     assert f"({chunks - 1 - removed} records)" in out
+
+
+def test_auth_options_become_chromas_client_auth_settings(monkeypatch):
+    from reasonir_rag.cli.common import connection
+    from reasonir_rag.cli.main import build_parser
+
+    monkeypatch.setenv("CHROMA_CLIENT_AUTH_CREDENTIALS", "cli-tok-5772156649")
+    args = build_parser().parse_args(["search", "q", "--collection", "c", "--host", "127.0.0.1",
+                                      "--auth", "token", "--auth-header", "X-Chroma-Token"])
+    where = connection(args)
+    assert (where.auth_provider, where.auth_header, where.auth_credentials) == ("token", "X-Chroma-Token", None)
+    assert where.auth_settings() == {
+        "chroma_client_auth_provider": "chromadb.auth.token_authn.TokenAuthClientProvider",
+        "chroma_client_auth_credentials": "cli-tok-5772156649", "chroma_auth_token_transport_header": "X-Chroma-Token"}
+    with pytest.raises(SystemExit):  # credentials never come from the command line
+        build_parser().parse_args(["search", "q", "--collection", "c", "--auth-credentials", "x"])
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["search", "q", "--collection", "c", "--auth", "kerberos"])
