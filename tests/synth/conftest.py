@@ -42,31 +42,27 @@ class ScriptedLLM:
 
     def generate(self, prompts, *, max_tokens=256, temperature=0.0, top_p=1.0, seed=None, stop=None,
                  return_exceptions=False, frequency_penalty=0.0):
-        out = []
-        for messages in prompts:
-            self.calls += 1
-            user = messages[-1]["content"]
-            if "<question>" in user:
-                words = sorted(set(re.findall(r"[a-z]{7,}", user.lower())))[:40]
-                out.append(json.dumps({"hard_negative_document": "Reference notes. " + " ".join(reversed(words))}))
-                continue
-            passage = user.split("<document>\n", 1)[1].split("\n</document>", 1)[0]
-            order = self._seen.setdefault(passage, len(self._seen))
-            if temperature == 0.0 and order < self.no_json_first:
-                out.append("Let me think step by step about the passage. The key idea is a mechanism.")
-                continue
-            terms = sorted(set(re.findall(r"[a-z]{6,}", passage.lower())), key=lambda w: (-len(w), w))[:10]
-            scenario = f"A clinical team compares {terms[0]} with {terms[1]} while studying {terms[2]}."
-            question = f"Which {terms[3]} reasoning explains {terms[4]} given {terms[5]} and {terms[6]}?"
-            shape = order % 3
-            if shape == 0:
-                out.append("Step 1: the idea.\n```json\n" + json.dumps({"hard_query": [scenario + " " + question]})
-                           + "\n```")
-            elif shape == 1:
-                out.append("Here it is: " + json.dumps({"hard_query": [{"scenario": scenario, "question": question}]}))
-            else:
-                out.append(json.dumps({"questions": [scenario + " " + question]}) + " Done.")
-        return out
+        self.calls += len(prompts)
+        return [self.reply(messages, temperature) for messages in prompts]
+
+    def reply(self, messages, temperature: float) -> str:
+        user = messages[-1]["content"]
+        if "<question>" in user:
+            words = sorted(set(re.findall(r"[a-z]{7,}", user.lower())))[:40]
+            return json.dumps({"hard_negative_document": "Reference notes. " + " ".join(reversed(words))})
+        passage = user.split("<document>\n", 1)[1].split("\n</document>", 1)[0]
+        order = self._seen.setdefault(passage, len(self._seen))
+        if temperature == 0.0 and order < self.no_json_first:
+            return "Let me think step by step about the passage. The key idea is a mechanism."
+        terms = sorted(set(re.findall(r"[a-z]{6,}", passage.lower())), key=lambda w: (-len(w), w))[:10]
+        scenario = f"A clinical team compares {terms[0]} with {terms[1]} while studying {terms[2]}."
+        question = f"Which {terms[3]} reasoning explains {terms[4]} given {terms[5]} and {terms[6]}?"
+        shape = order % 3
+        if shape == 0:
+            return "Step 1: the idea.\n```json\n" + json.dumps({"hard_query": [scenario + " " + question]}) + "\n```"
+        if shape == 1:
+            return "Here it is: " + json.dumps({"hard_query": [{"scenario": scenario, "question": question}]})
+        return json.dumps({"questions": [scenario + " " + question]}) + " Done."
 
     def next_token_logprobs(self, *args, **kwargs):
         raise NotImplementedError("the scripted stand-in only generates")
