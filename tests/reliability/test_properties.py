@@ -469,3 +469,57 @@ def test_degenerate_long_outputs_are_handled():
             assert extract_choice(text, style=style).index is None
     assert extract_choice("A " * 10_000, style="mmlu").method == "last_letter"
     assert extract_choice("I think " * 4_000 + "the answer is (C)", style="mmlu").letter == "C"
+
+
+# ------------------------------------------------------------------------------------------------ ingest
+BAD_METADATA = [{"": 1}, {"$gt": 1}, {"chroma:x": "y"}, {"nan": float("nan")}, {"inf": [1.0, float("inf")]},
+                {"s": "\udc80"}, {3: "int key"}, {"obj": object()}]
+GOOD_METADATA = [{}, {"n": 1}, {"tags": ["a", "b"]}, {"x": np.float64(0.5)}, {"flag": np.bool_(False)},
+                 {"nested": {"k": [1, 2]}}, {"none": None}]
+
+
+@st.composite
+def ingest_records(draw):
+    """(id, text, metadata, valid) rows: valid ones, ones the store must reject, and repeated ids."""
+    rows = []
+    for n in range(draw(st.integers(1, 12))):
+        kind = draw(st.sampled_from(["good", "good", "good", "bad-meta", "bad-text", "bad-id", "repeat"]))
+        text = draw(texts(max_pieces=3))
+        doc_id = f"doc-{n}"
+        if kind == "repeat" and rows:
+            doc_id = draw(st.sampled_from([r[0] for r in rows]))
+        meta = draw(st.sampled_from(GOOD_METADATA))
+        if kind == "bad-meta":
+            meta = {**meta, **draw(st.sampled_from(BAD_METADATA))}
+        elif kind == "bad-text":
+            text = draw(st.sampled_from(["", "  \n", text + draw(st.sampled_from(SURROGATES))]))
+        elif kind == "bad-id":
+            doc_id = doc_id + draw(st.sampled_from(SURROGATES))
+        rows.append((doc_id, text, meta, kind not in ("bad-meta", "bad-text", "bad-id")))
+    return rows
+
+
+def test_ingest_stores_every_valid_record_exactly_once(tiny_encoder, tmp_path):
+    """However valid and invalid records mix (across write batches of 3), each valid id's first occurrence is
+    stored once with its text, every invalid record is named in AddStats, and nothing else is in the collection."""
+    from reasonir_rag.index.store import ChromaStore
+
+    made = itertools.count()
+
+    @SOME
+    @given(ingest_records())
+    def check(rows):
+        store = ChromaStore(f"prop-{next(made)}", encoder=tiny_encoder, path=tmp_path / "chroma", records_per_call=3)
+        stats = store.add([text for _, text, _, _ in rows], ids=[i for i, _, _, _ in rows],
+                          metadatas=[meta for _, _, meta, _ in rows])
+        first: dict[str, str] = {}  # a rejected occurrence does not count: a later valid one of its id is stored
+        for doc_id, text, _, valid in rows:
+            if valid:
+                first.setdefault(doc_id, text)
+        valid_rows = sum(valid for *_, valid in rows)
+        assert stats.ids == list(first) and store.count() == len(first)
+        assert stats.invalid == len(rows) - valid_rows == len(stats.rejected)
+        assert {d.id: d.text for d in store.iter_documents()} == first
+        assert stats.duplicates == valid_rows - len(first) and set(stats.duplicate_ids) <= set(first)
+
+    check()
