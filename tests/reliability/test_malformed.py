@@ -156,6 +156,34 @@ def test_cli_index_counts_good_records_and_names_the_bad(tmp_path, tiny_reasonir
     assert sorted(d.id for d in store.iter_documents()) == sorted([*(g["id"] for g in GOOD), "c-latin1.txt"])
 
 
+def test_cli_index_rejects_records_chroma_cannot_hold_one_by_one(tmp_path, tiny_reasonir_dir, tiny_encoder, capsys):
+    """JSON that parses but that Chroma cannot store (a NaN or Infinity literal, an escaped lone surrogate in a
+    value or the id, a key Chroma reserves) costs only its own record, named by file and line; a JSONL record
+    with nested values is kept under the type policy (dict: JSON string, flat list: native list)."""
+    lines = [
+        json.dumps(GOOD[0]),
+        '{"id": "nan-score", "text": "Scores must be finite.", "score": NaN}',
+        json.dumps(GOOD[1]),
+        '{"id": "inf-weights", "text": "Weights too.", "weights": [1.5, -Infinity]}',
+        '{"id": "half-emoji", "text": "A title with half an emoji.", "title": "cake \\ud83c"}',
+        '{"id": "bad-\\udc00-id", "text": "An id Chroma cannot hold."}',
+        json.dumps({"id": "ops", "text": "Reserved operator key.", "$and": [1]}),
+        json.dumps({"id": "nested", "text": "Nested values are fine.", "info": {"pages": [3, 4]}, "tags": ["x", "y"]}),
+    ]
+    (tmp_path / "chroma-bad.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    db = tmp_path / "db"
+    assert _index([tmp_path / "chroma-bad.jsonl"], db, tiny_reasonir_dir) == 0
+    out = capsys.readouterr().out
+    assert "documents read:    8 from 1 file(s)" in out and "bad records:       0" in out
+    assert "rejected:          5 (first: nan-score (chroma-bad.jsonl:2): metadata 'score' is nan" in out
+    from reasonir_rag.index.store import ChromaStore
+
+    store = ChromaStore("malformed", path=str(db), encoder=tiny_encoder, create=False)
+    assert sorted(d.id for d in store.iter_documents()) == sorted([GOOD[0]["id"], GOOD[1]["id"], "nested"])
+    assert store.get(["nested"])[0].metadata["tags"] == ["x", "y"]
+    assert store.get(["nested"])[0].metadata["info"] == '{"pages": [3, 4]}'
+
+
 def test_cli_index_with_no_readable_record_exits_2(tmp_path, tiny_reasonir_dir, capsys):
     (tmp_path / "all-bad.jsonl").write_text("{oops\n" + json.dumps({"id": "x", "body": "no text"}) + "\n",
                                             encoding="utf-8")
