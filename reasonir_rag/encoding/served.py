@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from reasonir_rag._common.openai_client import OpenAIClient, load_tokenizer, resolve_base_url
+from reasonir_rag._common.openai_client import CONNECT_TIMEOUT, OpenAIClient, load_tokenizer, resolve_base_url
 from reasonir_rag._common.tokens import estimate_tokens, special_tokens
 from reasonir_rag.encoding.config import (
     EncoderConfig,
@@ -93,6 +93,7 @@ class OpenAIEmbeddingsEncoder(PrefixedEncoderMixin):
         max_concurrency: int = 4,
         max_retries: int = 4,
         timeout: float = 120.0,
+        connect_timeout: float = CONNECT_TIMEOUT,
         backoff: float = 0.5,
     ):
         if pooling not in POOLINGS:
@@ -102,7 +103,7 @@ class OpenAIEmbeddingsEncoder(PrefixedEncoderMixin):
             raise InvalidInputError(f"batch_size must be >= 1, got {batch_size}")
         self._http = OpenAIClient(resolve_base_url(base_url), api_key, label=f"model {model!r}",
                                   max_concurrency=max_concurrency, max_retries=max_retries, timeout=timeout,
-                                  backoff=backoff)
+                                  connect_timeout=connect_timeout, backoff=backoff)
         self.tokenizer = load_tokenizer(tokenizer)
         if pooling == "text-tokens" and self.tokenizer is None:
             raise InvalidInputError("pooling='text-tokens' needs the model's tokenizer (tokenizer=FOLDER) to know "
@@ -168,7 +169,7 @@ class OpenAIEmbeddingsEncoder(PrefixedEncoderMixin):
         return f"{SPEC_SCHEME}{self.model}@{self.base_url}", kwargs
 
     def __repr__(self) -> str:
-        return f"OpenAIEmbeddingsEncoder({self.model!r}, base_url={self.base_url!r}, pooling={self.pooling!r})"
+        return f"OpenAIEmbeddingsEncoder({self.model!r}, base_url={self._http.shown_url!r}, pooling={self.pooling!r})"
 
     # ------------------------------------------------------------------ encoding
     def encode_queries(self, texts: Sequence[str] | str, *, instruction: str | None = None, task: str | None = None,
@@ -230,10 +231,10 @@ class OpenAIEmbeddingsEncoder(PrefixedEncoderMixin):
                 means.append(tokens[start:].astype(np.float64).mean(axis=0))
             out = np.stack(means).astype(np.float32)
         if out.shape[0] != len(rows):
-            raise InvalidInputError(f"{self.base_url} returned {out.shape[0]} embeddings for {len(rows)} inputs")
+            raise InvalidInputError(f"{self._http.shown_url} returned {out.shape[0]} embeddings for {len(rows)} inputs")
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         if not np.all(np.isfinite(out)) or np.any(norms == 0):
-            raise InvalidInputError(f"{self.base_url} returned a zero or non-finite embedding")
+            raise InvalidInputError(f"{self._http.shown_url} returned a zero or non-finite embedding")
         return out / norms
 
 
