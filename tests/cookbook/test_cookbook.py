@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[2]
 COOKBOOK = REPO / "cookbook"
 SCRIPTS = sorted(p.name for p in COOKBOOK.glob("[0-9][0-9]_*.py"))
 COVERED = {"01_langchain_rag.py", "02_llamaindex_query_engine.py", "03_query_rewriting.py", "04_reranking.py",
-           "05_mmlu_gpqa_eval.py", "06_bright_beir_eval.py", "07_serving_at_scale.py"}
+           "05_mmlu_gpqa_eval.py", "06_bright_beir_eval.py", "07_serving_at_scale.py", "08_synthetic_eval_set.py"}
 
 
 def run(script: str, env: dict[str, str], *args: str, timeout: int = 300) -> str:
@@ -109,3 +109,24 @@ def test_07_serving_at_scale(cookbook_env, vllm_server, chroma_server):
     assert "rerank:   8 (question, passage) pairs" in out and re.search(r"accuracy: [0-2]/2", out), out
     again = run("07_serving_at_scale.py", env, "--devices", "cpu", "--questions", "1")
     assert re.search(rf"on {host}:{port}: 80 records, 0 encoded now", again), again  # the server's index is reused
+
+
+def test_08_synthetic_eval_set(cookbook_env, tmp_path):
+    """Folder -> evaluation set -> retrieval scores. The LLM is the counting scripted server (the stand-in for a
+    capable served model: SmolLM2 often writes no JSON, and this test must not depend on it); MiniLM encodes."""
+    from tests.synth.scripted_server import CountingServer
+
+    with CountingServer() as server:
+        env = {**cookbook_env, "OPENAI_BASE_URL": server.base_url, "REASONIR_LLM_MODEL": "scripted",
+               "OPENAI_API_KEY": "unused"}
+        out = run("08_synthetic_eval_set.py", env, "--out", str(tmp_path / "set"))
+        calls = len(server.answered)
+    assert re.search(r"seeds chosen by stand-in: offline stand-in for HuggingFaceTB/fineweb-edu-classifier", out), out
+    kept = re.search(r"^  (\d) of 3 seeds kept, (\d+) documents;.* LLM calls: (\d+)$", out, re.MULTILINE)
+    assert kept and int(kept.group(1)) >= 2 and int(kept.group(3)) == calls == 4, out  # 3 seeds, 1 retry
+    assert f"eval retrieval --bright {tmp_path / 'set'} --task biology" in out
+    rows = {m.group(1): [float(x) for x in m.group(2).split(" | ")]
+            for m in re.finditer(r"^\| (.+?) \| ((?:\d\.\d{4} \| ){2}\d\.\d{4}) \|$", out, re.MULTILINE)}
+    assert set(rows) == {"sentence-transformers/all-MiniLM-L6-v2", "BM25 (bright)"}, out
+    assert all(0.0 <= v <= 1.0 for values in rows.values() for v in values)
+    assert "one positive per query" in out
