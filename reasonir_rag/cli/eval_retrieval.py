@@ -49,6 +49,7 @@ def register(kinds: Any) -> None:
                    "(e.g. 0,128,512,1024,2048); needs --llm and --out")
     p.add_argument("--llm", help="the rewriter's LLM: openai:MODEL (with --base-url) or hf:PATH_OR_ID")
     p.add_argument("--base-url", help="OpenAI-compatible server URL (else $OPENAI_BASE_URL)")
+    p.add_argument("--tokenizer", help="local tokenizer of a served --llm (exact token counts and cuts)")
     p.add_argument("--out", help="folder for report.json/.md/.png, run.<system>.trec, per_query.jsonl, the journal")
     p.add_argument("--journal", help="resumable journal of the rewrites (default OUT/journal.sqlite)")
     p.add_argument("--json", action="store_true", help="print the scores as JSON")
@@ -158,7 +159,7 @@ def _scaling(args: argparse.Namespace, collection: Any, systems: dict[str, Any],
     from reasonir_rag.eval.scaling import evaluate_scaling, rewrite_at_budgets, scaling_pairs
     from reasonir_rag.llm import load_llm
 
-    llm = load_llm(args.llm, base_url=args.base_url, device=args.device) if args.llm else None
+    llm = load_llm(args.llm, base_url=args.base_url, device=args.device, tokenizer=args.tokenizer) if args.llm else None
     journal = Journal(args.journal or Path(args.out) / "journal.sqlite")
     try:
         queries = rewrite_at_budgets(collection, budgets, llm=llm, journal=journal,

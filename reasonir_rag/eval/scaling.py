@@ -22,6 +22,7 @@ import numpy as np
 from reasonir_rag._common.tokens import estimate_tokens
 from reasonir_rag.errors import InvalidInputError, LLMError
 from reasonir_rag.eval.ir_data import IRCollection
+from reasonir_rag.eval.ir_metrics import DEFAULT_METRICS
 from reasonir_rag.eval.journal import Journal
 from reasonir_rag.eval.retrieval import QueryEncoder, RetrievalResult, SearchIndex, evaluate_retrieval
 from reasonir_rag.eval.retrieval_report import compare
@@ -124,8 +125,7 @@ def evaluate_scaling(
         raise InvalidInputError("scaling needs at least one budget and one retriever")
     counter = count_tokens or estimate_tokens
     label = tokens_counted_with or ("the tokenizer given" if count_tokens else "the 4-characters-a-token estimate")
-    wanted = list(metrics) if metrics is not None else sorted(set(SCALING_METRICS) | {"ndcg@10", "recall@10",
-                                                                                      "recall@100", "mrr@10"})
+    wanted = list(metrics) if metrics is not None else list(dict.fromkeys([*DEFAULT_METRICS, *SCALING_METRICS]))
     doc_embeddings: dict[str, np.ndarray] = {}
     results: dict[str, RetrievalResult] = {}
     mean_tokens: dict[int, float] = {}
