@@ -49,6 +49,13 @@ def add_encoder_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     p.add_argument("--cache", default=None, help="embedding cache folder: re-encoding unchanged text is free")
+    p.add_argument("--max-length", type=int, default=None,
+                   help="tokens embedded per text (default: the preset's, 2048 for reasonir)")
+    p.add_argument("--dtype", default=None, choices=["auto", "float32", "bfloat16", "float16"],
+                   help="encoder precision (default auto: bfloat16 on CUDA, float32 on CPU)")
+    p.add_argument("--document-prefix", default=None, metavar="TEXT",
+                   help="the text before every document (default: the collection's recorded one, else the "
+                   "preset's; '' is none, GritLM's encode(instruction=''), as ReasonIR's MMLU/GPQA datastore)")
 
 
 def connection(args: argparse.Namespace) -> ChromaConnection:
@@ -81,13 +88,34 @@ def encoder_name(args: argparse.Namespace, *, must_exist: bool) -> str:
     return name
 
 
-def load_encoder(name: str, args: argparse.Namespace) -> Any:
+def load_encoder(name: str, args: argparse.Namespace, **overrides: Any) -> Any:
+    """The encoder ``name`` with the command's options; ``overrides`` (a protocol's settings) under them."""
     from reasonir_rag.encoding.encoder import ReasonIREncoder
 
-    kwargs: dict[str, Any] = {"device": args.device, "cache": args.cache}
+    kwargs: dict[str, Any] = {"device": args.device, "cache": args.cache, **overrides}
+    for option in ("max_length", "dtype", "document_prefix"):
+        if getattr(args, option, None) is not None:
+            kwargs[option] = getattr(args, option)
+    if "document_prefix" not in kwargs and getattr(args, "encoder", None) is None:
+        recorded = _recorded_fingerprint(args)  # the collection's encoder: its prefix too, so the store opens
+        if recorded and isinstance(recorded.get("document_prefix"), str):
+            kwargs["document_prefix"] = recorded["document_prefix"]
     if getattr(args, "no_progress", False):
         kwargs["show_progress"] = False
     return ReasonIREncoder.from_pretrained(name, **kwargs)
+
+
+def _recorded_fingerprint(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The encoder fingerprint recorded in ``--collection``, or None (no such collection, or nothing recorded)."""
+    from reasonir_rag.errors import CollectionNotFoundError
+    from reasonir_rag.index.collections import stored_fingerprint
+
+    if not getattr(args, "collection", None):
+        return None
+    try:
+        return stored_fingerprint(args.collection, connection(args)) or None
+    except CollectionNotFoundError:
+        return None
 
 
 def check_local_path(args: argparse.Namespace) -> None:

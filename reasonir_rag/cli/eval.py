@@ -7,7 +7,15 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from reasonir_rag.cli.common import add_encoder_args, add_store_args, connection, encoder_name, load_encoder
+from reasonir_rag.cli.common import (
+    add_encoder_args,
+    add_store_args,
+    check_local_path,
+    connection,
+    encoder_name,
+    load_encoder,
+)
+from reasonir_rag.errors import InvalidInputError
 
 logger = logging.getLogger("reasonir_rag.cli.main")
 
@@ -76,20 +84,33 @@ def _llm(spec: str | None, fallback: Any, args: argparse.Namespace) -> Any:
     return load_llm(spec, base_url=args.base_url, device=args.device)
 
 
-def _retriever(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
-    """The dense ChromaStore (or BM25 over its documents) and the corpus fingerprint for the run record."""
+def _retriever(args: argparse.Namespace, protocol: Any) -> tuple[Any, dict[str, Any]]:
+    """The dense ChromaStore (or BM25 over its documents) and the corpus fingerprint for the run record; the
+    encoder embeds what the protocol's RAG runs embedded (``paper``: 512 tokens, fp16 on CUDA)."""
+    from reasonir_rag._common.devices import pick_device
     from reasonir_rag.eval.report import corpus_fingerprint
     from reasonir_rag.index.store import ChromaStore
 
-    encoder = load_encoder(encoder_name(args, must_exist=True), args)
-    store = ChromaStore(args.collection, encoder=encoder, connection=connection(args))
-    documents = list(store.iter_documents())
-    corpus = {"collection": args.collection, **corpus_fingerprint(documents)}
+    overrides: dict[str, Any] = {}
+    if protocol.retrieval_max_length:
+        overrides["max_length"] = protocol.retrieval_max_length
+    if protocol.retrieval_dtype:
+        if pick_device(args.device).startswith("cuda"):
+            overrides["dtype"] = protocol.retrieval_dtype
+        else:
+            logger.info("protocol %s: the encoder stays float32 on CPU (ReasonIR's runs used %s on GPUs)",
+                        protocol.name, protocol.retrieval_dtype)
+    encoder = load_encoder(encoder_name(args, must_exist=True), args, **overrides)
+    store = ChromaStore(args.collection, encoder=encoder, connection=connection(args), create=False)
+    if store.count() == 0:
+        raise InvalidInputError(f"collection {args.collection!r} holds no documents: RAG would read nothing "
+                                "(index documents first, or check --collection and --path)")
     if args.retriever == "bm25":
         from reasonir_rag.eval.bm25 import BM25Retriever
 
-        return BM25Retriever(documents), corpus
-    return store, corpus
+        documents = list(store.iter_documents())
+        return BM25Retriever(documents), {"collection": args.collection, **corpus_fingerprint(documents)}
+    return store, {"collection": args.collection, **store.content_fingerprint()}
 
 
 def gpqa_source(data: str | None) -> Path:
@@ -129,10 +150,14 @@ def cmd_eval_reader(args: argparse.Namespace) -> int:
                             concurrency=args.concurrency, show_progress=not args.no_progress,
                             protocol=args.protocol)
     protocol = protocol_for(args.protocol)
+    searches = any(c != CLOSED_BOOK for c in conditions)
+    if searches:  # a mistyped --path or --collection fails here, before any model loads, and creates nothing
+        check_local_path(args)
+        encoder_name(args, must_exist=True)
     reader = _llm(args.reader, None, args)
     retriever, corpus = (None, None)
-    if any(c != CLOSED_BOOK for c in conditions):
-        retriever, corpus = _retriever(args)
+    if searches:
+        retriever, corpus = _retriever(args, protocol)
     rewriter = reranker = None
     if any(CONDITIONS.get(c, (False, False))[0] for c in conditions):
         encoder = getattr(retriever, "encoder", None)
@@ -146,5 +171,8 @@ def cmd_eval_reader(args: argparse.Namespace) -> int:
                              reranker=reranker, settings=settings)
     report = evaluator.report(dataset, args.benchmark, corpus=corpus, out_dir=out)
     print(render_markdown(report))
-    print(f"\nreport: {', '.join(report['files'].values())}")
+    calls = ", ".join(f"{stage} {c['new']} new / {c['journaled']} from the journal"
+                      for stage, c in evaluator.calls.items())
+    print(f"\ncalls: {calls or 'none'}")
+    print(f"report: {', '.join(report['files'].values())}")
     return 0

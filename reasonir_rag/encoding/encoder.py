@@ -144,6 +144,16 @@ class ReasonIREncoder(PrefixedEncoderMixin):
         return self._backbones[0].dim
 
     @property
+    def device(self) -> str:
+        """Where the (first) replica runs, e.g. ``"cpu"`` or ``"cuda:0"``."""
+        return str(self._backbones[0].device)
+
+    @property
+    def dtype(self) -> str:
+        """The weights' precision, e.g. ``"torch.float32"``."""
+        return str(self._backbones[0].dtype)
+
+    @property
     def fingerprint(self) -> dict[str, Any]:
         """What an index must agree on with the encoder that queries it."""
         pooling = "mean-all-tokens" if self.config.pool_prefix else "mean-text-tokens"

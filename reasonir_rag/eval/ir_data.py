@@ -44,10 +44,31 @@ class IRCollection:
     fingerprint: str = ""
     problems: list[str] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        missing, hopeless = self.judgment_gaps()
+        if missing:
+            logger.warning("%s: %d relevant document id(s) in the judgments are not in the corpus; %d quer(ies) "
+                           "have none of theirs and can only score 0 (first: %s)", self.name, missing,
+                           len(hopeless), hopeless[:3])
+
+    def judgment_gaps(self) -> tuple[int, list[str]]:
+        """(relevant document ids judged but absent from the corpus, the queries with none of theirs there):
+        such a document can never be retrieved, and such a query scores 0 whatever the retriever does."""
+        missing, hopeless = 0, []
+        for qid, judged in self.qrels.items():
+            relevant = [d for d, r in judged.items() if r > 0]
+            absent = sum(d not in self.corpus for d in relevant)
+            missing += absent
+            if relevant and absent == len(relevant):
+                hopeless.append(qid)
+        return missing, sorted(hopeless)
+
     def describe(self) -> dict[str, Any]:
+        missing, hopeless = self.judgment_gaps()
         return {"name": self.name, "documents": len(self.corpus), "queries": len(self.queries),
                 "judged_queries": len(self.qrels), "task": self.task, "fingerprint": self.fingerprint,
-                "skipped_records": len(self.problems)}
+                "skipped_records": len(self.problems), "judged_missing_from_corpus": missing,
+                "queries_without_relevant_documents": len(hopeless)}
 
 
 # ---------------------------------------------------------------------------------------------- reading

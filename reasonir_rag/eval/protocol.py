@@ -15,7 +15,8 @@ does better by default (the README's table of differences says why), and ``paper
 - BRIGHT lengths: the default encodes 2048 tokens (ReasonIR's training length); ``paper`` 32768;
 - RAG retrieval: the default searches with the question and the encoder's query instruction; ``paper`` with
   what ReasonIR's runs searched with (MMLU: lm-eval's prompt with the choices; GPQA: the question field) and
-  GritLM's empty instruction.
+  GritLM's empty instruction, at 512 tokens and fp16 on CUDA (the CLI loads the encoder so; a store built another
+  way is named in a warning). On CPU the encoder stays float32: fp16 there is emulated and slow.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ class EvalProtocol:
     reranker: Mapping[str, Any] = field(default_factory=dict)  # QwenReranker settings
     bright_max_length: int | None = None  # None: the encoder's own (ReasonIR's preset: 2048, its training length)
     retrieval_instruction: str | None = None  # None: the encoder's default; "": GritLM's encode(instruction="")
+    retrieval_max_length: int | None = None  # tokens the RAG retriever embeds (None: the encoder's own)
+    retrieval_dtype: str | None = None  # the RAG retriever's precision on CUDA (None: the encoder's own)
 
 
 PROTOCOLS: dict[str, EvalProtocol] = {
@@ -47,7 +50,7 @@ PROTOCOLS: dict[str, EvalProtocol] = {
         rewriter={"temperature": 0.8, "top_p": 0.8, "seed": None, "keep_original": False, "clean_texts": False},
         reranker={"mode": "generate", "parse": "reasonir", "temperature": 0.6, "top_p": 0.9, "max_tokens": 32,
                   "seed": None, "max_doc_tokens": None, "clean_texts": False},
-        bright_max_length=32768, retrieval_instruction="",
+        bright_max_length=32768, retrieval_instruction="", retrieval_max_length=512, retrieval_dtype="float16",
     ),
 }
 

@@ -63,8 +63,14 @@ class EvalSettings:
         unknown = [c for c in self.conditions if c not in ALL_CONDITIONS]
         if unknown or not self.conditions:
             raise InvalidInputError(f"unknown conditions {unknown}; choose from {list(ALL_CONDITIONS)}")
-        if self.candidates < 1 or self.concurrency < 1 or (self.top_k is not None and self.top_k < 1):
-            raise InvalidInputError("candidates, concurrency and top_k must be >= 1")
+        positive = {"candidates": self.candidates, "concurrency": self.concurrency, "top_k": self.top_k,
+                    "max_tokens": self.max_tokens, "max_passage_tokens": self.max_passage_tokens}
+        bad = [f"{name}={value!r}" for name, value in positive.items()
+               if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1)]
+        if bad:
+            raise InvalidInputError(f"{', '.join(bad)}: each must be an integer >= 1")
+        if self.temperature is not None and not 0 <= self.temperature <= 2:
+            raise InvalidInputError(f"temperature must be between 0 and 2, got {self.temperature!r}")
 
 
 @dataclass
@@ -122,7 +128,8 @@ class _JournaledStages:
 
         keys = [Journal.key("rewrite", rewriter=_describe(rewriter), query=t) for t in texts]
         entries = self.evaluator._journaled("rewrite", keys, texts, journaled,
-                                            batch=self.evaluator.settings.concurrency)
+                                            batch=self.evaluator.settings.concurrency,
+                                            metas=[{"query": t} for t in texts])
         for entry in entries:
             self.cost.add("rewriter", entry)
         return [Rewrite(e["text"], e["prefix_kind"], q, e.get("generated", "")) for q, e in zip(texts, entries,
@@ -138,10 +145,11 @@ class _JournaledStages:
                      "tokens": self.evaluator._query_tokens(query, options)}
                     for query, docs in zip(todo, hits, strict=True)]
 
-        who = _describe(self.evaluator.retriever)
-        keys = [Journal.key("retrieval", retriever=who, query=q.text, prefix=q.prefix_kind, k=options.fetch_k,
-                            task=options.task, instruction=options.instruction) for q in queries]
-        entries = self.evaluator._journaled("retrieval", keys, queries, journaled, batch=64)
+        who = self.evaluator._retriever_identity()
+        asked = [{"query": q.text, "prefix": q.prefix_kind, "k": options.fetch_k, "task": options.task,
+                  "instruction": options.instruction} for q in queries]
+        keys = [Journal.key("retrieval", retriever=who, **a) for a in asked]
+        entries = self.evaluator._journaled("retrieval", keys, queries, journaled, batch=64, metas=asked)
         for entry in entries:
             self.cost.add("encoder", entry)
         return [[ScoredDocument(**d) for d in entry["docs"]] for entry in entries]
@@ -164,7 +172,9 @@ class _JournaledStages:
 
         keys = [Journal.key("rerank", reranker=_describe(reranker), query=q, candidates=[d.id for d in docs],
                             top_k=options.k, task=options.task) for q, docs in pairs]
-        entries = self.evaluator._journaled("rerank", keys, pairs, journaled, batch=1)
+        entries = self.evaluator._journaled("rerank", keys, pairs, journaled, batch=1,
+                                            metas=[{"query": q, "candidates": [d.id for d in docs]}
+                                                   for q, docs in pairs])
         for entry in entries:
             self.cost.add("reranker", entry)
         return [[ScoredDocument(**d) for d in entry["docs"]] for entry in entries]
@@ -180,6 +190,9 @@ class RAGEvaluator:
         self.retriever, self.rewriter, self.reranker = retriever, rewriter, reranker
         self.settings = settings or EvalSettings()
         self.protocol: EvalProtocol = protocol_for(self.settings.protocol)
+        #: per stage (rewrite, retrieval, rerank, reader): calls made in the last run, and read from the journal
+        self.calls: dict[str, dict[str, int]] = {}
+        self._retriever_key: str | None = None
         wanted = self.settings.conditions
         needs = {"retriever": any(c != CLOSED_BOOK for c in wanted),
                  "rewriter": any(CONDITIONS.get(c, (False, False))[0] for c in wanted),
@@ -187,12 +200,27 @@ class RAGEvaluator:
         missing = [name for name, needed in needs.items() if needed and getattr(self, name) is None]
         if missing:
             raise InvalidInputError(f"conditions {list(wanted)} need a {' and a '.join(missing)}")
-        prefix = getattr(getattr(retriever, "encoder", None), "document_prefix", "")
-        if self.protocol.retrieval_instruction == "" and self.settings.instruction is None and prefix:
-            logger.warning("protocol %s: queries are encoded with GritLM's empty instruction, as ReasonIR's RAG runs "
-                           "did, but this collection's documents carry the prefix %r; ReasonIR encoded both sides "
-                           "without one (build the collection with an encoder loaded with document_prefix='')",
-                           self.protocol.name, prefix)
+        self._check_retrieval_encoder(getattr(retriever, "encoder", None))
+
+    def _check_retrieval_encoder(self, encoder: Any) -> None:
+        """Name, in one warning, each way the store's encoder differs from what the protocol's RAG runs used."""
+        protocol, found = self.protocol, []
+        if encoder is None:
+            return
+        prefix = getattr(encoder, "document_prefix", "")
+        if protocol.retrieval_instruction == "" and self.settings.instruction is None and prefix:
+            found.append(f"the documents carry the prefix {prefix!r} (ReasonIR encoded both sides without one: "
+                         "index with --document-prefix '')")
+        max_length = getattr(getattr(encoder, "config", None), "max_length", None)
+        if protocol.retrieval_max_length and max_length not in (None, protocol.retrieval_max_length):
+            found.append(f"it embeds {max_length} tokens, not {protocol.retrieval_max_length} (--max-length)")
+        dtype = str(getattr(encoder, "dtype", ""))
+        if protocol.retrieval_dtype and "cuda" in str(getattr(encoder, "device", "")) and \
+                not dtype.endswith(protocol.retrieval_dtype):
+            found.append(f"it runs in {dtype}, not {protocol.retrieval_dtype} (--dtype)")
+        if found:
+            logger.warning("protocol %s: the retriever differs from ReasonIR's RAG runs: %s", protocol.name,
+                           "; ".join(found))
 
     # ------------------------------------------------------------------ public
     def run(self, dataset: Dataset, name: str = "mmlu") -> list[ConditionResult]:
@@ -202,6 +230,7 @@ class RAGEvaluator:
         if not questions:
             raise InvalidInputError("the dataset selection holds no question")
         top_k = self.settings.top_k or spec.top_k
+        self.calls, self._retriever_key = {}, None
         results = []
         for condition in self.settings.conditions:
             logger.info("condition %s: %d questions", condition, len(questions))
@@ -221,6 +250,8 @@ class RAGEvaluator:
                           rewriter=self.rewriter, reranker=self.reranker, corpus=corpus,
                           seeds={"eval": self.settings.seed}, settings=asdict(self.settings))
         info["protocol"] = asdict(self.protocol)
+        info["reader_generation"] = self._generation(spec_for(name))
+        info["calls"] = self.calls
         report = build_report(results, baseline=CLOSED_BOOK, run_info=info, seed=self.settings.seed)
         if out_dir is not None:
             from reasonir_rag.eval.report import write_report
@@ -259,11 +290,7 @@ class RAGEvaluator:
     def _read(self, name: str, spec: Any, questions: list[Question], passages: Sequence[Any], cost: _Cost,
               condition: str) -> list[QuestionOutcome]:
         s, llm = self.settings, self.reader
-        generation = {**spec.generation}
-        if s.max_tokens is not None:
-            generation["max_tokens"] = s.max_tokens
-        if s.temperature is not None:
-            generation["temperature"] = s.temperature
+        generation = self._generation(spec)
         truncate = llm.truncate if s.max_passage_tokens else None
         prompts = [build_messages(name, q, p, max_passage_tokens=s.max_passage_tokens, truncate=truncate,
                                   clean=self.protocol.clean_texts) for q, p in zip(questions, passages, strict=True)]
@@ -279,7 +306,8 @@ class RAGEvaluator:
         who = getattr(llm, "model_name", repr(llm))
         keys = [Journal.key("reader", reader=who, prompt=prompt_hash(p), generation=generation, seed=s.seed)
                 for p in prompts]
-        entries = self._journaled(f"reader ({condition})", keys, prompts, compute, batch=s.concurrency)
+        entries = self._journaled(f"reader ({condition})", keys, prompts, compute, batch=s.concurrency,
+                                  metas=[{"messages": p} for p in prompts])
         outcomes = []
         for q, entry in zip(questions, entries, strict=True):
             cost.add("reader", entry)
@@ -298,15 +326,37 @@ class RAGEvaluator:
         outcome = QuestionOutcome.from_extraction(question, found)
         return replace(outcome, substring_match=question.answer_letter.lower() in answer)
 
+    def _generation(self, spec: Any) -> dict[str, Any]:
+        """The reader's decoding: the prompt's own, with the run's overrides (what is sent, and reported)."""
+        generation = {**spec.generation}
+        if self.settings.max_tokens is not None:
+            generation["max_tokens"] = self.settings.max_tokens
+        if self.settings.temperature is not None:
+            generation["temperature"] = self.settings.temperature
+        return generation
+
+    def _retriever_identity(self) -> str:
+        """What a retrieval's journal key names the retriever by: its description and what its collection holds
+        (``content_fingerprint()``: ids and text hashes), so adding or editing documents makes every retrieval
+        new. Computed once per run."""
+        if self._retriever_key is None:
+            content = getattr(self.retriever, "content_fingerprint", None)
+            self._retriever_key = repr((_describe(self.retriever), content() if callable(content) else None))
+        return self._retriever_key
+
     # ------------------------------------------------------------------ journal plumbing
     def _journaled(self, stage: str, keys: list[str], items: Sequence[Any],
-                   compute: Callable[[list[Any]], list[Any]], *, batch: int) -> list[dict[str, Any]]:
+                   compute: Callable[[list[Any]], list[Any]], *, batch: int,
+                   metas: Sequence[Any] | None = None) -> list[dict[str, Any]]:
         """Values for ``keys``: journaled ones read back, the rest computed ``batch`` at a time and committed
-        one by one as each batch returns. Failed items are not recorded; the run stops after the others, or
-        right after the batch where the backend reports a transient failure (server down: its retries are
+        one by one as each batch returns, each with its ``metas`` entry (what was asked: the query, the
+        messages), and counted in :attr:`calls`. Failed items are not recorded; the run stops after the others,
+        or right after the batch where the backend reports a transient failure (server down: its retries are
         spent, so the remaining calls would only fail the same way)."""
         found = self.journal.get_many(keys)
         todo = [i for i, key in enumerate(keys) if key not in found]
+        counts = self.calls.setdefault(stage.split(" ")[0], {"new": 0, "journaled": 0})
+        counts["journaled"] += len(keys) - len(todo)
         failures: list[str] = []
         unavailable = False
         if todo:
@@ -318,8 +368,10 @@ class RAGEvaluator:
                             failures.append(f"{type(value).__name__}: {value}")
                             unavailable = unavailable or bool(getattr(value, "transient", False))
                         else:
-                            self.journal.put(keys[i], value, kind=stage.split(" ")[0])
+                            self.journal.put(keys[i], value, kind=stage.split(" ")[0],
+                                             meta=metas[i] if metas is not None else None)
                             found[keys[i]] = value
+                            counts["new"] += 1
                     bar.update(len(chunk))
                     if unavailable:
                         break

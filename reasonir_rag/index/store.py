@@ -12,6 +12,7 @@ is the class users hold, its reads and its searches.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from reasonir_rag.errors import InvalidInputError
 from reasonir_rag.index.collections import FINGERPRINT_KEY, open_collection, stored_fingerprint
 from reasonir_rag.index.connection import ChromaConnection
 from reasonir_rag.index.records import (
+    HASH_KEY,
     AddStats,
     MetadataNormaliser,
     Record,
@@ -29,6 +31,7 @@ from reasonir_rag.index.records import (
     build_records,
     content_id,
     public_metadata,
+    text_hash,
 )
 from reasonir_rag.index.writes import CollectionWriter
 from reasonir_rag.protocols import Encoder
@@ -123,6 +126,33 @@ class ChromaStore:
 
     def __repr__(self) -> str:
         return f"ChromaStore({self._name!r}, at={self._where!r}, encoder={self._encoder!r})"
+
+    def describe(self) -> dict[str, Any]:
+        """What a run record names the store by: collection, where, the encoder's fingerprint, the count."""
+        return {"type": "ChromaStore", "collection": self._name, "where": self._where,
+                "encoder": dict(self._encoder.fingerprint), "documents": self.count()}
+
+    def content_fingerprint(self, page_size: int = 5000) -> dict[str, Any]:
+        """Count and sha256 over every (id, text sha256), order-independent, as
+        :func:`~reasonir_rag.eval.report.corpus_fingerprint` computes it from documents; read from the text
+        hash kept beside each record (the text itself only for records written without one)."""
+        rows: list[tuple[str, str]] = []
+        offset = 0
+        while True:
+            got = self._collection.get(include=["metadatas"], limit=page_size, offset=offset)
+            hashes = {i: (meta or {}).get(HASH_KEY) for i, meta in zip(got["ids"], got["metadatas"], strict=True)}
+            unhashed = [i for i, hashed in hashes.items() if not hashed]
+            if unhashed:
+                found = self._collection.get(ids=unhashed, include=["documents"])
+                hashes.update(zip(found["ids"], map(text_hash, found["documents"]), strict=True))
+            rows.extend((doc_id, str(hashed)) for doc_id, hashed in hashes.items())
+            if len(got["ids"]) < page_size:
+                break
+            offset += page_size
+        digest = hashlib.sha256()
+        for doc_id, hashed in sorted(rows):
+            digest.update(f"{doc_id}\0{hashed}\n".encode())
+        return {"documents": len(rows), "sha256": digest.hexdigest()}
 
     # ------------------------------------------------------------------ writing
     def add(

@@ -183,4 +183,5 @@ def test_paper_retrieval_warns_when_the_documents_carry_a_prefix(tiny_encoder, t
         assert "empty instruction" not in caplog.text
         RAGEvaluator(reader=object(), journal=journal, retriever=store,  # type: ignore[arg-type]
                      settings=EvalSettings(conditions=("closed-book", "rag"), protocol="paper"))
-    assert "document_prefix=''" in caplog.text and "'<|embed|>\\n'" in caplog.text
+    assert "--document-prefix ''" in caplog.text and "'<|embed|>\\n'" in caplog.text
+    assert f"it embeds {tiny_encoder.config.max_length} tokens, not 512" in caplog.text
