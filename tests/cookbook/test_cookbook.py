@@ -15,7 +15,8 @@ REPO = Path(__file__).resolve().parents[2]
 COOKBOOK = REPO / "cookbook"
 SCRIPTS = sorted(p.name for p in COOKBOOK.glob("[0-9][0-9]_*.py"))
 COVERED = {"01_langchain_rag.py", "02_llamaindex_query_engine.py", "03_query_rewriting.py", "04_reranking.py",
-           "05_mmlu_gpqa_eval.py", "06_bright_beir_eval.py", "07_serving_at_scale.py", "08_synthetic_eval_set.py"}
+           "05_mmlu_gpqa_eval.py", "06_bright_beir_eval.py", "07_serving_at_scale.py", "08_synthetic_eval_set.py",
+           "09_chromadb_embedding_function.py"}
 
 
 def run(script: str, env: dict[str, str], *args: str, timeout: int = 300) -> str:
@@ -130,3 +131,12 @@ def test_08_synthetic_eval_set(cookbook_env, tmp_path):
     assert set(rows) == {"sentence-transformers/all-MiniLM-L6-v2", "BM25 (bright)"}, out
     assert all(0.0 <= v <= 1.0 for values in rows.values() for v in values)
     assert "one positive per query" in out
+
+
+def test_09_chromadb_embedding_function(cookbook_env):
+    out = run("09_chromadb_embedding_function.py", cookbook_env)
+    assert re.search(r"^indexed \d+ passages with chromadb; embedding function 'reasonir'$", out, re.MULTILINE), out
+    hits = re.findall(r"^  \d\. (0\.\d{3})  (.+?) / (.+)$", out, re.MULTILINE)
+    assert len(hits) == 3 and hits[0][1] == "Chemistry 2e" and "Buffer" in hits[0][2], out  # reopened, same encoder
+    assert [float(h[0]) for h in hits] == sorted((float(h[0]) for h in hits), reverse=True)
+    assert "another encoder is refused (EncoderMismatchError; they differ in: document_prefix)" in out
