@@ -14,6 +14,7 @@ from typing import Any
 from langchain_core.embeddings import Embeddings
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 from reasonir_rag.encoding.encoder import shared_encoder
+from reasonir_rag.encoding.habits import note_ineffective, translate_habits
 from reasonir_rag.errors import InvalidInputError
 from reasonir_rag.protocols import TokenizingEncoder
 
@@ -27,7 +28,12 @@ class ReasonIREmbeddings(BaseModel, Embeddings):
     with an instruction (``task=`` picks a BRIGHT task's own instruction, which ReasonIR needs for its numbers).
 
     Pass an already loaded ``encoder``, or let the class load one from ``model_name`` / ``preset`` / ``device``
-    / ``model_kwargs``; loaded encoders are shared per process
+    / ``model_kwargs``. ``HuggingFaceEmbeddings``' habits work: ``model_kwargs={"device": "cpu"}``,
+    ``encode_kwargs={"normalize_embeddings": True, "batch_size": 16}`` (vectors are always normalised;
+    ``False`` is refused), and ``query_instruction``, ``max_length``, ``batch_size``, ``show_progress``,
+    ``trust_remote_code``, ``text_instruction`` as arguments; other unknown arguments raise. An ``instruction``
+    / ``task`` that changes nothing for the encoder (the ``minilm`` preset) is logged once. Loaded encoders
+    are shared per process
     (:func:`reasonir_rag.encoding.encoder.shared_encoder`), so several instances, and unpickled copies, reuse the
     same weights.
 
@@ -61,6 +67,39 @@ class ReasonIREmbeddings(BaseModel, Embeddings):
 
     _loaded_here: bool = PrivateAttr(default=False)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _habits(cls, data: Any) -> Any:
+        """HuggingFace-style arguments into this class's own fields (the rest is refused by pydantic, by name)."""
+        if not isinstance(data, dict):
+            return data
+        fields = set(cls.model_fields)
+        load, query, rest = translate_habits({k: v for k, v in data.items() if k not in fields},
+                                             where="ReasonIREmbeddings")
+        encode = dict(data.get("encode_kwargs") or {})
+        progress = {k: encode.pop(k) for k in ("show_progress",) if k in encode}
+        encode_load, _, encode_rest = translate_habits(encode, where="ReasonIREmbeddings encode_kwargs")
+        out = {k: v for k, v in data.items() if k in fields}
+        if "encode_kwargs" in data:
+            out["encode_kwargs"] = {**encode_rest, **progress}
+        model_kwargs = dict(data.get("model_kwargs") or {})
+        for key, value in {**encode_load, **load}.items():
+            if key in model_kwargs and model_kwargs[key] != value:
+                raise ValueError(f"{key} is given twice with different values ({model_kwargs[key]!r}, {value!r})")
+            model_kwargs[key] = value
+        if "device" in model_kwargs:  # HuggingFaceEmbeddings' place for it; this class has a field
+            device = model_kwargs.pop("device")
+            if out.get("device") not in (None, device):
+                raise ValueError(f"device={out['device']!r} and model_kwargs['device']={device!r} differ")
+            out["device"] = device
+        if model_kwargs or "model_kwargs" in data:
+            out["model_kwargs"] = model_kwargs
+        if "instruction" in query:
+            if out.get("instruction") not in (None, query["instruction"]):
+                raise ValueError("pass instruction= or query_instruction=, not both")
+            out["instruction"] = query["instruction"]
+        return {**out, **rest}
+
     @field_validator("encoder", mode="before")
     @classmethod
     def _check_encoder(cls, value: Any) -> Any:
@@ -83,10 +122,11 @@ class ReasonIREmbeddings(BaseModel, Embeddings):
             unknown = sorted(set(self.encode_kwargs) - allowed)
             if unknown:
                 raise ValueError(f"encode_kwargs {unknown} are not accepted by {method}(); it takes "
-                                 f"{sorted(allowed) or 'none'} (loading and batching settings such as batch_size "
-                                 "go in model_kwargs)")
+                                 f"{sorted(allowed) or 'none'}, plus HuggingFace's normalize_embeddings=True and "
+                                 "batch_size (other loading settings go in model_kwargs)")
         # an unknown task, or task with instruction, fails now rather than at the first query
         self.encoder.query_prefix(instruction=self.instruction, task=self.task)
+        note_ineffective(self.encoder, instruction=self.instruction, task=self.task, where="ReasonIREmbeddings")
         return self
 
     def _shared(self) -> Any:

@@ -125,7 +125,7 @@ def test_pickling_never_carries_the_weights_and_reuses_the_loaded_encoder(tiny_e
 def test_the_reload_spec_of_a_given_encoder(minilm_encoder, tiny_encoder):
     assert ReasonIREmbedding(encoder=minilm_encoder).model_name == "minilm"  # the packaged MiniLM, no hub id
     emb = ReasonIREmbedding(encoder=tiny_encoder)
-    assert (emb.model_name, emb.load_kwargs) == (str(tiny_encoder.config.name), {})
+    assert (emb.model_name, emb.model_kwargs) == (str(tiny_encoder.config.name), {})
 
 
 def test_json_round_trip_loads_through_the_shared_encoder(tiny_reasonir_dir, tiny_encoder):

@@ -4,7 +4,7 @@ Only types are translated here; prompts, batching and pooling live in
 :class:`reasonir_rag.encoding.encoder.ReasonIREncoder`.
 
 The loaded encoder sits in a private attribute that is never pickled nor serialised: a pickled (or JSON) copy
-carries only how to load it (``model_name`` + ``load_kwargs``). Unpickled in the same process it reuses the very
+carries only how to load it (``model_name`` + ``model_kwargs``). Unpickled in the same process it reuses the very
 same encoder; in another process (an ``IngestionPipeline`` worker) it loads once per process through
 :func:`reasonir_rag.encoding.encoder.shared_encoder`, lazily at first use.
 """
@@ -23,6 +23,7 @@ from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
 from llama_index.core.bridge.pydantic import BaseModel, Field, PrivateAttr
 from llama_index.core.callbacks import CallbackManager
 from reasonir_rag.encoding.encoder import DEFAULT_MODEL, ReasonIREncoder, shared_encoder, validate_texts
+from reasonir_rag.encoding.habits import note_ineffective, translate_habits
 from reasonir_rag.encoding.instructions import resolve_task
 
 logger = logging.getLogger(__name__)
@@ -58,13 +59,19 @@ class ReasonIREmbedding(BaseEmbedding):
 
     ``get_query_embedding`` uses ReasonIR's query prefix with ``task`` (a BRIGHT task) or ``instruction``;
     ``get_text_embedding(s)`` use the document prefix. Pass a loaded ``encoder=`` or a ``model_name``
-    (a hub id, a local folder, or ``"minilm"``) with ``load_kwargs`` for ``ReasonIREncoder.from_pretrained``.
+    (a hub id, a local folder, or ``"minilm"``) with ``model_kwargs`` for ``ReasonIREncoder.from_pretrained``.
+
+    ``HuggingFaceEmbedding``'s arguments mean what they mean there: ``device``, ``max_length``, ``batch_size``
+    (texts per forward pass), ``trust_remote_code``, ``text_instruction`` (the document prefix) and
+    ``query_instruction`` (the instruction) are honoured; ``normalize=True`` is what always happens and
+    ``normalize=False``, ``cache_folder`` are refused by name; any other unknown argument raises a TypeError.
+    An ``instruction`` / ``task`` that changes nothing for the encoder (the ``minilm`` preset) is logged once.
     """
 
     model_name: str = Field(default=DEFAULT_MODEL, description="Hub id, local folder or 'minilm' to load.")
     task: str | None = Field(default=None, description="BRIGHT task whose instruction prefixes queries.")
     instruction: str | None = Field(default=None, description="Query instruction (instead of task).")
-    load_kwargs: dict[str, Any] = Field(
+    model_kwargs: dict[str, Any] = Field(
         default_factory=dict, description="Keyword arguments of ReasonIREncoder.from_pretrained (preset, device...).")
     embed_batch_size: int = Field(default=DEFAULT_EMBED_BATCH_SIZE, gt=0, le=2048,
                                   description="Texts per call to the core encoder, which batches by tokens.")
@@ -80,12 +87,32 @@ class ReasonIREmbedding(BaseEmbedding):
         encoder: ReasonIREncoder | None = None,
         task: str | None = None,
         instruction: str | None = None,
-        load_kwargs: dict[str, Any] | None = None,
+        model_kwargs: dict[str, Any] | None = None,
         embed_batch_size: int = DEFAULT_EMBED_BATCH_SIZE,
         callback_manager: CallbackManager | None = None,
         num_workers: int | None = None,
         **kwargs: Any,
     ) -> None:
+        base_fields = set(BaseEmbedding.model_fields) - {"model_name", "embed_batch_size"}
+        load, query, unknown = translate_habits({k: v for k, v in kwargs.items() if k not in base_fields},
+                                                where="ReasonIREmbedding")
+        if unknown:
+            raise TypeError(f"ReasonIREmbedding got unexpected argument(s) {sorted(unknown)}; it takes model_name, "
+                            "encoder, task, instruction, model_kwargs, embed_batch_size, the HuggingFace-style "
+                            "device, max_length, batch_size, trust_remote_code, text_instruction, "
+                            "query_instruction, normalize=True, and BaseEmbedding's own")
+        kwargs = {k: v for k, v in kwargs.items() if k in base_fields}
+        if "instruction" in query:
+            if instruction is not None and instruction != query["instruction"]:
+                raise ValueError("pass instruction= or query_instruction=, not both")
+            instruction = query["instruction"]
+        clash = sorted(k for k in load if k in (model_kwargs or {}) and (model_kwargs or {})[k] != load[k])
+        if clash:
+            raise ValueError(f"{clash} given both as arguments and in model_kwargs; give each once")
+        model_kwargs = {**(model_kwargs or {}), **load}
+        if encoder is not None and model_kwargs:
+            raise ValueError(f"pass either encoder= (already loaded) or loading settings {sorted(model_kwargs)}, "
+                             "not both: the settings would not reach a loaded encoder")
         if encoder is not None and not isinstance(encoder, ReasonIREncoder):
             raise TypeError(f"encoder must be a reasonir_rag ReasonIREncoder, got {type(encoder).__name__}; "
                             "pass a model name as model_name= instead")
@@ -94,15 +121,15 @@ class ReasonIREmbedding(BaseEmbedding):
         if task is not None:
             resolve_task(task)  # an unknown task fails before any weights load
         if encoder is not None and model_name is None:
-            model_name, spec_kwargs = encoder.load_spec()
-            load_kwargs = {**spec_kwargs, **(load_kwargs or {})}
+            model_name, model_kwargs = encoder.load_spec()
         super().__init__(
             model_name=model_name or DEFAULT_MODEL, task=task, instruction=instruction,
-            load_kwargs=dict(load_kwargs or {}), embed_batch_size=embed_batch_size,
+            model_kwargs=dict(model_kwargs), embed_batch_size=embed_batch_size,
             callback_manager=callback_manager, num_workers=num_workers, **kwargs,
         )
         self._encoder = encoder if encoder is not None else self._load()
         self._handle = _handle_of(self._encoder)
+        note_ineffective(self._encoder, instruction=instruction, task=task, where="ReasonIREmbedding")
 
     @classmethod
     def class_name(cls) -> str:
@@ -121,7 +148,7 @@ class ReasonIREmbedding(BaseEmbedding):
 
     def _load(self) -> ReasonIREncoder:
         name = None if self.model_name == "minilm" else self.model_name
-        kwargs = dict(self.load_kwargs)
+        kwargs = dict(self.model_kwargs)
         if self.model_name == "minilm":
             kwargs.setdefault("preset", "minilm")
         return shared_encoder(name, **kwargs)
