@@ -55,9 +55,11 @@ class ChromaStore:
     """A Chroma collection searched with a :class:`~reasonir_rag.encoding.encoder.ReasonIREncoder`.
 
     Embedded (a folder, default ``$REASONIR_CHROMA_PATH`` or ``./reasonir-chroma``) unless ``host`` or
-    ``port`` is given, then a Chroma server through ``HttpClient``; ``auth_token`` (default
-    ``$CHROMA_AUTH_TOKEN``) is sent as ``Authorization: Bearer``. The same settings as one value:
-    ``connection=`` (:class:`~reasonir_rag.index.connection.ChromaConnection`). ``create=False`` raises
+    ``port`` is given, then a Chroma server through ``HttpClient`` with Chroma's own client auth (token or basic,
+    from ``$CHROMA_CLIENT_AUTH_CREDENTIALS`` and its sibling variables, or ``connection=ChromaConnection(
+    auth_provider=..., auth_credentials=..., auth_header=...)``); ``auth_token`` / ``$CHROMA_AUTH_TOKEN`` is the
+    deprecated alias of a Bearer token. The same settings as one value: ``connection=``
+    (:class:`~reasonir_rag.index.connection.ChromaConnection`). ``create=False`` raises
     :class:`CollectionNotFoundError` instead of creating a missing collection. While :meth:`add` writes,
     a server that cannot be reached (restarting) is retried ``retries`` times with backoff (0.5 s, 1 s,
     2 s, ... up to 8 s); then a :class:`ConnectionError` says how far the ingest got (re-run ``add``
