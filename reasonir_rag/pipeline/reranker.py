@@ -6,7 +6,10 @@ in ONE forward pass; the score is their expected value after renormalising over 
 far cheaper than generating). ``mode="generate"`` reproduces ReasonIR's script: sample 32 tokens
 (temperature 0.6, top-p 0.9) and parse the number after the last "Relevance score:".
 
-Final score = ``alpha * rerank/5 + (1 - alpha) * retrieval score`` (ReasonIR's tie-break, alpha 0.5).
+Final score = ``alpha * rerank/5 + (1 - alpha) * retrieval score``: a weighted sum (ReasonIR's, alpha 0.5), not a
+tie-break; a retrieval score moves documents across rerank levels. A document without a retrieval score (a
+``Document`` or a string, e.g. from another store) is blended with the LOWEST retrieval score of the documents that
+have one; when none has one, the final score is ``rerank/5`` alone (so it spans 0-1, never capped at 0.5).
 
 ``template="raw"`` (default) sends the prompt as plain text, as ReasonIR's script did (``LLM.generate`` on the
 formatted prompt, no chat template); ``template="chat"`` wraps it in the model's chat template as a user turn
@@ -150,14 +153,18 @@ class QwenReranker:
     ) -> list[ScoredDocument]:
         """Documents sorted by the final score, best first (copies; ``metadata`` gains ``rerank_score`` 0-5 and
         ``retrieval_score``, plus ``rerank_digit_mass`` in logits mode, ``rerank_truncated`` for cut documents
-        and ``rerank_error`` for failures). Ties keep the input order. Plain strings get ids "0", "1", ... and
-        retrieval score 0."""
+        and ``rerank_error`` for failures). Ties keep the input order. Plain strings get ids "0", "1", ...; strings
+        and Documents have no retrieval score (``retrieval_score`` None; the blend rule is the module docstring's)."""
+        docs = list(docs) if docs is not None and not isinstance(docs, (str, bytes)) else docs
         items = _as_scored(docs)
+        retrieval = _retrieval_scores(docs, items)
         scores, notes = self._scores(query, [d.text for d in items], task)
+        alpha = self.alpha if any(r is not None for r in retrieval) else 1.0  # no retrieval score at all: rerank alone
+        floor = min((r for r in retrieval if r is not None), default=0.0)
         out = []
-        for doc, score, note in zip(items, scores, notes, strict=True):
-            meta = {**doc.metadata, "rerank_score": score, "retrieval_score": doc.score, **note}
-            final = self.alpha * score / 5.0 + (1.0 - self.alpha) * doc.score
+        for doc, own, score, note in zip(items, retrieval, scores, notes, strict=True):
+            meta = {**doc.metadata, "rerank_score": score, "retrieval_score": own, **note}
+            final = alpha * score / 5.0 + (1.0 - alpha) * (floor if own is None else own)
             out.append(replace(doc, metadata=meta, score=final))
         order = sorted(range(len(out)), key=lambda i: -out[i].score)
         n = top_n if top_n is not None else self.top_n
@@ -327,6 +334,11 @@ def _special_tokens(llm: Any) -> list[str]:
         if getattr(added, "special", False):
             found.add(str(added))
     return sorted((s for s in found if len(s) > 1), key=len, reverse=True)
+
+
+def _retrieval_scores(given: Any, items: list[ScoredDocument]) -> list[float | None]:
+    """Each document's own retrieval score: a ScoredDocument's, None for a Document or a string (no score)."""
+    return [d.score if isinstance(g, ScoredDocument) else None for g, d in zip(given, items, strict=True)]
 
 
 def _as_scored(docs: Any) -> list[ScoredDocument]:

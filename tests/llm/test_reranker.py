@@ -134,7 +134,7 @@ def test_results_are_copies_with_metadata_and_top_n(tiny_reranker):
     assert all(d.metadata["src"] == int(d.id[1]) and "retrieval_score" in d.metadata for d in out)
     assert docs[0].metadata == {"src": 0}  # inputs untouched
     mixed = tiny_reranker.rerank(QUERY, ["plain string", Document("doc", "a Document")])
-    assert {d.id for d in mixed} == {"0", "doc"} and all(d.metadata["retrieval_score"] == 0.0 for d in mixed)
+    assert {d.id for d in mixed} == {"0", "doc"} and all(d.metadata["retrieval_score"] is None for d in mixed)
 
 
 class FaultInjectingLLM(TransformersLLM):
