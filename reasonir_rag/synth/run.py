@@ -112,8 +112,9 @@ def synthesize(corpus: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]
     selector, fallback = load_selector(s.classifier, device=s.device, min_words=s.min_words)
     seeds = select_seeds(docs, selector, s.seeds)
     if not seeds:
+        hint = "lower --min-words" if selector.kind == "length" else "try --classifier length"
         raise InvalidInputError(f"no passage of {len(docs)} scored >= {selector.min_score} with {selector.name}; "
-                                "lower the floor (--min-words) or check the corpus")
+                                f"{hint}, or check the corpus")
     out.mkdir(parents=True, exist_ok=True)
     manifest: dict[str, Any] = {
         "format": "BRIGHT", "task": s.task, "instruction": bright_instruction(s.task),
@@ -184,6 +185,8 @@ def _generate(jl: Journal, llm: LLM, out: Path, s: SynthesisSettings, docs: list
     output.write_jsonl(out / "rejected.jsonl", rejected)
     docs_path, examples_path = output.bright_paths(out, s.task)
     if not examples:
+        for stale in (docs_path, examples_path):  # a set from an earlier run would not match this manifest
+            stale.unlink(missing_ok=True)
         output.write_manifest(out, {**manifest, "error": "no query was kept"})
         if stats["seeds_without_json"] == len(seeds):
             raise LLMError(f"{llm.model_name} never returned a usable JSON object for any of {len(seeds)} seed(s) "
