@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reasonir_rag._deps import require
+from reasonir_rag._common.progress import progress
 from reasonir_rag._version import __version__
 from reasonir_rag.encoding.instructions import bright_instruction
 from reasonir_rag.errors import InvalidInputError, LLMError
@@ -78,7 +78,8 @@ class SynthesisResult:
 
 def _progress(desc: str, show: bool) -> Any:
     def open_bar(total: int) -> contextlib.AbstractContextManager[Any]:
-        return require("tqdm").tqdm(total=total, desc=desc, unit="seed", disable=not show)
+        bar: contextlib.AbstractContextManager[Any] = progress(total=total, desc=desc, unit="seed", show=show)
+        return bar
     return open_bar
 
 
