@@ -50,6 +50,7 @@ class Record(NamedTuple):
     text: str
     metadata: dict[str, Any]  # normalised (metadata.py), without the store's internal keys
     parent: str | None = None
+    origin: str = ""  # file:line, to name the record if Chroma refuses it
 
 
 class Rejected(NamedTuple):
@@ -134,7 +135,7 @@ def build_records(items: list[Any], ids: Sequence[str] | None, metadatas: Sequen
             if doc_id not in stats.duplicate_ids:
                 stats.duplicate_ids.append(doc_id)
             continue
-        records[doc_id] = Record(text, clean, parent)
+        records[doc_id] = Record(text, clean, parent, origin)
     if stats.rejected:
         logger.warning("rejected %d record(s), the others are stored: %s", len(stats.rejected), _shown(stats.rejected))
     if stats.duplicates:

@@ -139,7 +139,7 @@ class CollectionWriter:
                 self._upsert_now([doc_id], vectors[row : row + 1], records)
                 written += 1
             except refused as exc:
-                stats.reject(doc_id, "", f"Chroma refused it: {exc}")
+                stats.reject(doc_id, records[doc_id].origin, f"Chroma refused it: {exc}")
                 stats.drop(doc_id)
                 logger.warning("Chroma refused record %r: %s", doc_id, exc)
         return written
