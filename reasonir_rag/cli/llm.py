@@ -93,7 +93,7 @@ def run_rewrite(args: argparse.Namespace, stdin=None, stdout=None) -> int:
                              keep_original=not args.no_keep_original, encoder=encoder, task=args.task,
                              max_length=args.max_length, temperature=args.temperature, seed=args.seed,
                              cache=args.cache)
-    with _quiet_fallbacks(logging.getLogger("reasonir_rag.pipeline.rewriter"), keep=bool(args.verbose)):
+    with _quiet_fallbacks(logging.getLogger("reasonir_rag.pipeline.rewriter"), keep=bool(getattr(args, "verbose", 0))):
         results = rewriter.rewrite_queries(queries)
     failed = [r for r in results if r.error]
     if failed and len(failed) == len(results):
