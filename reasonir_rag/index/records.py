@@ -165,6 +165,7 @@ class FirstSeen:
 
     def __init__(self) -> None:
         self._seen: set[str] = set()
+        self._check_meta = MetadataNormaliser()
         self.repeated: list[str] = []
 
     def __call__(self, docs: Iterable[Document]) -> Iterator[Document]:
@@ -172,5 +173,14 @@ class FirstSeen:
             if doc.id in self._seen:
                 self.repeated.append(doc.id)
                 continue
-            self._seen.add(doc.id)
-            yield doc
+            if self._storable(doc):  # as in add(): a rejected occurrence does not take its id
+                self._seen.add(doc.id)
+            yield doc  # a rejected one still goes on, so that the store names it
+
+    def _storable(self, doc: Document) -> bool:
+        try:
+            _check(0, doc.id, doc.text)
+            self._check_meta(doc.metadata)
+        except InvalidInputError:
+            return False
+        return True

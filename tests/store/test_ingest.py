@@ -148,3 +148,15 @@ def test_first_seen_settles_repeats_across_groups_and_reruns_encode_nothing(tmp_
         assert first.repeated == ["x"]
         assert counting.documents_encoded == 3, run
     assert store.get(["x"])[0].text == GOOD[0] and store.count() == 3
+
+
+def test_a_rejected_occurrence_does_not_take_its_id_across_groups(tmp_path, tiny_encoder):
+    """As inside one add(): when the first occurrence of an id is rejected, the next valid one is stored."""
+    store = _store(tmp_path, tiny_encoder)
+    stream = [Document("p", GOOD[0], {"$bad": 1}), Document("q", GOOD[1]), Document("p", GOOD[2]),
+              Document("p", GOOD[3])]
+    first = FirstSeen()
+    kept = list(first(stream))
+    stats = [store.add(group) for group in (kept[:2], kept[2:])]
+    assert [r.id for r in stats[0].rejected] == ["p"] and first.repeated == ["p"]
+    assert store.get(["p"])[0].text == GOOD[2] and store.count() == 2
