@@ -24,8 +24,8 @@ from langchain_reasonir.models import WHAT_TO_PASS, LangChainLLM, is_langchain_m
 
 logger = logging.getLogger(__name__)
 
-RETRIEVAL_SCORE_KEY = "score"
-"""Metadata key holding the retriever's score (cosine), written by ReasonIRRetriever and read here."""
+RETRIEVAL_SCORE_KEY = "retrieval_score"
+"""Metadata key holding the retriever's score (cosine), written by ReasonIRRetriever and the only one read here."""
 RELEVANCE_SCORE_KEY = "relevance_score"
 """Metadata key of the final reranker score (LangChain's convention for rerankers)."""
 
@@ -33,11 +33,12 @@ RELEVANCE_SCORE_KEY = "relevance_score"
 class ReasonIRReranker(BaseDocumentCompressor):
     """Rerank documents with ReasonIR's pointwise LLM reranker and keep the ``top_n`` best.
 
-    Returns copies whose metadata gains ``relevance_score`` (the final score: ``alpha * rerank/5 +
-    (1 - alpha) * retrieval score``), ``rerank_score`` (0-5) and ``retrieval_score``; the input's
-    ``metadata["score"]`` (set by :class:`~langchain_reasonir.ReasonIRRetriever`) is the retrieval score and
-    stays in place. Documents without a numeric ``metadata["score"]`` (e.g. from another vector store) take a
-    retrieval score of 0, so the LLM's score alone orders them.
+    Returns copies whose metadata gains ``relevance_score`` (the final score) and ``rerank_score`` (0-5). The
+    retrieval score is read from ``metadata["retrieval_score"]`` only, the field this package owns (written by
+    :class:`~langchain_reasonir.ReasonIRRetriever`); a ``score`` or any other field is never read. The final
+    score is a weighted sum, not a tie-break: ``alpha * rerank/5 + (1 - alpha) * retrieval score`` (alpha 0.5).
+    Documents without a ``retrieval_score`` (e.g. from another vector store) are blended with the lowest
+    retrieval score in the batch, and when no document has one the final score is ``rerank/5`` alone (0-1).
 
     ``reranker`` is a :class:`~reasonir_rag.pipeline.reranker.QwenReranker`, any LangChain chat or completion
     model, a core LLM backend, or a model spec for one. A LangChain model scores in one pass from its log-probs
@@ -124,17 +125,15 @@ class ReasonIRReranker(BaseDocumentCompressor):
 def _to_core(i: int, doc: Any) -> tuple[Document | None, Any]:
     """(the LangChain document to copy into the result, the core document with the input position as id)."""
     if isinstance(doc, Document):
-        score = doc.metadata.get(RETRIEVAL_SCORE_KEY, 0.0)
-        if isinstance(score, bool) or not isinstance(score, (int, float)):  # NaN goes on: the core names it
-            if RETRIEVAL_SCORE_KEY in doc.metadata:
-                logger.debug("document #%d has a non-numeric metadata[%r]; its retrieval score is taken as 0",
-                             i, RETRIEVAL_SCORE_KEY)
-            score = 0.0
-        return doc, ScoredDocument(str(i), doc.page_content, dict(doc.metadata), float(score))
+        score = doc.metadata.get(RETRIEVAL_SCORE_KEY)
+        if score is None:  # no retrieval score: the core's documented blend for such documents
+            return doc, CoreDocument(str(i), doc.page_content, dict(doc.metadata))
+        return doc, ScoredDocument(str(i), doc.page_content, dict(doc.metadata), score)  # junk: the core names it
     if isinstance(doc, str):
-        return Document(page_content=doc), ScoredDocument(str(i), doc, {}, 0.0)
-    if isinstance(doc, (CoreDocument, ScoredDocument)) and isinstance(doc.text, str):
-        score = doc.score if isinstance(doc, ScoredDocument) else 0.0
-        return (Document(id=doc.id, page_content=doc.text),
-                ScoredDocument(str(i), doc.text, dict(doc.metadata), score))
+        return Document(page_content=doc), CoreDocument(str(i), doc, {})
+    if isinstance(doc, ScoredDocument) and isinstance(doc.text, str):
+        return Document(id=doc.id, page_content=doc.text), ScoredDocument(str(i), doc.text, dict(doc.metadata),
+                                                                          doc.score)
+    if isinstance(doc, CoreDocument) and isinstance(doc.text, str):
+        return Document(id=doc.id, page_content=doc.text), CoreDocument(str(i), doc.text, dict(doc.metadata))
     return None, doc  # not a document: the core names it (with every other bad item) before any LLM work

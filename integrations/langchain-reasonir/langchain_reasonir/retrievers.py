@@ -33,7 +33,8 @@ _IGNORED = frozenset({"verbose"})  # BaseRetriever.invoke reads it and passes it
 class ReasonIRRetriever(BaseRetriever):
     """Retrieve from a :class:`~reasonir_rag.index.store.ChromaStore` with ReasonIR's query prefix.
 
-    Each document's ``metadata["score"]`` is its cosine similarity; ``id`` is the store's id. With a
+    Each document's ``metadata["retrieval_score"]`` is its cosine similarity (the field
+    :class:`~langchain_reasonir.ReasonIRReranker` reads); ``id`` is the store's id. With a
     ``reranker``, ``fetch_k`` candidates (ReasonIR: 100) are reranked against the original question and the best
     ``k`` kept. With a ``rewriter``, the question is rewritten first and encoded with the prefix the rewrite wants
     (query prefix for ReasonIR's style, document prefix for HyDE). ``k``, ``fetch_k``, ``where``, ``task`` and
@@ -120,8 +121,8 @@ class ReasonIRRetriever(BaseRetriever):
         return {name: kwargs[name] for name in _CALL_OPTIONS if name in kwargs}
 
     def _to_document(self, hit: ScoredDocument) -> Document:
-        """A core hit as a LangChain document: ``score`` the retrieval cosine, ``relevance_score`` the final score
-        after reranking."""
+        """A core hit as a LangChain document: ``retrieval_score`` the retrieval cosine, ``relevance_score`` the
+        final score after reranking."""
         scores = {RETRIEVAL_SCORE_KEY: hit.score} if self.reranker is None else {
             RETRIEVAL_SCORE_KEY: hit.metadata["retrieval_score"], RELEVANCE_SCORE_KEY: hit.score}
         return Document(id=hit.id, page_content=hit.text, metadata={**hit.metadata, **scores})

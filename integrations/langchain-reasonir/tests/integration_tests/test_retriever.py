@@ -14,7 +14,7 @@ Q = "How do cells make their energy?"  # as in unit_tests/test_retriever.py
 
 
 def _ids_scores(docs):
-    return [(d.id, round(d.metadata["score"], 5)) for d in docs]
+    return [(d.id, round(d.metadata["retrieval_score"], 5)) for d in docs]
 
 
 def test_rewriter_is_a_child_run_and_its_text_is_what_gets_searched(tiny_store, smollm2_rewriter):

@@ -121,7 +121,7 @@ def test_reranker_bad_input(tiny_qwen_reranker):
     with pytest.raises(InvalidInputError, match=r"#1 is NoneType.*#2 is int"):
         rr.compress_documents([doc, None, 3], "q")
     with pytest.raises(InvalidInputError, match="non-finite"):
-        rr.compress_documents([Document(page_content="t", metadata={"score": float("nan")})], "q")
+        rr.compress_documents([Document(page_content="t", metadata={"retrieval_score": float("nan")})], "q")
     with pytest.raises(ValidationError, match="greater than or equal to 1"):
         ReasonIRReranker(reranker=tiny_qwen_reranker, top_n=0)
     with pytest.raises(TypeError, match="QwenReranker, a model spec string or a LangChain chat"):

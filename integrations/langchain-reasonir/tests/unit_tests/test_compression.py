@@ -21,16 +21,16 @@ def test_contextual_compression_keeps_top_n_scored_copies(tiny_store, tiny_qwen_
     for d in docs:
         original = candidates[d.id]
         assert d.page_content == original.page_content and d.metadata["topic"] == original.metadata["topic"]
-        assert d.metadata["score"] == original.metadata["score"] == d.metadata["retrieval_score"]
+        assert d.metadata["retrieval_score"] == original.metadata["retrieval_score"]
         assert 0.0 <= d.metadata["rerank_score"] <= 5.0
         assert d.metadata["relevance_score"] == pytest.approx(0.5 * d.metadata["rerank_score"] / 5
-                                                              + 0.5 * d.metadata["score"])
+                                                              + 0.5 * d.metadata["retrieval_score"])
     assert docs[0].metadata["relevance_score"] >= docs[1].metadata["relevance_score"]
 
 
 @pytest.mark.asyncio
 async def test_compress_returns_copies_and_async_agrees(tiny_qwen_reranker):
-    docs = [Document(page_content="Mitochondria make ATP.", metadata={"score": 0.9, "src": "a"}, id="a"),
+    docs = [Document(page_content="Mitochondria make ATP.", metadata={"retrieval_score": 0.9, "src": "a"}, id="a"),
             Document(page_content="The piano has 88 keys.", metadata={"src": "b"}, id="b"),
             Document(page_content="Ribosomes build proteins.", metadata={"score": "high"}, id="c")]
     compressor = ReasonIRReranker(reranker=tiny_qwen_reranker, top_n=None)
@@ -39,15 +39,27 @@ async def test_compress_returns_copies_and_async_agrees(tiny_qwen_reranker):
     assert all("relevance_score" not in d.metadata for d in docs)  # inputs untouched
     by_id = {d.id: d.metadata for d in out}
     assert by_id["a"]["retrieval_score"] == 0.9 and by_id["a"]["src"] == "a"
-    assert by_id["b"]["retrieval_score"] == 0.0 and by_id["c"]["retrieval_score"] == 0.0  # documented fallback
+    assert by_id["b"]["retrieval_score"] is None and by_id["c"]["retrieval_score"] is None  # "score" is not read
     assert by_id["c"]["score"] == "high"
     expected = tiny_qwen_reranker.score(Q, [d.page_content for d in docs])
     assert [by_id[k]["rerank_score"] for k in "abc"] == pytest.approx(expected, abs=1e-5)
+    for k, rerank in zip("bc", expected[1:], strict=True):  # without a score: the lowest one given (0.9)
+        assert by_id[k]["relevance_score"] == pytest.approx(0.5 * rerank / 5 + 0.5 * 0.9)
     again = await compressor.acompress_documents(docs, Q)
     assert [(d.id, round(d.metadata["relevance_score"], 5)) for d in again] == \
         [(d.id, round(d.metadata["relevance_score"], 5)) for d in out]
     assert [d.id for d in ReasonIRReranker(reranker=tiny_qwen_reranker, top_n=1).compress_documents(docs, Q)] == \
         [out[0].id]
+
+
+def test_an_arbitrary_score_field_is_never_the_retrieval_score(tiny_qwen_reranker):
+    """An off-topic document rated ``score: 9`` by its source does not outrank on that rating; documents from a
+    store that gives no retrieval score are ranked by the LLM alone, over the whole 0-1 range."""
+    docs = [Document(page_content="The piano has 88 keys.", metadata={"score": 9}),
+            Document(page_content="Mitochondria make ATP through respiration.")]
+    out = ReasonIRReranker(reranker=tiny_qwen_reranker).compress_documents(docs, Q)
+    raw = tiny_qwen_reranker.score(Q, [d.page_content for d in docs])
+    assert sorted(d.metadata["relevance_score"] for d in out) == pytest.approx(sorted(r / 5 for r in raw))
 
 
 def test_reranker_task_reaches_the_core_prompt(tiny_qwen_reranker):

@@ -12,7 +12,7 @@ Q = "How do cells make their energy?"
 
 
 def _ids_scores(docs):
-    return [(d.id, round(d.metadata["score"], 5)) for d in docs]
+    return [(d.id, round(d.metadata["retrieval_score"], 5)) for d in docs]
 
 
 def test_results_are_the_stores_hits_as_documents(tiny_store):
@@ -22,7 +22,7 @@ def test_results_are_the_stores_hits_as_documents(tiny_store):
     assert _ids_scores(docs) == [(h.id, round(h.score, 5)) for h in hits]
     assert [d.page_content for d in docs] == [h.text for h in hits]
     assert all(d.metadata["topic"] == h.metadata["topic"] for d, h in zip(docs, hits, strict=True))
-    scores = [d.metadata["score"] for d in docs]
+    scores = [d.metadata["retrieval_score"] for d in docs]
     assert scores == sorted(scores, reverse=True)
 
 
@@ -50,8 +50,8 @@ def test_reranker_reorders_the_fetched_candidates(tiny_store, tiny_qwen_reranker
     assert len(docs) == 2 and all(d.id in candidates for d in docs)
     for d in docs:
         meta = d.metadata
-        assert meta["score"] == pytest.approx(candidates[d.id]) == pytest.approx(meta["retrieval_score"])
-        assert meta["relevance_score"] == pytest.approx(0.5 * meta["rerank_score"] / 5 + 0.5 * meta["score"])
+        assert meta["retrieval_score"] == pytest.approx(candidates[d.id]) and "score" not in meta
+        assert meta["relevance_score"] == pytest.approx(0.5 * meta["rerank_score"] / 5 + 0.5 * meta["retrieval_score"])
     assert docs[0].metadata["relevance_score"] >= docs[1].metadata["relevance_score"]
     # the full reranked order of the 6 candidates starts with these two
     full = ReasonIRRetriever(store=tiny_store, k=6, fetch_k=6, reranker=tiny_qwen_reranker).invoke(Q)

@@ -99,12 +99,18 @@ def test_an_empty_node_scores_zero_and_the_rest_are_ranked(core, openstax_module
     assert len(got) == 4 and all("rerank_error" not in g.node.metadata for g in got if g is not blank)
 
 
-def test_nodes_without_a_score_count_as_zero(core, openstax_modules):
+def test_nodes_without_a_score_are_ranked_by_the_llm_alone(core, openstax_modules):
     nodes = [NodeWithScore(node=n.node, score=None) for n in _nodes(openstax_modules, 3)]
     got = QwenRerank(reranker=core, keep_retrieval_score=True).postprocess_nodes(nodes, query_str=GRAM_QUESTION)
     for g in got:
         assert g.node.metadata["retrieval_score"] is None
-        assert g.score == pytest.approx(0.5 * g.node.metadata["rerank_score"] / 5)
+        assert g.score == pytest.approx(g.node.metadata["rerank_score"] / 5)  # not capped at 0.5
+    mixed = _nodes(openstax_modules, 3)
+    mixed[2] = NodeWithScore(node=mixed[2].node, score=None)
+    lowest = min(mixed[0].score, mixed[1].score)
+    got = {g.node.node_id: g for g in QwenRerank(reranker=core).postprocess_nodes(mixed, query_str=GRAM_QUESTION)}
+    last = got[mixed[2].node.node_id]
+    assert last.score == pytest.approx(0.5 * last.node.metadata["rerank_score"] / 5 + 0.5 * lowest)
 
 
 def test_bad_queries_and_scores_are_named(core, openstax_modules):

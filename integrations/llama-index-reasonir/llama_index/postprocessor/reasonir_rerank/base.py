@@ -16,7 +16,7 @@ from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
 from reasonir_rag.llm.adapter import rerank_layout
 from reasonir_rag.pipeline.reranker import DEFAULT_RERANKER, QwenReranker
-from reasonir_rag.types import ScoredDocument
+from reasonir_rag.types import Document, ScoredDocument
 
 from llama_index.postprocessor.reasonir_rerank.events import rerank_events
 from llama_index.postprocessor.reasonir_rerank.llms import as_core_llm
@@ -35,9 +35,11 @@ class QwenRerank(BaseNodePostprocessor):
     instrumentation as LLM events), a reasonir-rag LLM backend (``OpenAICompatibleLLM`` for a vLLM server,
     ``TransformersLLM``) or a spec string (``"openai:MODEL"``, ``"hf:PATH"``; default Qwen2.5-7B-Instruct run
     locally); or pass a ready ``reranker=``.
-    The node score becomes ``alpha * rerank/5 + (1 - alpha) * retrieval score`` (a node without a score counts
-    as 0). ``node.metadata`` gains ``rerank_score`` (0-5; and ``rerank_error`` when a node could not be scored),
-    plus ``retrieval_score`` with ``keep_retrieval_score``. ``top_n=None`` keeps every node.
+    The node score becomes ``alpha * rerank/5 + (1 - alpha) * retrieval score``, a weighted sum (not a
+    tie-break) with the node's own score; a node without a score is blended with the lowest score among the
+    nodes, and when no node has one the score is ``rerank/5`` alone (0-1). ``node.metadata`` gains
+    ``rerank_score`` (0-5; and ``rerank_error`` when a node could not be scored), plus ``retrieval_score``
+    with ``keep_retrieval_score``. ``top_n=None`` keeps every node.
     """
 
     model: str = Field(description="The reranking LLM.")
@@ -92,8 +94,7 @@ class QwenRerank(BaseNodePostprocessor):
         with rerank_events(self.callback_manager, query_bundle, nodes, top_n, self.model) as finish:
             if not nodes:
                 return finish([])
-            docs = [ScoredDocument(str(i), n.node.get_content(metadata_mode=self.metadata_mode), {}, _score(n))
-                    for i, n in enumerate(nodes)]
+            docs = [_as_core(i, n, n.node.get_content(metadata_mode=self.metadata_mode)) for i, n in enumerate(nodes)]
             ranked = self._reranker.rerank(query_bundle.query_str, docs, top_n=top_n, task=self.task)
             return finish([self._translate(nodes[int(doc.id)], doc) for doc in ranked])
 
@@ -108,11 +109,12 @@ class QwenRerank(BaseNodePostprocessor):
         return NodeWithScore(node=node, score=ranked.score)
 
 
-def _score(node: NodeWithScore) -> Any:
-    """The retrieval score the tie-break uses: 0 for a node without one; NaN or junk reach the core's clear error."""
+def _as_core(i: int, node: NodeWithScore, text: str) -> ScoredDocument | Document:
+    """The node as the core reranker's input: a ScoredDocument with its score, a Document (no retrieval score) for a
+    node without one; NaN or junk reach the core's clear error."""
     if node.score is None:
-        return 0.0
+        return Document(str(i), text, {})
     try:
-        return float(node.score)  # numpy scalars too
+        return ScoredDocument(str(i), text, {}, float(node.score))  # numpy scalars too
     except (TypeError, ValueError):
-        return node.score
+        return ScoredDocument(str(i), text, {}, node.score)
