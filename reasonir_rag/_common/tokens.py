@@ -37,6 +37,27 @@ def token_ids(tokenizer: Any, text: str) -> list[int]:
     return list(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
+def _window(tokenizer: Any, text: str, min_tokens: int, **options: Any) -> tuple[str, Any]:
+    """The shortest start of ``text`` (``8 * min_tokens`` characters, doubled) that holds ``min_tokens`` tokens, or
+    the whole text, with its encoding."""
+    window = max(64, _CHARS_PER_TOKEN * min_tokens)
+    while True:
+        piece = text[:window]
+        enc = tokenizer(piece, add_special_tokens=False, **options)
+        if len(piece) == len(text) or len(enc["input_ids"]) >= min_tokens:
+            return piece, enc
+        window *= 2
+
+
+def bounded_text(tokenizer: Any, text: str, max_tokens: int) -> str:
+    """A start of ``text`` whose first ``max_tokens`` tokens are the whole text's (eight tokens to spare: only the
+    word at a cut tokenizes differently), or the text itself when it is short: what a truncating tokenizer call
+    needs, so a 50 MB text costs what its first tokens cost."""
+    if len(text) <= _CHARS_PER_TOKEN * (max_tokens + 8):
+        return text
+    return _window(tokenizer, text, max_tokens + 8)[0]
+
+
 def cut_to_tokens(tokenizer: Any, text: str, max_tokens: int) -> str:
     """The longest start of ``text`` within ``max_tokens`` tokens, cut on a token boundary of the original (and
     re-tokenizing within ``max_tokens``).
@@ -47,16 +68,10 @@ def cut_to_tokens(tokenizer: Any, text: str, max_tokens: int) -> str:
     """
     if max_tokens <= 0:
         return ""
-    window = max(64, _CHARS_PER_TOKEN * max_tokens)
-    while True:
-        piece = text[:window]
-        enc = tokenizer(piece, add_special_tokens=False, return_offsets_mapping=True)
-        ids, offsets = enc["input_ids"], enc["offset_mapping"]
-        if len(piece) == len(text) and len(ids) <= max_tokens:
-            return text
-        if len(piece) == len(text) or len(ids) >= max_tokens + 2:
-            break
-        window *= 2
+    piece, enc = _window(tokenizer, text, max_tokens + 2, return_offsets_mapping=True)
+    ids, offsets = enc["input_ids"], enc["offset_mapping"]
+    if len(piece) == len(text) and len(ids) <= max_tokens:
+        return text
     keep = max_tokens
     cut = text[: offsets[keep - 1][1]]
     # a cut inside a multi-byte character can re-tokenize into more pieces: step back until it fits

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence, Set
 from typing import Any
 
 import numpy as np
 
+from reasonir_rag._common.tokens import bounded_text
 from reasonir_rag.encoding.config import EncoderConfig
 from reasonir_rag.encoding.instructions import resolve_task
 from reasonir_rag.errors import InvalidInputError
@@ -32,6 +33,8 @@ def validate_texts(texts: Sequence[str] | str | None, what: str = "texts") -> li
         raise InvalidInputError(f"{what} must be a list of strings, got None")
     if isinstance(texts, str):
         texts = [texts]
+    if isinstance(texts, (Mapping, Set)) or not isinstance(texts, Iterable):  # a dict would embed its keys
+        raise InvalidInputError(f"{what} must be a list of strings, got {type(texts).__name__}")
     items = list(texts)
     problems: list[str] = []
     cleaned: list[str] = []
@@ -126,12 +129,13 @@ class PrefixedEncoderMixin:
             raise InvalidInputError(f"the prefix alone takes {len(self._prefix_ids(prefix))} tokens; max_length "
                                     f"{self.config.max_length} leaves no room for text")
         start = self._masked(prefix)
+        limit, tail = self.config.max_length, self._tail
+        texts = [bounded_text(self.tokenizer, t, limit) for t in texts]  # a huge text is never tokenized whole
         if not self.config.joint_tokens:
             head = self._head + self._prefix_ids(prefix)
             text_ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
             rows = [head + ids[:budget] + self._tail for ids in text_ids]
             return rows, [(start, len(row)) for row in rows], [len(ids) > budget for ids in text_ids]
-        limit, tail = self.config.max_length, self._tail
         joint = self.tokenizer([prefix + t for t in texts], add_special_tokens=True)["input_ids"] if texts else []
         rows, ranges, cut = [], [], []
         for ids in joint:

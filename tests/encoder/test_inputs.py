@@ -21,6 +21,9 @@ def test_empty_list_gives_an_empty_matrix(tiny_encoder):
     (["ok", "   \n\t"], "#1 is empty or whitespace"),
     (["ok", None], "#1 is NoneType"),
     ([3, "ok"], "#0 is int"),
+    ({"first text": 1, "second": 2}, "must be a list of strings, got dict"),  # not silently its keys
+    ({"a text"}, "got set"),  # no order: rows could not be matched to inputs
+    (42, "got int"),
 ])
 def test_bad_items_are_named(tiny_encoder, bad, fragment):
     with pytest.raises(InvalidInputError, match=fragment):
@@ -54,6 +57,37 @@ def test_huge_document_is_truncated_and_logged(tiny_encoder, caplog):
     # the prefix survives truncation: the row starts with BOS + the document prefix's tokens
     prefix_ids = tiny_encoder.tokenizer(tiny_encoder.document_prefix)["input_ids"]
     assert rows[0][: len(prefix_ids)] == prefix_ids
+
+
+
+@pytest.mark.parametrize("name", ["tiny_encoder", "minilm_encoder"])
+def test_a_huge_text_is_never_tokenized_whole_and_gives_the_rows_of_the_whole(name, request, monkeypatch):
+    """A 3 MB document: the tokenizer only ever sees a bounded start of it, and the row is the one the whole
+    text gives once cut (GritLM's joint tokenization for ReasonIR, prefix ids + text ids for MiniLM)."""
+    encoder = request.getfixturevalue(name)
+    sentences = ["Mitochondria have 2 membranes; ATP-synthase  spins (about 100 rev/s).", "Ça va? 東京 — naïve café.",
+                 "def f(x):\n    return x ** 2  # square", "   spaced    out   words\t\ttabs"]
+    huge = "\n".join(sentences[i % 4] + f" #{i}" for i in range(60_000))
+    assert len(huge) > 2_500_000
+    prefix, limit = encoder.document_prefix, encoder.config.max_length
+    tokenizer = encoder.tokenizer
+    if encoder.config.joint_tokens:
+        whole = tokenizer(prefix + huge, add_special_tokens=True)["input_ids"]
+        tail = encoder._tail
+        expected = whole[: limit - len(tail)] + tail
+    else:
+        head, tail = encoder._head + encoder._prefix_ids(prefix), encoder._tail
+        expected = head + tokenizer(huge, add_special_tokens=False)["input_ids"][: encoder.text_budget(prefix)] + tail
+    seen: list[int] = []
+
+    def recording(text, **kwargs):  # the real tokenizer, noting how much text each call is given
+        seen.extend(len(t) for t in ([text] if isinstance(text, str) else text))
+        return tokenizer(text, **kwargs)
+
+    monkeypatch.setattr(encoder._backbones[0], "tokenizer", recording)
+    rows, _ = encoder._rows([huge], prefix, "documents")
+    assert rows[0] == expected
+    assert max(seen) <= 4 * 8 * (limit + 8) < len(huge) // 10  # a window of the text, never the whole of it
 
 
 def test_lone_surrogates_are_replaced_and_logged(tiny_encoder, caplog):
