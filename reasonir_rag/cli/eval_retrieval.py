@@ -200,7 +200,7 @@ def _argv(options: dict[str, Any]) -> list[str]:
     """The options back as command-line arguments (the ones that were set)."""
     out: list[str] = []
     for key, value in options.items():
-        if key in ("command", "benchmark", "verbose") or value in (None, False):
+        if key in ("command", "benchmark", "verbose") or value is None or value is False:
             continue
         flag = "--" + key.replace("_", "-")
         if value is True:
