@@ -34,6 +34,7 @@ _LAZY = {
     "EncoderConfig": "reasonir_rag.encoding.config",
     "EmbeddingCache": "reasonir_rag.encoding.cache",
     "ChromaStore": "reasonir_rag.index.store",
+    "ReasonIREmbeddingFunction": "reasonir_rag.index.embedding_function",
     "chunk_documents": "reasonir_rag.index.chunking",
     "load_documents": "reasonir_rag.index.loaders",
     "chunk_text": "reasonir_rag.index.chunking",
@@ -76,6 +77,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from reasonir_rag.eval.retrieval import evaluate_retrieval
     from reasonir_rag.eval.runner import EvalSettings, RAGEvaluator
     from reasonir_rag.index.chunking import chunk_documents, chunk_text
+    from reasonir_rag.index.embedding_function import ReasonIREmbeddingFunction
     from reasonir_rag.index.loaders import load_documents
     from reasonir_rag.index.store import ChromaStore
     from reasonir_rag.llm import OpenAICompatibleLLM, TransformersLLM, load_llm
@@ -85,7 +87,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [  # noqa: RUF022 - grouped by layer
     "Document", "ScoredDocument", "__version__",
     "ReasonIREncoder", "EncoderConfig", "EmbeddingCache", "ChromaStore", "chunk_documents", "load_documents",
-    "chunk_text", "bright_instruction",
+    "chunk_text", "bright_instruction", "ReasonIREmbeddingFunction",
     "QueryRewriter", "Rewrite", "QwenReranker", "TransformersLLM", "OpenAICompatibleLLM", "load_llm",
     "RAGEvaluator", "EvalSettings", "fetch_gpqa",
     "BM25Retriever", "Journal", "load_mmlu", "load_gpqa", "Question", "evaluate_retrieval", "build_report",
