@@ -18,6 +18,8 @@ from reasonir_rag.encoding.habits import note_ineffective, translate_habits
 from reasonir_rag.errors import InvalidInputError
 from reasonir_rag.protocols import TokenizingEncoder
 
+from langchain_reasonir.rewriters import prefix_kind_of
+
 logger = logging.getLogger(__name__)
 
 _ENCODER_METHODS = ("encode_queries", "encode_documents", "query_prefix")
@@ -138,7 +140,10 @@ class ReasonIREmbeddings(BaseModel, Embeddings):
         return self._model().encode_documents(_as_list(texts), **self.encode_kwargs).tolist()
 
     def embed_query(self, text: str, *, task: str | None = None, instruction: str | None = None) -> list[float]:
-        """One query vector (query prefix); ``task`` / ``instruction`` override the instance's defaults."""
+        """One query vector (query prefix); ``task`` / ``instruction`` override the instance's defaults. A HyDE
+        rewrite from :class:`~langchain_reasonir.ReasonIRQueryRewriter` is a passage: it gets the document prefix."""
+        if prefix_kind_of(text) == "document":
+            return self._model().encode_documents([_one(text)], **self.encode_kwargs)[0].tolist()
         return self._model().encode_queries([_one(text)], **self._query_kwargs(task, instruction))[0].tolist()
 
     async def aembed_documents(self, texts: list[str]) -> list[list[float]]:

@@ -16,13 +16,13 @@ from langchain_core.callbacks import AsyncCallbackManagerForRetrieverRun, Callba
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict, Field, field_validator
-from reasonir_rag.pipeline.retriever import DEFAULT_K, Retriever, SearchOptions, Stage
+from reasonir_rag.pipeline.retriever import DEFAULT_K, Query, Retriever, SearchOptions, Stage
 from reasonir_rag.protocols import SearchIndex
 from reasonir_rag.types import ScoredDocument
 
 from langchain_reasonir.document_compressors import RELEVANCE_SCORE_KEY, RETRIEVAL_SCORE_KEY, ReasonIRReranker
 from langchain_reasonir.models import run_as_child
-from langchain_reasonir.rewriters import ReasonIRQueryRewriter
+from langchain_reasonir.rewriters import ReasonIRQueryRewriter, RewrittenQuery
 
 logger = logging.getLogger(__name__)
 
@@ -97,17 +97,27 @@ class ReasonIRRetriever(BaseRetriever):
     # ------------------------------------------------------------------ BaseRetriever
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun,
                                 **kwargs: Any) -> list[Document]:
-        hits = self._pipeline().retrieve(query, run=_ChildRuns(run_manager), **self._options(kwargs))
-        return [self._to_document(hit) for hit in hits]
+        return [self._to_document(hit) for hit in self._search(query, _ChildRuns(run_manager), kwargs)]
 
     async def _aget_relevant_documents(self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun,
                                        **kwargs: Any) -> list[Document]:
         """The core pipeline in a worker thread; its child runs are reported on this event loop."""
         runs = _AsyncChildRuns(run_manager, asyncio.get_running_loop())
-        hits = await asyncio.to_thread(self._pipeline().retrieve, query, run=runs, **self._options(kwargs))
+        hits = await asyncio.to_thread(self._search, query, runs, kwargs)
         return [self._to_document(hit) for hit in hits]
 
     # ------------------------------------------------------------------ internals
+    def _search(self, query: Any, run: _ChildRuns, kwargs: dict[str, Any]) -> list[ScoredDocument]:
+        """A :class:`RewrittenQuery` piped in from ``ReasonIRQueryRewriter`` is searched with the prefix it wants
+        (a HyDE passage: the document prefix) and reranked against its original question; anything else is the
+        question itself."""
+        pipeline, options = self._pipeline(), self._options(kwargs)
+        if isinstance(query, RewrittenQuery):
+            found = pipeline.retrieve_many([query.original], queries=[Query(str(query), query.prefix_kind)], run=run,
+                                           **options)
+            return found[0]
+        return pipeline.retrieve(query, run=run, **options)
+
     def _pipeline(self) -> Retriever:
         return Retriever(self.store, rewriter=self.rewriter.rewriter if self.rewriter is not None else None,
                          reranker=self.reranker.reranker if self.reranker is not None else None, k=self.k,

@@ -11,16 +11,54 @@ import asyncio
 import logging
 from typing import Any
 
+from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import RunnableConfig, RunnableSerializable
 from pydantic import ConfigDict, field_validator
 from reasonir_rag.errors import InvalidInputError
 from reasonir_rag.llm.adapter import FrameworkLLM
 from reasonir_rag.pipeline.rewriter import QueryRewriter
 from reasonir_rag.protocols import Rewriter
+from reasonir_rag.types import PrefixKind, Rewrite
 
 from langchain_reasonir.models import WHAT_TO_PASS, LangChainLLM, is_langchain_model
 
 logger = logging.getLogger(__name__)
+
+
+class RewrittenQuery(str):
+    """A rewrite as a ``str`` (what LangChain passes on) that keeps which prefix it wants and the question."""
+
+    prefix_kind: PrefixKind
+    original: str
+
+    def __new__(cls, text: str, prefix_kind: PrefixKind = "query", original: str = "") -> RewrittenQuery:
+        made = super().__new__(cls, text)
+        made.prefix_kind, made.original = prefix_kind, original or text
+        return made
+
+    @classmethod
+    def of(cls, rewrite: Rewrite) -> RewrittenQuery:
+        return cls(rewrite.text, rewrite.prefix_kind, rewrite.original)
+
+
+def prefix_kind_of(text: Any) -> PrefixKind:
+    """``"document"`` for a HyDE rewrite that came out of :class:`ReasonIRQueryRewriter`, else ``"query"``."""
+    return "document" if getattr(text, "prefix_kind", "query") == "document" else "query"
+
+
+def _check_prefix_carrier(rewriter: ReasonIRQueryRewriter, other: Any) -> None:
+    """A HyDE rewrite piped into a retriever that would encode it with the query prefix is refused."""
+    if rewriter.prefix_kind != "document" or not isinstance(other, BaseRetriever):
+        return
+    from langchain_reasonir.embeddings import ReasonIREmbeddings
+    from langchain_reasonir.retrievers import ReasonIRRetriever
+
+    embeddings = getattr(getattr(other, "vectorstore", None), "embeddings", None)
+    if isinstance(other, ReasonIRRetriever) or isinstance(embeddings, ReasonIREmbeddings):
+        return
+    raise TypeError(f"a HyDE rewriter writes a passage that must be encoded with the DOCUMENT prefix, and "
+                    f"{type(other).__name__} would embed it as a query; pipe it into ReasonIRRetriever, a vector store "
+                    "retriever over ReasonIREmbeddings, or give it to ReasonIRRetriever(rewriter=...)")
 
 
 class ReasonIRQueryRewriter(RunnableSerializable[str, str]):
@@ -39,8 +77,13 @@ class ReasonIRQueryRewriter(RunnableSerializable[str, str]):
             rewriter = ReasonIRQueryRewriter(rewriter=OpenAICompatibleLLM("qwen", base_url="http://127.0.0.1:8000/v1"))
             chain = rewriter | ReasonIRRetriever(store=store, k=5)
 
-    A HyDE rewriter (``style="hyde"``) writes a passage that wants the DOCUMENT prefix: give it to
-    ``ReasonIRRetriever(rewriter=...)``, which encodes it accordingly, rather than piping it into a retriever.
+    The output is a :class:`RewrittenQuery`: a ``str`` that also says which prefix it wants (``prefix_kind``)
+    and what the question was (``original``). A HyDE rewriter (``style="hyde"``) writes a passage that wants the
+    DOCUMENT prefix, and it gets it whichever way it is composed: ``ReasonIRRetriever(rewriter=...)``,
+    ``rewriter | ReasonIRRetriever(...)`` (which also reranks against the original question), or ``rewriter |
+    vectorstore.as_retriever()`` over :class:`~langchain_reasonir.ReasonIREmbeddings` (its ``embed_query``
+    encodes a document-kind rewrite with the document prefix). Piping a HyDE rewriter into any other retriever,
+    which would embed the passage as a query, raises a TypeError when the chain is composed.
     """
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
@@ -61,6 +104,15 @@ class ReasonIRQueryRewriter(RunnableSerializable[str, str]):
         if callable(getattr(value, "generate", None)) and callable(getattr(value, "count_tokens", None)):
             return QueryRewriter(value)  # a core LLM backend
         raise TypeError(f"rewriter must be a reasonir_rag QueryRewriter or {WHAT_TO_PASS}; got {type(value).__name__}")
+
+    def __or__(self, other: Any) -> Any:
+        _check_prefix_carrier(self, other)
+        return super().__or__(other)
+
+    def pipe(self, *others: Any, name: str | None = None) -> Any:
+        if others:
+            _check_prefix_carrier(self, others[0])
+        return super().pipe(*others, name=name)
 
     @property
     def prefix_kind(self) -> str:
@@ -100,7 +152,7 @@ class ReasonIRQueryRewriter(RunnableSerializable[str, str]):
 
     # ------------------------------------------------------------------ internals
     def _rewrite(self, query: str) -> str:
-        return self.rewriter.rewrite_queries([query])[0].text
+        return RewrittenQuery.of(self.rewriter.rewrite_queries([query])[0])
 
     async def _arewrite(self, query: str) -> str:
         return await asyncio.to_thread(self._rewrite, query)
@@ -108,7 +160,7 @@ class ReasonIRQueryRewriter(RunnableSerializable[str, str]):
     def _rewrite_many(self, queries: list[str], return_exceptions: bool) -> list[Any]:
         """One core call for the batch; with ``return_exceptions`` a bad input fails alone, not the batch."""
         try:
-            return [r.text for r in self.rewriter.rewrite_queries(queries)]
+            return [RewrittenQuery.of(r) for r in self.rewriter.rewrite_queries(queries)]
         except InvalidInputError:
             if not return_exceptions:
                 raise
@@ -116,12 +168,12 @@ class ReasonIRQueryRewriter(RunnableSerializable[str, str]):
         out: list[Any] = [None] * len(queries)
         for i in suspect:  # the core names what is wrong (and checks before any LLM work)
             try:
-                out[i] = self.rewriter.rewrite_queries([queries[i]])[0].text
+                out[i] = RewrittenQuery.of(self.rewriter.rewrite_queries([queries[i]])[0])
             except InvalidInputError as exc:
                 out[i] = exc
         rest = [i for i in range(len(queries)) if i not in suspect]
         if rest:
-            texts = [r.text for r in self.rewriter.rewrite_queries([queries[i] for i in rest])]
+            texts = [RewrittenQuery.of(r) for r in self.rewriter.rewrite_queries([queries[i] for i in rest])]
             for i, text in zip(rest, texts, strict=True):
                 out[i] = text
         logger.warning("rewriting: %d of %d inputs were invalid and returned as exceptions",
