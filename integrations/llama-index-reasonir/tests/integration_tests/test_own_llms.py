@@ -13,11 +13,12 @@ from llama_index.core.instrumentation.events.llm import (
 from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
 from llama_index.core.schema import NodeWithScore, TextNode
 from llama_index.llms.openai_like import OpenAILike
+from reasonir_rag.index.store import ChromaStore
 from reasonir_rag.llm import OpenAICompatibleLLM
 from reasonir_rag.pipeline.reranker import QwenReranker
 
 from llama_index.postprocessor.reasonir_rerank import QwenRerank
-from llama_index.retrievers.reasonir import ReasonIRQueryTransform
+from llama_index.retrievers.reasonir import ReasonIRQueryTransform, ReasonIRRetriever
 
 from ..helpers import GRAM_QUESTION
 
@@ -70,3 +71,16 @@ def test_query_transform_rewrites_with_openai_like_and_reports_it(served_llm, ti
     assert "Instructions:" in start.messages[-1].content  # ReasonIR's prompt went to LlamaIndex's LLM
     (end,) = events.of(LLMChatEndEvent)
     assert 0 < end.response.additional_kwargs["completion_tokens"] <= 16
+
+
+def test_the_retriever_takes_llamaindex_llms_for_rewriting_and_reranking(served_llm, minilm_encoder, openstax_modules,
+                                                                         tmp_path, events):
+    store = ChromaStore("li-own-llms", encoder=minilm_encoder, path=tmp_path)
+    store.add([r["text"] for r in openstax_modules], ids=[r["id"] for r in openstax_modules])
+    retriever = ReasonIRRetriever(store, similarity_top_k=2, fetch_k=3, rewriter=_like(served_llm, is_chat_model=True),
+                                  reranker=_like(served_llm, is_chat_model=True, logprobs=True, top_logprobs=20))
+    retriever.pipeline.rewriter.max_tokens = 16  # type: ignore[union-attr]
+    nodes = retriever.retrieve(GRAM_QUESTION)
+    assert len(nodes) == 2 and all("rerank_score" in n.node.metadata for n in nodes)
+    kinds = [type(e) for e in events.events if type(e) in (ReRankStartEvent, ReRankEndEvent, LLMChatStartEvent)]
+    assert kinds == [LLMChatStartEvent, ReRankStartEvent, *[LLMChatStartEvent] * 3, ReRankEndEvent]

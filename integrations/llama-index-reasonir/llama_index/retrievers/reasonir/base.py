@@ -18,12 +18,16 @@ from llama_index.core.base.base_retriever import BaseRetriever
 from llama_index.core.callbacks import CallbackManager
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 from reasonir_rag.index.store import ChromaStore
+from reasonir_rag.llm.adapter import rerank_layout
 from reasonir_rag.pipeline.reranker import QwenReranker
 from reasonir_rag.pipeline.retriever import DEFAULT_K, Query, Retriever, SearchOptions, Stage
-from reasonir_rag.protocols import Rewriter
+from reasonir_rag.pipeline.rewriter import QueryRewriter
+from reasonir_rag.protocols import Rewriter, TokenizingEncoder
 from reasonir_rag.types import ScoredDocument
 
+from llama_index.postprocessor.reasonir_rerank import QwenRerank
 from llama_index.postprocessor.reasonir_rerank.events import rerank_events
+from llama_index.postprocessor.reasonir_rerank.llms import LlamaIndexLLM, is_llama_index_llm
 
 logger = logging.getLogger(__name__)
 
@@ -37,8 +41,9 @@ class ReasonIRRetriever(BaseRetriever):
     """Top-``similarity_top_k`` passages from a :class:`~reasonir_rag.index.store.ChromaStore`, best first.
 
     Rewrite -> search -> rerank is the core :class:`~reasonir_rag.pipeline.retriever.Retriever`: with a
-    ``rewriter`` (a core ``QueryRewriter``) the question is rewritten first and encoded with the prefix the rewrite
-    wants; with a ``reranker`` (a core ``QwenReranker``) ``fetch_k`` candidates (ReasonIR: 100) are reranked
+    ``rewriter`` (a core ``QueryRewriter``, or a LlamaIndex ``LLM`` that ReasonIR's rewriter then runs on) the
+    question is rewritten first and encoded with the prefix the rewrite wants; with a ``reranker`` (a core
+    ``QwenReranker``, a ``QwenRerank``, or a LlamaIndex ``LLM``) ``fetch_k`` candidates (ReasonIR: 100) are reranked
     against the question, with LlamaIndex's rerank events. A :class:`~llama_index.core.schema.QueryBundle` that
     already carries an ``embedding`` (as :class:`~llama_index.retrievers.reasonir.ReasonIRQueryTransform` sets
     it) is searched by that vector, without rewriting; otherwise its ``embedding_strs`` are encoded with the query
@@ -54,8 +59,8 @@ class ReasonIRRetriever(BaseRetriever):
         task: str | None = None,
         instruction: str | None = None,
         where: Mapping[str, Any] | None = None,
-        rewriter: Rewriter | None = None,
-        reranker: QwenReranker | None = None,
+        rewriter: Rewriter | Any = None,
+        reranker: QwenReranker | Any = None,
         fetch_k: int | None = None,
         callback_manager: CallbackManager | None = None,
         verbose: bool = False,
@@ -64,10 +69,20 @@ class ReasonIRRetriever(BaseRetriever):
             raise TypeError(f"store must be a reasonir_rag ChromaStore, got {type(store).__name__}")
         if isinstance(similarity_top_k, bool) or not isinstance(similarity_top_k, int) or similarity_top_k < 1:
             raise ValueError(f"similarity_top_k must be an int >= 1, got {similarity_top_k!r}")
+        if is_llama_index_llm(rewriter):  # LlamaIndex's own LLM: ReasonIR's rewriter on it, fitted to the encoder
+            encoder = store.encoder if isinstance(store.encoder, TokenizingEncoder) else None
+            rewriter = QueryRewriter(LlamaIndexLLM(rewriter), encoder=encoder, task=task, instruction=instruction)
         if rewriter is not None and not isinstance(rewriter, Rewriter):
-            raise TypeError(f"rewriter must be a reasonir_rag QueryRewriter, got {type(rewriter).__name__}")
+            raise TypeError(f"rewriter must be a reasonir_rag QueryRewriter or a LlamaIndex LLM, "
+                            f"got {type(rewriter).__name__}")
+        if isinstance(reranker, QwenRerank):
+            reranker = reranker.reranker
+        elif is_llama_index_llm(reranker):
+            llm = LlamaIndexLLM(reranker)
+            reranker = QwenReranker(llm, task=task, **rerank_layout(llm))
         if reranker is not None and not isinstance(reranker, QwenReranker):
-            raise TypeError(f"reranker must be a reasonir_rag QwenReranker, got {type(reranker).__name__}")
+            raise TypeError(f"reranker must be a reasonir_rag QwenReranker, a QwenRerank or a LlamaIndex LLM, "
+                            f"got {type(reranker).__name__}")
         query_prefix = getattr(store.encoder, "query_prefix", None)  # every ReasonIR encoder has one
         if query_prefix is not None:
             query_prefix(instruction=instruction, task=task)  # unknown task / both given: fail now
