@@ -32,7 +32,7 @@ logger = logging.getLogger("reasonir_rag.index.store")  # its messages are the s
 
 __all__ = [  # the metadata names are re-exported: the bulk sinks and the tests import them from here
     "HASH_KEY", "INTERNAL_KEYS", "PARENT_KEY", "AddStats", "FirstSeen", "MetadataNormaliser", "Record", "Rejected",
-    "SourcedDocument", "build_records", "content_id", "public_metadata", "text_hash",
+    "SourcedDocument", "as_list", "build_records", "content_id", "public_metadata", "text_hash",
 ]
 _SHOWN = 10
 
@@ -103,13 +103,27 @@ def _shown(items: Sequence[Any]) -> str:
     return "; ".join(str(i) for i in items[:_SHOWN]) + more
 
 
+def as_list(caller: str, what: str, seq: Any, each: str) -> list[Any]:
+    """``seq`` as a list, refusing what only looks like one: a str (its characters), a dict (its keys, or
+    ``KeyError: 0`` when indexed), a set (no order to pair with the texts) or a lone value."""
+    if isinstance(seq, (str, bytes, Mapping, set, frozenset)) or not isinstance(seq, Iterable):
+        name = "dict" if isinstance(seq, Mapping) else type(seq).__name__
+        kind = f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
+        raise InvalidInputError(f"{caller}: {what} must be a list ({each}), got {kind}")
+    return list(seq)
+
+
 def build_records(items: list[Any], ids: Sequence[str] | None, metadatas: Sequence[Mapping[str, Any] | None] | None,
-                  normalise: MetadataNormaliser) -> tuple[AddStats, dict[str, Record]]:
+                  normalise: MetadataNormaliser, caller: str = "add()") -> tuple[AddStats, dict[str, Record]]:
     """``{id: Record}`` in input order, and the stats naming what was rejected or repeated."""
+    if ids is not None:
+        ids = as_list(caller, "ids", ids, "one string per text")
+    if metadatas is not None:
+        metadatas = as_list(caller, "metadatas", metadatas, "one mapping or None per text")
     for what, seq in (("ids", ids), ("metadatas", metadatas)):
-        if seq is not None and (isinstance(seq, str) or len(seq) != len(items)):
-            got = "a string" if isinstance(seq, str) else f"{len(seq)}"
-            raise InvalidInputError(f"{what} must be a list as long as the texts ({len(items)}), got {got}")
+        if seq is not None and len(seq) != len(items):
+            raise InvalidInputError(
+                f"{caller}: {what} must be a list as long as the texts ({len(items)}), got {len(seq)}")
     stats = AddStats(received=len(items))
     records: dict[str, Record] = {}
     for i, item in enumerate(items):

@@ -28,6 +28,7 @@ from reasonir_rag.index.records import (
     MetadataNormaliser,
     Record,
     SourcedDocument,
+    as_list,
     build_records,
     content_id,
     public_metadata,
@@ -177,7 +178,10 @@ class ChromaStore:
         """
         if texts_or_documents is None:
             raise InvalidInputError("add() needs a list of strings or Documents, got None")
-        items = [texts_or_documents] if isinstance(texts_or_documents, (str, Document)) else list(texts_or_documents)
+        if isinstance(texts_or_documents, (str, Document)):
+            items: list[Any] = [texts_or_documents]
+        else:
+            items = as_list("add()", "texts_or_documents", texts_or_documents, "strings or Documents")
         stats, records = build_records(items, ids, metadatas, self._clean_meta)
 
         def encode(todo: list[str]) -> np.ndarray:
@@ -200,15 +204,17 @@ class ChromaStore:
         in :meth:`add`; the checks on ids, texts and metadata are the same, and each vector must be finite
         with the collection's dimensions.
         """
-        if ids is None or isinstance(ids, str) or texts is None or isinstance(texts, str):
+        if ids is None or texts is None:
             raise InvalidInputError("add_embeddings() takes lists of ids and texts")
+        ids = as_list("add_embeddings()", "ids", ids, "one string per text")
+        texts = as_list("add_embeddings()", "texts", texts, "one string per id")
         matrix = np.asarray(vectors, dtype=np.float32)
         if matrix.ndim != 2 or matrix.shape != (len(texts), self._encoder.dim):
             raise InvalidInputError(f"vectors must be ({len(texts)}, {self._encoder.dim}) for {len(texts)} texts, "
                                     f"got shape {matrix.shape}")
         if not np.isfinite(matrix).all():
             raise InvalidInputError("vectors hold NaN or infinite values")
-        stats, records = build_records(list(texts), ids, metadatas, self._clean_meta)
+        stats, records = build_records(texts, ids, metadatas, self._clean_meta, "add_embeddings()")
         by_id: dict[str, np.ndarray] = {}
         for doc_id, row in zip(ids, matrix, strict=True):
             by_id.setdefault(doc_id, row)  # the first of a repeated id is kept, as in records
