@@ -99,17 +99,17 @@ def test_report_files_for_several_systems(scifact_small, minilm_result, tmp_path
 
 # --------------------------------------------------------------------------------- the CLI, BEIR vs synthesized
 def _write_bright_layout(root, collection: IRCollection, task: str, manifest: dict | None) -> None:
-    """The collection in BRIGHT's layout, as the synthesizer writes it (one gold id per query, a manifest)."""
-    (root / "documents").mkdir(parents=True)
-    (root / "examples").mkdir()
-    (root / "documents" / f"{task}.jsonl").write_text("".join(
-        json.dumps({"id": d.id, "content": d.text}) + "\n" for d in collection.corpus.values()))
-    (root / "examples" / f"{task}.jsonl").write_text("".join(
-        json.dumps({"id": q, "query": collection.queries[q], "excluded_ids": [], "gold_ids_long": [],
-                    "gold_ids": sorted(d for d, r in collection.qrels[q].items() if r > 0)[:1]}) + "\n"
-        for q in collection.queries))
+    """The collection in BRIGHT's layout written by the synthesizer's own writer (one gold id per query, its extra
+    fields, and its manifest when ``manifest`` is given)."""
+    from reasonir_rag.synth.output import bright_paths, write_jsonl, write_manifest
+
+    documents, examples = bright_paths(root, task)
+    write_jsonl(documents, ({"id": d.id, "content": d.text} for d in collection.corpus.values()))
+    write_jsonl(examples, ({"id": q, "query": collection.queries[q], "excluded_ids": [], "gold_ids_long": [],
+                            "gold_ids": sorted(d for d, r in collection.qrels[q].items() if r > 0)[:1],
+                            "negatives": [], "seed_id": q, "checks": {}} for q in collection.queries))
     if manifest is not None:
-        (root / "manifest.json").write_text(json.dumps(manifest))
+        write_manifest(root, manifest)
 
 
 def _cli(args, capsys):
@@ -122,14 +122,16 @@ def _cli(args, capsys):
 
 
 def test_cli_caveats_for_a_synthesized_collection_only(scifact_small, repo_data, tmp_path, capsys):
-    extra = "The queries are only as good as the LLM that wrote them."
-    _write_bright_layout(tmp_path / "synth", scifact_small, "biology", {"caveats": [extra], "seed": 0})
+    from reasonir_rag.synth.output import CAVEATS
+
+    _write_bright_layout(tmp_path / "synth", scifact_small, "biology", {"caveats": list(CAVEATS), "seed": 0})
     _write_bright_layout(tmp_path / "plain", scifact_small, "biology", None)
     common = ["--task", "biology", "--retriever", "bm25", "--queries", "10", "--other-docs", "50"]
     out = _cli(["--bright", str(tmp_path / "synth"), *common, "--out", str(tmp_path / "r1")], capsys)
     assert "caveats (synthesized collection)" in out and "lower bound" in out
     report = json.loads((tmp_path / "r1" / "report.json").read_text())
-    assert report["caveats"] == [*SYNTHESIZED_CAVEATS, extra] and report["synthesized"]["seed"] == 0
+    assert report["caveats"][:2] == list(SYNTHESIZED_CAVEATS) and report["synthesized"]["seed"] == 0
+    assert set(report["caveats"][2:]) <= set(CAVEATS) and CAVEATS[-1] in report["caveats"]
     markdown = (tmp_path / "r1" / "report.md").read_text()
     assert "Caveats (synthesized collection)" in markdown and "compare systems" in markdown
     assert markdown.index("Caveats") < markdown.index("| System")  # said before the numbers
