@@ -38,18 +38,22 @@ def _plain(fingerprint: dict[str, Any]) -> dict[str, Any]:
 
 @register_embedding_function
 class ReasonIREmbeddingFunction(EmbeddingFunction[Documents]):
-    """A chromadb ``EmbeddingFunction`` over any :class:`~reasonir_rag.protocols.Encoder`.
+    """A chromadb ``EmbeddingFunction`` over any :class:`~reasonir_rag.protocols.Encoder`, or over the encoder a name
+    loads (default ``"reasonir"``: ReasonIR-8B, loaded once per process).
 
     ``instruction`` (a custom query instruction) or ``task`` (a BRIGHT task's) shapes ``embed_query``; documents
     always get the encoder's document prefix. Both are part of the persisted config.
     """
 
-    def __init__(self, encoder: Encoder, *, instruction: str | None = None, task: str | None = None) -> None:
-        if not hasattr(encoder, "encode_documents") or not hasattr(encoder, "fingerprint"):
-            raise InvalidInputError(f"encoder must be a reasonir_rag Encoder, got {type(encoder).__name__}")
+    def __init__(self, encoder: Encoder | str = "reasonir", *, instruction: str | None = None,
+                 task: str | None = None) -> None:
+        # a name from_pretrained knows ("reasonir", "minilm", a folder) or openai:MODEL@URL
+        loaded: Encoder = _load(encoder, {}) if isinstance(encoder, str) else encoder
+        if not hasattr(loaded, "encode_documents") or not hasattr(loaded, "fingerprint"):
+            raise InvalidInputError(f"encoder must be a reasonir_rag Encoder or its name, got {type(encoder).__name__}")
         if instruction is not None and task is not None:
             raise InvalidInputError("give either instruction= or task=, not both")
-        self.encoder = encoder
+        self.encoder = loaded
         self.instruction = instruction
         self.task = task
 

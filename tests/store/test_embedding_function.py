@@ -95,3 +95,22 @@ def test_config_round_trip_and_a_changed_encoder_is_refused(tiny_encoder, minilm
     assert ef.default_space() == "cosine" and not ef.is_legacy()
     with pytest.raises(ValueError, match="either instruction= or task="):
         ReasonIREmbeddingFunction(tiny_encoder, instruction="x", task="biology")
+
+
+def test_plain_create_collection_with_a_named_encoder(tmp_path, tiny_reasonir_dir, tiny_encoder):
+    """The issue's own line: ``client.create_collection("docs", embedding_function=ReasonIREmbeddingFunction(...))``
+    with only a name; ReasonIR's prefixes on both sides (a task's instruction for queries)."""
+    import chromadb
+
+    ef = ReasonIREmbeddingFunction(str(tiny_reasonir_dir), task="biology")
+    client = chromadb.PersistentClient(str(tmp_path / "plain"))
+    collection = client.create_collection("docs", embedding_function=ef)
+    texts = ["Enzymes lower the activation energy of reactions.", "Rivers carve canyons over millions of years."]
+    collection.add(ids=["enzyme", "river"], documents=texts)
+    stored = collection.get(ids=["enzyme"], include=["embeddings"])["embeddings"][0]
+    np.testing.assert_allclose(stored, tiny_encoder.encode_documents(texts[:1])[0], atol=1e-5)
+    np.testing.assert_allclose(np.asarray(ef.embed_query(["Why do catalysts work?"]))[0],
+                               tiny_encoder.encode_queries(["Why do catalysts work?"], task="biology")[0], atol=1e-5)
+    assert collection.query(query_texts=["Why do catalysts work?"], n_results=2)["ids"][0][0] in {"enzyme", "river"}
+    with pytest.raises(ValueError, match="Encoder or its name"):
+        ReasonIREmbeddingFunction(42)  # type: ignore[arg-type]
