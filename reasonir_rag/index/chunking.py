@@ -10,6 +10,13 @@ multi-byte character, which would re-tokenize into more pieces, moves back until
 Tokens come from the encoder's HF fast tokenizer when given (its offset mapping), else from tiktoken
 ``cl100k_base`` read offline from llama-index-core's bundled cache, else from a regex word splitter
 (the documented fallback, logged once).
+
+Memory stays bounded for any text: a long text is tokenized in pieces of about ``WINDOW_CHARS`` characters,
+each cut just before a whitespace run that follows a letter or digit (where the byte-level BPE of Llama-3 and
+Qwen, tiktoken, WordPiece and the regex splitter all start a new token, so the token starts equal the whole
+text's), and only the token starts are kept, 8 bytes each. Where a piece has no such place (or with tokenizers that
+treat a text's start specially, SentencePiece's "▁"), the starts near the cut may differ from the whole text's by a
+token or two: only where a chunk ends can move, and budgets still hold (each chunk is re-tokenized on its own).
 """
 
 from __future__ import annotations
@@ -18,6 +25,8 @@ import importlib.util
 import logging
 import os
 import re
+from array import array
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -33,6 +42,9 @@ logger = logging.getLogger(__name__)
 Spans = list[tuple[int, int]]
 _WORDS = re.compile(r"\w+|[^\w\s]")
 _CLOSERS = "\"'”’)]"
+WINDOW_CHARS = 1_000_000  # characters tokenized per call: ~250k tokens of offsets, whatever the text's size
+_SAFE_CUT = re.compile(r"[^\W_](?=\s)")  # a letter or digit before whitespace: the pre-tokenizers start anew
+_ANY_CUT = re.compile(r"\S(?=\s)")
 _warned_regex = False
 
 
@@ -178,15 +190,10 @@ def chunk_text(text: str, *, tokenizer: Any = None, chunk_tokens: int = 512, ove
     if not text.strip():
         return []
     spans_of = token_spans_for(tokenizer)
-    spans = spans_of(text)
-    n = len(spans)
+    starts = token_starts(text, spans_of)
+    n = len(starts)
     if n <= chunk_tokens:
         return [Chunk(text, 0, len(text), 0)]
-    starts: list[int] = []
-    low = 0
-    for start, _ in spans:  # monotone, so a cut never moves backwards (byte-level BPE can repeat offsets)
-        low = max(low, min(start, len(text)))
-        starts.append(low)
     slack = max(1, chunk_tokens // 5)
     chunks: list[Chunk] = []
     first, c_start, prev_last = 0, 0, 0
@@ -214,8 +221,36 @@ def chunk_text(text: str, *, tokenizer: Any = None, chunk_tokens: int = 512, ove
         c_start = starts[first]
 
 
+def window_cut(text: str, begin: int, size: int) -> int:
+    """Where the piece of ``text`` from ``begin`` ends: just before the last whitespace run after a letter or digit
+    within ``size`` characters (else after any non-space character, else at ``begin + size``)."""
+    end = begin + size
+    if end >= len(text):
+        return len(text)
+    for pattern in (_SAFE_CUT, _ANY_CUT):
+        for lookback in (4096, size):  # almost always found near the end: scan only the tail first
+            last = deque(pattern.finditer(text, max(begin, end - lookback), end), maxlen=1)
+            if last:
+                return last[0].end()
+    return end
+
+
+def token_starts(text: str, spans_of: Callable[[str], Spans]) -> array[int]:
+    """The character where each token of ``text`` starts, made monotone (byte-level BPE can repeat an offset, and a
+    cut must never move backwards); tokenized in pieces of at most ``WINDOW_CHARS`` characters (module docstring)."""
+    starts: array[int] = array("q")
+    low, begin = 0, 0
+    while begin < len(text):
+        end = window_cut(text, begin, WINDOW_CHARS)
+        for start, _ in spans_of(text[begin:end]):
+            low = max(low, min(start + begin, end))
+            starts.append(low)
+        begin = end
+    return starts
+
+
 def _fit_window(
-    text: str, spans_of: Callable[[str], Spans], starts: list[int], first: int, last: int, c_start: int, limit: int
+    text: str, spans_of: Callable[[str], Spans], starts: array[int], first: int, last: int, c_start: int, limit: int
 ) -> int:
     """The window end ``last``, moved back until the chunk's text re-tokenizes to at most ``limit`` tokens.
 
@@ -238,7 +273,7 @@ def _fit_window(
 
 
 def _next_first(
-    text: str, spans_of: Callable[[str], Spans], starts: list[int], last: int, c_start: int, c_end: int, overlap: int
+    text: str, spans_of: Callable[[str], Spans], starts: array[int], last: int, c_start: int, c_end: int, overlap: int
 ) -> int:
     """Where the next window starts: ``overlap`` tokens back from ``last``, but strictly after ``c_start``
     (progress) and so that the repeated text re-tokenizes to at most ``overlap`` tokens."""
