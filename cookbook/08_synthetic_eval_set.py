@@ -29,7 +29,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from reasonir_rag import BM25Retriever, LLMError, ReasonIREncoder, evaluate_retrieval
+from reasonir_rag import BM25Retriever, InvalidInputError, LLMError, ReasonIREncoder, evaluate_retrieval
 from reasonir_rag.eval.ir_data import load_bright
 from reasonir_rag.llm import load_llm
 from reasonir_rag.sample_data import OPENSTAX_ATTRIBUTION, openstax_records
@@ -85,8 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"step 1: synthesize {', '.join(map(str, corpus))} -> {out}  (LLM {llm.model_name})")
     try:
         result = synthesize(corpus, llm, out, settings)
-    except LLMError as exc:
-        print(f"no query was kept: {exc}\n(a small model often writes no JSON: try a larger --llm)")
+    except (LLMError, InvalidInputError) as exc:  # no JSON at all, or every query rejected by the checks
+        print(f"no query was kept: {exc}\n(a small model often writes no JSON, or placeholders: try a larger --llm; "
+              f"the counts are in {out / 'manifest.json'})")
         return 1
     counts, selection = result.manifest["counts"], result.manifest["seed_selection"]
     print(f"  seeds chosen by {selection['kind']}: {selection['name']}")
