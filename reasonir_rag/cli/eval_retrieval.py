@@ -110,6 +110,12 @@ def cmd_eval_retrieval(args: argparse.Namespace) -> int:
 
     if args.bright and not args.task:
         raise InvalidInputError("--bright needs --task (one of BRIGHT's 12 tasks, or a synthesized set's task)")
+    for option, value in (("--queries", args.queries), ("--other-docs", args.other_docs)):
+        if value is not None and value < (1 if option == "--queries" else 0):  # checked before any model loads
+            raise InvalidInputError(f"{option} must be >= {1 if option == '--queries' else 0}, got {value} "
+                                    "(leave --queries out to evaluate every query)")
+    if args.other_docs is not None and args.queries is None:
+        raise InvalidInputError("--other-docs applies to a --queries sample; give --queries too")
     budgets = None
     if args.rewrite_budgets is not None:
         from reasonir_rag.eval.scaling import parse_budgets
@@ -124,7 +130,7 @@ def cmd_eval_retrieval(args: argparse.Namespace) -> int:
     collection = (load_beir(args.beir, args.split) if args.beir else
                   load_bright(args.bright, args.task, long_documents=args.long_documents, reasoning=args.reasoning))
     manifest = synthesis_manifest(args.bright) if args.bright else None
-    if args.queries:
+    if args.queries is not None:
         collection = subsample(collection, n_queries=args.queries, n_other_docs=args.other_docs or 1000,
                                seed=args.seed)
     systems = _systems(args, collection, scaling=budgets is not None)

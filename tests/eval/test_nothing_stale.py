@@ -129,3 +129,14 @@ def test_judgments_naming_documents_the_corpus_lacks_are_said(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="reasonir_rag.eval.ir_data"):
         assert load_beir(_beir(tmp_path / "clean", "1\td1\t1\n")).judgment_gaps() == (0, [])
     assert "not in the corpus" not in caplog.text
+
+
+@pytest.mark.parametrize(("args", "message"), [(["--queries", "0"], "--queries must be >= 1"),
+                                               (["--queries", "-1"], "--queries must be >= 1"),
+                                               (["--queries", "2", "--other-docs", "-3"], "--other-docs must be >= 0"),
+                                               (["--other-docs", "5"], "give --queries too")])
+def test_retrieval_sample_sizes_are_checked_before_any_model_loads(tmp_path, args, message, capsys):
+    root = _beir(tmp_path / "beir", "1\td1\t1\n")
+    # the encoder named cannot load: a check that ran after loading would fail on it instead
+    assert main(["eval", "retrieval", "--beir", str(root), "--encoder", str(tmp_path / "no-model"), *args]) == 2
+    assert message in capsys.readouterr().err
