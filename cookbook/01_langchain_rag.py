@@ -134,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
         result = build_chain(store, args).invoke(args.question)
     print(f"Question: {args.question}\n")
     for i, doc in enumerate(result["docs"], 1):
-        print(f"[{i}] {doc.metadata['book']} / {doc.metadata['section']} (cosine {doc.metadata['score']:.3f})")
+        meta = doc.metadata
+        print(f"[{i}] {meta['book']} / {meta['section']} (cosine {meta['retrieval_score']:.3f})")
     print(f"\nAnswer: {result['answer'].strip()}")
     print("\nPassages: OpenStax (Rice University), CC BY 4.0 -- access for free at openstax.org")
     return 0

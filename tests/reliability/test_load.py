@@ -77,7 +77,7 @@ def _key(hits) -> list[tuple[str, float]]:
         if hasattr(h, "node"):  # LlamaIndex NodeWithScore
             out.append((h.node.node_id, float(h.score)))
         elif hasattr(h, "page_content"):  # LangChain Document
-            out.append((h.id, float(h.metadata["score"])))
+            out.append((h.id, float(h.metadata["retrieval_score"])))
         else:
             out.append((h.id, float(h.score)))
     return out

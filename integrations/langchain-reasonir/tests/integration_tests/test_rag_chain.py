@@ -77,4 +77,4 @@ async def test_async_rag_chain_with_reranking_over_vllm(served, minilm_store, re
     for d in docs:
         meta = d.metadata
         assert "rerank_error" not in meta and 0.0 <= meta["rerank_score"] <= 5.0
-        assert meta["relevance_score"] == pytest.approx(0.5 * meta["rerank_score"] / 5 + 0.5 * meta["score"])
+        assert meta["relevance_score"] == pytest.approx(0.5 * meta["rerank_score"] / 5 + 0.5 * meta["retrieval_score"])
