@@ -99,10 +99,12 @@ def _whole(doc: Any) -> Any:
 
 def cmd_index(args: argparse.Namespace) -> int:
     from reasonir_rag.index.chunking import chunk_documents
+    from reasonir_rag.index.collections import check_collection_name
     from reasonir_rag.index.loaders import LoadReport, load_documents
     from reasonir_rag.index.records import FirstSeen
     from reasonir_rag.index.store import ChromaStore
 
+    check_collection_name(args.collection)  # before a model loads or a folder is made
     if (args.chunk_tokens is not None and args.chunk_tokens < 0) or args.chunk_overlap < 0:
         raise ValueError("--chunk-tokens and --chunk-overlap must be >= 0")
     report = LoadReport()
@@ -174,6 +176,9 @@ def cmd_search(args: argparse.Namespace) -> int:
         raise ValueError(f"-k must be >= 1, got {args.k}")
     if not args.query.strip():
         raise ValueError("the question is empty")
+    from reasonir_rag.index.collections import check_collection_name
+
+    check_collection_name(args.collection)
     check_local_path(args)
     encoder = load_encoder(encoder_name(args, must_exist=True), args)
     store = ChromaStore(args.collection, encoder=encoder, create=False, connection=connection(args))

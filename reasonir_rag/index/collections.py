@@ -10,7 +10,9 @@ records the fingerprint in that embedding function's persisted config instead; i
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import re
 from typing import Any
 
 from reasonir_rag._deps import require
@@ -19,6 +21,21 @@ from reasonir_rag.index.connection import ChromaConnection
 
 FINGERPRINT_KEY = "reasonir_fingerprint"
 EMBEDDING_FUNCTION_NAME = "reasonir"  # the name ReasonIREmbeddingFunction is registered under in chromadb
+_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]")
+
+
+def check_collection_name(name: Any) -> str:
+    """``name`` when Chroma (1.5) accepts it as a collection name, else an error saying its rule; checked before
+    any model loads or any folder is opened, so a typo costs nothing and leaves nothing behind."""
+    rule = ("3-512 characters from [a-zA-Z0-9._-], starting and ending with a letter or digit, no '..', "
+            "not an IPv4 address")
+    if not isinstance(name, str) or not _NAME.fullmatch(name) or ".." in name:
+        raise InvalidInputError(f"invalid collection name {name!r}: Chroma needs {rule}")
+    try:
+        ipaddress.IPv4Address(name)
+    except ValueError:
+        return name
+    raise InvalidInputError(f"invalid collection name {name!r}: Chroma needs {rule}")
 
 
 def recorded_fingerprint(col: Any) -> dict[str, Any] | None:

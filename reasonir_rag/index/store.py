@@ -20,7 +20,12 @@ from typing import Any
 import numpy as np
 
 from reasonir_rag.errors import InvalidInputError
-from reasonir_rag.index.collections import FINGERPRINT_KEY, open_collection, stored_fingerprint
+from reasonir_rag.index.collections import (
+    FINGERPRINT_KEY,
+    check_collection_name,
+    open_collection,
+    stored_fingerprint,
+)
 from reasonir_rag.index.connection import ChromaConnection
 from reasonir_rag.index.records import (
     HASH_KEY,
@@ -85,8 +90,7 @@ class ChromaStore:
         create: bool = True,
         retries: int = 4,
     ):
-        if not isinstance(collection, str) or not collection:
-            raise InvalidInputError(f"collection must be a non-empty name, got {collection!r}")
+        check_collection_name(collection)  # before the client opens (and creates) a folder
         if records_per_call is not None and (isinstance(records_per_call, bool) or records_per_call < 1):
             raise InvalidInputError(f"records_per_call must be >= 1, got {records_per_call!r}")
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:

@@ -48,3 +48,13 @@ def test_add_embeddings_names_its_arguments(tmp_path, tiny_encoder):
     with pytest.raises(InvalidInputError, match=r"add_embeddings\(\): metadatas must be a list .*got a dict"):
         store.add_embeddings(["d0"], ["text"], vectors, {"a": 1})
     assert store.count() == 0
+
+
+@pytest.mark.parametrize("name", ["ab", "a..b", "-ab", "abc-", "a b c", "127.0.0.1", "abé", "a" * 513, ""])
+def test_an_invalid_collection_name_is_refused_before_a_folder_is_made(tmp_path, name):
+    from reasonir_rag.index.collections import check_collection_name
+
+    with pytest.raises(InvalidInputError, match=r"invalid collection name .*3-512 characters"):
+        ChromaStore(name, encoder=None, path=tmp_path / "chroma")  # type: ignore[arg-type]  # refused before use
+    assert not (tmp_path / "chroma").exists()
+    assert check_collection_name("my-books.v2") == "my-books.v2" and check_collection_name("1.2.3") == "1.2.3"
