@@ -495,7 +495,8 @@ def ingest_records(draw):
             text = draw(st.sampled_from(["", "  \n", text + draw(st.sampled_from(SURROGATES))]))
         elif kind == "bad-id":
             doc_id = doc_id + draw(st.sampled_from(SURROGATES))
-        rows.append((doc_id, text, meta, kind not in ("bad-meta", "bad-text", "bad-id")))
+        bad_id = any(mark in doc_id for mark in SURROGATES)  # a repeat can repeat a bad id: still bad
+        rows.append((doc_id, text, meta, kind not in ("bad-meta", "bad-text", "bad-id") and not bad_id))
     return rows
 
 
