@@ -24,9 +24,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal, TypedDict
 
-from reasonir_rag._common.tokens import cut_by_estimate, cut_to_tokens, estimate_tokens, token_ids
 from reasonir_rag.errors import InvalidInputError, LLMError, UnsupportedError
-from reasonir_rag.llm.base import is_continuation, logsumexp, validate_prompts
+from reasonir_rag.llm.base import OptionalTokenizer, is_continuation, logsumexp, validate_prompts
 from reasonir_rag.types import Message, Prompt
 
 logger = logging.getLogger(__name__)
@@ -57,7 +56,7 @@ class Reply:
     top_logprobs: list[tuple[str, float]] | None = None
 
 
-class FrameworkLLM(ABC):
+class FrameworkLLM(OptionalTokenizer, ABC):
     """The :class:`~reasonir_rag.protocols.LLM` protocol over a framework's model; subclasses implement :meth:`_call`.
 
     ``is_chat``: the model takes messages (a string prompt is sent as one user message); else it completes text.
@@ -130,18 +129,6 @@ class FrameworkLLM(ABC):
             list(messages), tokenize=False, add_generation_prompt=add_generation_prompt and not continue_final_message,
             continue_final_message=continue_final_message)
         return text
-
-    def tokenize(self, text: str) -> list[int] | None:
-        return None if self.tokenizer is None else token_ids(self.tokenizer, text)
-
-    def count_tokens(self, text: str) -> int:
-        ids = self.tokenize(text)
-        return estimate_tokens(text) if ids is None else len(ids)
-
-    def truncate(self, text: str, max_tokens: int) -> str:
-        if self.tokenizer is None:
-            return cut_by_estimate(text, max_tokens)
-        return cut_to_tokens(self.tokenizer, text, max_tokens)
 
     # ------------------------------------------------------------------ helpers for subclasses
     @staticmethod

@@ -12,6 +12,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from reasonir_rag._common.tokens import cut_by_estimate, cut_to_tokens, estimate_tokens, token_ids
 from reasonir_rag.errors import InvalidInputError
 from reasonir_rag.types import Message
 
@@ -63,3 +64,23 @@ def logsumexp(values: Sequence[float]) -> float:
     if top == -math.inf:
         return -math.inf
     return top + math.log(sum(math.exp(v - top) for v in values))
+
+
+class OptionalTokenizer:
+    """Token counts and cuts for a backend whose local tokenizer is optional (``self.tokenizer`` may be None): exact
+    with one, else by the 3-byte estimate."""
+
+    tokenizer: Any
+
+    def tokenize(self, text: str) -> list[int] | None:
+        return None if self.tokenizer is None else token_ids(self.tokenizer, text)
+
+    def count_tokens(self, text: str) -> int:
+        ids = self.tokenize(text)
+        return estimate_tokens(text) if ids is None else len(ids)
+
+    def truncate(self, text: str, max_tokens: int) -> str:
+        """The start of ``text`` within ``max_tokens`` (exact with a tokenizer, else by the 3-byte estimate)."""
+        if self.tokenizer is None:
+            return cut_by_estimate(text, max_tokens)
+        return cut_to_tokens(self.tokenizer, text, max_tokens)

@@ -21,9 +21,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from reasonir_rag._common.openai_client import CONNECT_TIMEOUT, OpenAIClient, load_tokenizer, resolve_base_url
-from reasonir_rag._common.tokens import cut_by_estimate, cut_to_tokens, estimate_tokens, special_tokens, token_ids
+from reasonir_rag._common.tokens import special_tokens, token_ids
 from reasonir_rag.errors import InvalidInputError, LLMError, UnsupportedError
 from reasonir_rag.llm.base import (
+    OptionalTokenizer,
     is_continuation,
     logsumexp,
     validate_prompts,
@@ -34,7 +35,7 @@ logger = logging.getLogger(__name__)
 
 
 
-class OpenAICompatibleLLM:
+class OpenAICompatibleLLM(OptionalTokenizer):
     """A model behind an OpenAI-compatible HTTP API.
 
     ``tokenizer`` (a local folder, a hub id available offline, or a tokenizer object) is optional: with it
@@ -88,19 +89,6 @@ class OpenAICompatibleLLM:
         return self.tokenizer.apply_chat_template(
             list(messages), tokenize=False, add_generation_prompt=add_generation_prompt and not continue_final_message,
             continue_final_message=continue_final_message)
-
-    def tokenize(self, text: str) -> list[int] | None:
-        return None if self.tokenizer is None else token_ids(self.tokenizer, text)
-
-    def count_tokens(self, text: str) -> int:
-        ids = self.tokenize(text)
-        return estimate_tokens(text) if ids is None else len(ids)
-
-    def truncate(self, text: str, max_tokens: int) -> str:
-        """The start of ``text`` within ``max_tokens`` (exact with a tokenizer, else by the 3-byte estimate)."""
-        if self.tokenizer is None:
-            return cut_by_estimate(text, max_tokens)
-        return cut_to_tokens(self.tokenizer, text, max_tokens)
 
     # ------------------------------------------------------------------ requests
     def _generate_params(self, max_tokens: int, temperature: float, top_p: float, seed: int | None,
