@@ -4,7 +4,9 @@ and the served encoder.
 Retries are openai's own (408, 409, 429, 5xx, timeouts and connection errors; ``x-should-retry``;
 ``retry-after-ms``, ``Retry-After`` in seconds or as an HTTP date, up to two minutes), with the project's
 ``backoff``/``max_backoff`` for the exponential part. The connect timeout is short and separate from the read
-timeout, so an unreachable server fails in seconds while a long generation may take minutes. Afterwards an
+timeout, and a connection that is refused or never accepted is retried only ``connect_retries`` times (1), so an
+unreachable server fails in seconds (about 1 s refused, 2 x 5 s unanswered) while a long generation may take
+minutes and an overloaded server still gets every retry. Afterwards an
 :class:`~reasonir_rag.errors.LLMError` names the URL and the attempts (``transient=True`` for what a later try may
 fix). The API key (and a password in the URL) is registered with :mod:`reasonir_rag._common.secrets`: it is never
 logged, never in a repr, never in a message or a chained cause, even when a server echoes it.
@@ -13,8 +15,10 @@ logged, never in a repr, never in a message or a chained cause, even when a serv
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import os
+import sys
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -27,6 +31,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 CONNECT_TIMEOUT = 5.0
+CONNECT_RETRIES = 1
 # what openai retries (its _should_retry): these statuses are "unavailable", not a verdict on the request
 _RETRIED_STATUSES = frozenset({408, 409, 429})
 
@@ -44,9 +49,18 @@ def load_tokenizer(tokenizer: Any) -> Any:
     return transformers.AutoTokenizer.from_pretrained(str(tokenizer))
 
 
-def _with_backoff(base: type, backoff: float, max_backoff: float, initial: float) -> Any:
+def _client_type(base: type, backoff: float, max_backoff: float, initial: float, connect_retries: int) -> Any:
     """``base`` (openai.OpenAI or AsyncOpenAI) whose exponential wait starts at ``backoff`` and stops at
-    ``max_backoff``; a server's own ``Retry-After`` wait is kept as openai computes it."""
+    ``max_backoff`` (a server's own ``Retry-After`` wait is kept as openai computes it), and that stops retrying a
+    failed connect after ``connect_retries`` (openai would spend every retry, each a connect timeout long)."""
+    httpx = require("httpx")
+    openai = require("openai")
+
+    def check_connect(retries_taken: int) -> None:
+        failure = sys.exc_info()[1]  # openai asks for the wait inside its except block: this is the error
+        if isinstance(failure, (httpx.ConnectError, httpx.ConnectTimeout)) and retries_taken >= connect_retries:
+            error = openai.APITimeoutError if isinstance(failure, httpx.TimeoutException) else openai.APIConnectionError
+            raise error(request=failure.request) from failure
 
     class Client(base):
         def _calculate_retry_timeout(self, remaining_retries: int, options: Any, response_headers: Any = None) -> float:
@@ -55,6 +69,15 @@ def _with_backoff(base: type, backoff: float, max_backoff: float, initial: float
             if asked is not None and 0 < asked <= 120:  # openai then waits what the server asked
                 return delay
             return min(max_backoff, delay * backoff / initial)
+
+        if inspect.iscoroutinefunction(getattr(base, "_sleep_for_retry", None)):
+            async def _sleep_for_retry(self, *, retries_taken: int, **kwargs: Any) -> None:
+                check_connect(retries_taken)
+                await super()._sleep_for_retry(retries_taken=retries_taken, **kwargs)
+        else:
+            def _sleep_for_retry(self, *, retries_taken: int, **kwargs: Any) -> None:  # type: ignore[misc]
+                check_connect(retries_taken)
+                super()._sleep_for_retry(retries_taken=retries_taken, **kwargs)
 
     return Client
 
@@ -66,10 +89,10 @@ class OpenAIClient:
 
     def __init__(self, base_url: str, api_key: str | None = None, *, label: str, max_concurrency: int = 8,
                  max_retries: int = 4, timeout: float = 120.0, connect_timeout: float = CONNECT_TIMEOUT,
-                 backoff: float = 0.5, max_backoff: float = 20.0):
+                 backoff: float = 0.5, max_backoff: float = 20.0, connect_retries: int = CONNECT_RETRIES):
         openai = require("openai")
-        if max_concurrency < 1 or max_retries < 0:
-            raise InvalidInputError("max_concurrency must be >= 1 and max_retries >= 0")
+        if max_concurrency < 1 or max_retries < 0 or connect_retries < 0:
+            raise InvalidInputError("max_concurrency must be >= 1, max_retries and connect_retries >= 0")
         if not (timeout > 0 and connect_timeout > 0 and backoff >= 0 and max_backoff >= 0):
             raise InvalidInputError(f"timeout ({timeout}) and connect_timeout ({connect_timeout}) must be > 0, "
                                     f"backoff ({backoff}) and max_backoff ({max_backoff}) >= 0")
@@ -86,8 +109,9 @@ class OpenAIClient:
         initial = float(getattr(getattr(openai, "_constants", None), "INITIAL_RETRY_DELAY", 0.5))
         self._options: dict[str, Any] = dict(base_url=base_url, api_key=key or "EMPTY", max_retries=max_retries,
                                              timeout=self.timeout)
-        self._async_type = _with_backoff(openai.AsyncOpenAI, backoff, max_backoff, initial)
-        self.client = _with_backoff(openai.OpenAI, backoff, max_backoff, initial)(**self._options)
+        retry = (backoff, max_backoff, initial, min(connect_retries, max_retries))
+        self._async_type = _client_type(openai.AsyncOpenAI, *retry)
+        self.client = _client_type(openai.OpenAI, *retry)(**self._options)
         self._async_clients: dict[int, Any] = {}  # one AsyncOpenAI per event loop (its connections belong to it)
 
     def __repr__(self) -> str:

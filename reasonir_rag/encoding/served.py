@@ -33,7 +33,13 @@ from typing import Any
 
 import numpy as np
 
-from reasonir_rag._common.openai_client import CONNECT_TIMEOUT, OpenAIClient, load_tokenizer, resolve_base_url
+from reasonir_rag._common.openai_client import (
+    CONNECT_RETRIES,
+    CONNECT_TIMEOUT,
+    OpenAIClient,
+    load_tokenizer,
+    resolve_base_url,
+)
 from reasonir_rag._common.tokens import estimate_tokens, special_tokens
 from reasonir_rag.encoding.config import (
     EncoderConfig,
@@ -94,6 +100,7 @@ class OpenAIEmbeddingsEncoder(PrefixedEncoderMixin):
         max_retries: int = 4,
         timeout: float = 120.0,
         connect_timeout: float = CONNECT_TIMEOUT,
+        connect_retries: int = CONNECT_RETRIES,
         backoff: float = 0.5,
     ):
         if pooling not in POOLINGS:
@@ -103,7 +110,7 @@ class OpenAIEmbeddingsEncoder(PrefixedEncoderMixin):
             raise InvalidInputError(f"batch_size must be >= 1, got {batch_size}")
         self._http = OpenAIClient(resolve_base_url(base_url), api_key, label=f"model {model!r}",
                                   max_concurrency=max_concurrency, max_retries=max_retries, timeout=timeout,
-                                  connect_timeout=connect_timeout, backoff=backoff)
+                                  connect_timeout=connect_timeout, connect_retries=connect_retries, backoff=backoff)
         self.tokenizer = load_tokenizer(tokenizer)
         if pooling == "text-tokens" and self.tokenizer is None:
             raise InvalidInputError("pooling='text-tokens' needs the model's tokenizer (tokenizer=FOLDER) to know "

@@ -20,7 +20,13 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from reasonir_rag._common.openai_client import CONNECT_TIMEOUT, OpenAIClient, load_tokenizer, resolve_base_url
+from reasonir_rag._common.openai_client import (
+    CONNECT_RETRIES,
+    CONNECT_TIMEOUT,
+    OpenAIClient,
+    load_tokenizer,
+    resolve_base_url,
+)
 from reasonir_rag._common.tokens import special_tokens, token_ids
 from reasonir_rag.errors import InvalidInputError, LLMError, UnsupportedError
 from reasonir_rag.llm.base import (
@@ -56,6 +62,7 @@ class OpenAICompatibleLLM(OptionalTokenizer):
         connect_timeout: float = CONNECT_TIMEOUT,
         backoff: float = 0.5,
         max_backoff: float = 20.0,
+        connect_retries: int = CONNECT_RETRIES,
         top_logprobs: int = 20,
         tokenizer: Any = None,
         extra_body: dict[str, Any] | None = None,
@@ -68,7 +75,7 @@ class OpenAICompatibleLLM(OptionalTokenizer):
         self.base_url = resolve_base_url(base_url)
         self._http = OpenAIClient(self.base_url, api_key, label=f"model {model!r}", max_concurrency=max_concurrency,
                                   max_retries=max_retries, timeout=timeout, connect_timeout=connect_timeout,
-                                  backoff=backoff, max_backoff=max_backoff)
+                                  backoff=backoff, max_backoff=max_backoff, connect_retries=connect_retries)
         self.top_logprobs = top_logprobs
         self.extra_body = dict(extra_body or {})
         self.tokenizer = load_tokenizer(tokenizer)

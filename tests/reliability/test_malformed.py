@@ -257,7 +257,7 @@ def test_mmlu_structural_problems_are_clear_errors(tmp_path, capsys):
     with pytest.raises(ValueError, match=r"no usable question .*chem_test.csv:2: bad answer value '9'"):
         load_mmlu(tmp_path)
     # through the CLI: exit 2, one line naming the file, before any reader is contacted
-    rc = main(["eval", "mmlu", "--data", str(tmp_path), "--collection", "c", "--path", str(tmp_path / "db"),
+    rc = main(["eval", "mmlu", "--data", str(tmp_path), "--collection", "kb0", "--path", str(tmp_path / "db"),
                "--reader", "openai:nobody", "--base-url",
                "http://127.0.0.1:9/v1", "--out", str(tmp_path / "out"), "--no-progress"])
     err = capsys.readouterr().err
@@ -296,7 +296,7 @@ try:
 except GPQAPasswordError as exc:
     print("python:", exc)
 os.environ["GPQA_PASSWORD"] = "still-not-it"
-rc = main(["eval", "gpqa", "--data", sys.argv[1], "--subset", "main", "--collection", "c", "--path", "db",
+rc = main(["eval", "gpqa", "--data", sys.argv[1], "--subset", "main", "--collection", "kb0", "--path", "db",
            "--reader", "openai:nobody",
            "--base-url", "http://127.0.0.1:9/v1", "--out", "eval-out", "--no-progress"])
 print("cli rc:", rc, "writes:", writes)

@@ -287,7 +287,7 @@ def test_the_cli_error_line_and_its_verbose_traceback_mask_echoed_secrets(tmp_pa
     env = {**os.environ, "PYTHONPATH": str(REPO), "CHROMA_AUTH_TOKEN": ECHOED["chroma token"],
            "OPENAI_API_KEY": ECHOED["openai key"], "HF_HUB_OFFLINE": "1"}
     with FaultServer([Reply(401, echo=True)]) as server:
-        search = [sys.executable, "-m", "reasonir_rag", "search", "q", "--collection", "c", "--host", "127.0.0.1",
+        search = [sys.executable, "-m", "reasonir_rag", "search", "q", "--collection", "kb0", "--host", "127.0.0.1",
                   "--port", str(server.port), "--encoder", "minilm", "--device", "cpu"]
         quiet = subprocess.run(search, env=env, capture_output=True, text=True, timeout=300)
         loud = subprocess.run([*search, "-v"], env=env, capture_output=True, text=True, timeout=300)

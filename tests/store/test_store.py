@@ -282,7 +282,7 @@ def test_bad_inputs_to_search(tmp_path, tiny_encoder):
 def test_missing_collection_and_bad_names(tmp_path, tiny_encoder):
     with pytest.raises(CollectionNotFoundError, match="does not exist"):
         _store(tmp_path, tiny_encoder, "never-made", create=False)
-    with pytest.raises(ValueError, match="cannot open collection 'x'"):
+    with pytest.raises(ValueError, match="invalid collection name 'x': Chroma needs 3-512 characters"):
         _store(tmp_path, tiny_encoder, "x")
 
 
