@@ -119,12 +119,22 @@ def _recorded_fingerprint(args: argparse.Namespace) -> dict[str, Any] | None:
 
 
 def check_local_path(args: argparse.Namespace) -> None:
-    """Searching must not create an empty database as a side effect of a typo."""
+    """Searching must not create an empty database as a side effect of a typo: the collection name follows
+    Chroma's rule and an embedded ``--path`` holds a Chroma database, checked before any model loads."""
+    from reasonir_rag.errors import DataNotFoundError
+    from reasonir_rag.index.collections import check_collection_name
+
+    check_collection_name(args.collection)
     where = connection(args)
-    if not where.on_server:
-        path = Path(where.describe())
-        if not path.is_dir():
-            raise FileNotFoundError(f"no Chroma database at {path} (index documents first, or pass --path)")
+    if where.on_server:
+        return
+    path = Path(where.describe())
+    if not path.is_dir():
+        raise DataNotFoundError(f"no Chroma database at {path}: index documents first (reasonir-rag index ... "
+                                f"--path {path}), or pass the --path you indexed into")
+    if not (path / "chroma.sqlite3").is_file():
+        raise DataNotFoundError(f"{path} is a folder but not a Chroma database (it has no chroma.sqlite3): pass "
+                                "the --path you indexed into")
 
 
 def key_metadata(meta: dict[str, Any], doc_id: str = "") -> str:

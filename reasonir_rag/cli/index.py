@@ -176,9 +176,6 @@ def cmd_search(args: argparse.Namespace) -> int:
         raise ValueError(f"-k must be >= 1, got {args.k}")
     if not args.query.strip():
         raise ValueError("the question is empty")
-    from reasonir_rag.index.collections import check_collection_name
-
-    check_collection_name(args.collection)
     check_local_path(args)
     encoder = load_encoder(encoder_name(args, must_exist=True), args)
     store = ChromaStore(args.collection, encoder=encoder, create=False, connection=connection(args))

@@ -13,11 +13,13 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 from reasonir_rag._deps import require
 from reasonir_rag.errors import CollectionNotFoundError, EncoderMismatchError, InvalidInputError
 from reasonir_rag.index.connection import ChromaConnection
+from reasonir_rag.index.storage import storage_error
 
 FINGERPRINT_KEY = "reasonir_fingerprint"
 EMBEDDING_FUNCTION_NAME = "reasonir"  # the name ReasonIREmbeddingFunction is registered under in chromadb
@@ -58,20 +60,24 @@ def _configuration(col: Any) -> dict[str, Any]:
 def stored_fingerprint(collection: str, connection: ChromaConnection | None = None) -> dict[str, Any] | None:
     """The encoder fingerprint recorded in ``collection`` (None when it has none). Raises
     :class:`CollectionNotFoundError` when the collection is missing."""
-    client, where = (connection or ChromaConnection()).open()
-    col = _get(client, collection, where, create=False, fingerprint=None, hint="")
+    connection = connection or ChromaConnection()
+    client, where = connection.open()
+    col = _get(client, collection, where, create=False, fingerprint=None, hint="", folder=connection.folder)
     return recorded_fingerprint(col)
 
 
-def open_collection(client: Any, name: str, where: str, fingerprint: dict[str, Any], *, create: bool) -> Any:
-    """The collection ``name`` (created when missing and ``create``), checked against ``fingerprint``."""
-    col = _get(client, name, where, create=create, fingerprint=fingerprint,
+def open_collection(client: Any, name: str, where: str, fingerprint: dict[str, Any], *, create: bool,
+                    folder: Path | None = None) -> Any:
+    """The collection ``name`` (created when missing and ``create``), checked against ``fingerprint``;
+    ``folder``: the embedded folder, looked at when Chroma fails (read-only, full)."""
+    col = _get(client, name, where, create=create, fingerprint=fingerprint, folder=folder,
                hint="; index documents into it first (reasonir-rag index ... --collection NAME)")
     check_collection(col, name, fingerprint)
     return col
 
 
-def _get(client: Any, name: str, where: str, *, create: bool, fingerprint: dict[str, Any] | None, hint: str) -> Any:
+def _get(client: Any, name: str, where: str, *, create: bool, fingerprint: dict[str, Any] | None, hint: str,
+         folder: Path | None) -> Any:
     errors = require("chromadb.errors")
     try:
         if create:
@@ -85,7 +91,8 @@ def _get(client: Any, name: str, where: str, *, create: bool, fingerprint: dict[
     except errors.NotFoundError as exc:
         raise CollectionNotFoundError(f"collection {name!r} does not exist at {where}{hint}") from exc
     except errors.ChromaError as exc:
-        raise InvalidInputError(f"cannot open collection {name!r} at {where}: {exc}") from exc
+        raise (storage_error(exc, where, folder, f"opening collection {name!r}")
+               or InvalidInputError(f"cannot open collection {name!r} at {where}: {exc}")) from exc
 
 
 def check_collection(col: Any, name: str, fingerprint: dict[str, Any]) -> None:

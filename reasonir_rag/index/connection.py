@@ -6,6 +6,12 @@ or ``X-Chroma-Token``) or HTTP basic auth (``user:password``) reaches the server
 Each setting defaults to Chroma's environment variable (``CHROMA_CLIENT_AUTH_PROVIDER``,
 ``CHROMA_CLIENT_AUTH_CREDENTIALS``, ``CHROMA_AUTH_TOKEN_TRANSPORT_HEADER``). The old ``auth_token`` /
 ``$CHROMA_AUTH_TOKEN`` still work as a deprecated alias for a Bearer token (logged once).
+
+chromadb's HTTP client has no timeout at all, so a host that never answers would hang for the kernel's TCP
+timeout (134 s measured here) on every call: before the client is made the server is asked for its heartbeat with
+a :data:`CONNECT_TIMEOUT` connect timeout (no credentials sent), and the client's own connects get the same bound.
+An embedded folder that cannot be opened (read-only, full, not writable) is a
+:class:`~reasonir_rag.errors.StorageError` naming it (``storage.py``).
 """
 
 from __future__ import annotations
@@ -20,7 +26,8 @@ from typing import Any
 
 from reasonir_rag._common import secrets
 from reasonir_rag._deps import require
-from reasonir_rag.errors import InvalidInputError
+from reasonir_rag.errors import InvalidInputError, ServiceUnavailableError, StorageError
+from reasonir_rag.index.storage import storage_error
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +36,9 @@ AUTH_PROVIDERS = {  # the short names; a full chromadb ClientAuthProvider class 
     "basic": "chromadb.auth.basic_authn.BasicAuthClientProvider",
 }
 TOKEN_HEADERS = ("Authorization", "X-Chroma-Token")  # what chromadb's token provider can send
+CONNECT_TIMEOUT = 5.0  # seconds to open a connection to a Chroma server
+ANSWER_TIMEOUT = 30.0  # seconds for its heartbeat to answer once connected
+PROBE_AGENT = "reasonir-rag reachability probe"  # the heartbeat asked before chromadb connects: no credentials
 _deprecation_logged = False
 
 
@@ -72,26 +82,53 @@ class ChromaConnection:
             return str(Path(folder).expanduser())
         return f"{'https' if self.ssl else 'http'}://{self.host or 'localhost'}:{int(self.port or 8000)}"
 
+    @property
+    def folder(self) -> Path | None:
+        """The embedded folder (None on a server)."""
+        return None if self.on_server else Path(self.describe())
+
     def open(self) -> tuple[Any, str]:
         """A Chroma client and :meth:`describe`."""
         chromadb = require("chromadb")
         settings = chromadb.config.Settings(anonymized_telemetry=False)
         where = self.describe()
         if not self.on_server:
-            return chromadb.PersistentClient(path=where, settings=settings), where
+            try:
+                return chromadb.PersistentClient(path=where, settings=settings), where
+            except Exception as exc:  # everything that fails here is about the folder
+                raise (storage_error(exc, where, where, "opening the Chroma database")
+                       or StorageError(f"cannot open the Chroma folder {where}: {type(exc).__name__}: {exc}")) from exc
         headers = dict(self.headers or {})
         secrets.register_headers(headers)
         secrets.guard_http_logs()
         auth = self.auth_settings()
         if auth:
             settings = chromadb.config.Settings(anonymized_telemetry=False, **auth)
+        self._check_answers(where)
         try:
             client = chromadb.HttpClient(host=self.host or "localhost", port=int(self.port or 8000), ssl=self.ssl,
                                          headers=headers or None, settings=settings)
         except Exception as exc:  # the message never includes the headers (the token stays private)
-            raise ConnectionError(secrets.redact(f"could not reach the Chroma server at {where}: {exc}")) \
+            raise ServiceUnavailableError(secrets.redact(f"could not reach the Chroma server at {where}: {exc}")) \
                 from secrets.scrub(exc)
+        _bound_connects(client)
         return client, where
+
+    def _check_answers(self, where: str) -> None:
+        """Fail in seconds when nothing at ``where`` answers (chromadb itself would wait minutes)."""
+        httpx = require("httpx")
+        try:
+            with httpx.Client(timeout=httpx.Timeout(ANSWER_TIMEOUT, connect=CONNECT_TIMEOUT),
+                              headers={"User-Agent": PROBE_AGENT}) as probe:
+                probe.get(f"{where}/api/v2/heartbeat")
+        except (httpx.ConnectError, httpx.TimeoutException) as exc:
+            phase = "did not accept a connection" if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)) \
+                else f"accepted the connection but did not answer within {ANSWER_TIMEOUT:g} s"
+            raise ServiceUnavailableError(
+                f"the Chroma server at {where} {phase} ({type(exc).__name__}: {exc}); is it running "
+                "(chroma run --host 127.0.0.1 --port PORT) and are --host/--port right?") from exc
+        except httpx.HTTPError:  # it answered, or failed past the connection: chromadb says what is wrong
+            pass
 
     def auth_settings(self) -> dict[str, str]:
         """Chroma's client auth settings for this connection (empty: no auth), each secret registered for masking."""
@@ -121,6 +158,16 @@ class ChromaConnection:
         elif header:
             settings["chroma_auth_token_transport_header"] = header
         return settings
+
+
+def _bound_connects(client: Any) -> None:
+    """Give chromadb's HTTP session (``timeout=None``) a connect timeout; reads stay unbounded (a long query)."""
+    httpx = require("httpx")
+    session = getattr(getattr(client, "_server", None), "_session", None)
+    if isinstance(session, httpx.Client):
+        session.timeout = httpx.Timeout(None, connect=CONNECT_TIMEOUT)
+    else:
+        logger.debug("chromadb's HTTP session was not found: its connects keep chromadb's (unbounded) timeout")
 
 
 def _check_provider(provider: str | None, what: str) -> None:

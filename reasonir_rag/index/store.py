@@ -7,7 +7,8 @@ the encoder's fingerprint, so an index is never queried with vectors from anothe
 ``add`` is idempotent: each record stores a hash of its text; before a batch is encoded its ids are
 looked up, and unchanged texts are skipped (a re-run costs no model time, a killed ingest resumes). What an
 add was given becomes records in ``records.py``; they are written, with retries, in ``writes.py``. This module
-is the class users hold, its reads and its searches.
+is the class users hold, its reads and its searches. Every Chroma call goes through ``storage.py``: a folder or
+disk that cannot take writes is a ``StorageError`` naming it, and no error carries a secret a server echoed.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from reasonir_rag.index.records import (
     public_metadata,
     text_hash,
 )
+from reasonir_rag.index.storage import CheckedCollection, chroma_errors
 from reasonir_rag.index.writes import CollectionWriter
 from reasonir_rag.protocols import Encoder
 from reasonir_rag.types import Document, PrefixKind, ScoredDocument
@@ -103,11 +105,14 @@ class ChromaStore:
             raise InvalidInputError("give either connection= or path/host/port/ssl/auth_token/headers, not both")
         self.connection = connection or loose
         self._client, self._where = self.connection.open()
-        max_batch = int(self._client.get_max_batch_size())
+        folder = self.connection.folder
+        with chroma_errors(self._where, folder, "asking Chroma its batch size"):
+            max_batch = int(self._client.get_max_batch_size())
         self._records_per_call = max(1, min(records_per_call or DEFAULT_RECORDS_PER_CALL, max_batch))
         self._clean_meta = MetadataNormaliser()
-        self._collection = open_collection(self._client, self._name, self._where, self._encoder.fingerprint,
-                                           create=create)
+        collection = open_collection(self._client, self._name, self._where, self._encoder.fingerprint,
+                                     create=create, folder=folder)
+        self._collection = CheckedCollection(collection, name=self._name, where=self._where, folder=folder)
         self._writer = CollectionWriter(self._collection, name=self._name, where=self._where,
                                         records_per_call=self._records_per_call, retries=retries)
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from reasonir_rag._common.progress import progress
 from reasonir_rag._deps import require
-from reasonir_rag.errors import ServiceUnavailableError
+from reasonir_rag.errors import ServiceUnavailableError, StorageError
 from reasonir_rag.index.metadata import FORMAT_KEY, METADATA_FORMAT
 from reasonir_rag.index.records import HASH_KEY, PARENT_KEY, AddStats, Record, text_hash
 
@@ -49,9 +49,10 @@ class CollectionWriter:
                 batch = order[start : start + self._records_per_call]
                 try:
                     self._add_batch(batch, records, stats, vectors_for)
-                except ConnectionError as exc:
+                except (ConnectionError, StorageError) as exc:  # nothing more can be written: say how far it got
                     stored = stats.added + stats.unchanged + stats.metadata_updated
-                    raise ServiceUnavailableError(
+                    error = StorageError if isinstance(exc, StorageError) else ServiceUnavailableError
+                    raise error(
                         f"{exc}; {stored} of the {len(order)} documents of this add() are stored. Run the same "
                         "add() again to resume: stored, unchanged documents are skipped without encoding"
                     ) from exc

@@ -102,6 +102,13 @@ def test_a_mistyped_path_or_collection_fails_before_any_model_loads_and_creates_
     assert main([*common, "--collection", "reel", "--path", str(tmp_path / "chroma")]) == 2
     err = capsys.readouterr().err
     assert "reel" in err and "/nonexistent/reader" not in err  # the collection failed first, not the reader
+    for name in ("r", "bad name", "_real"):  # names Chroma would refuse only after the models load
+        assert main([*common, "--collection", name, "--path", str(tmp_path / "chroma")]) == 2
+        assert f"invalid collection name {name!r}: Chroma needs 3-512 characters" in capsys.readouterr().err
+    (tmp_path / "not-a-db").mkdir()
+    assert main(["search", "q", "--collection", "real", "--path", str(tmp_path / "not-a-db")]) == 2
+    assert "is a folder but not a Chroma database (it has no chroma.sqlite3)" in capsys.readouterr().err
+    assert list((tmp_path / "not-a-db").iterdir()) == []
     ChromaStore("empty", encoder=minilm_encoder, path=tmp_path / "chroma")
     assert main([*common, "--collection", "empty", "--path", str(tmp_path / "chroma"), "--reader",
                  "openai:nobody", "--base-url", "http://127.0.0.1:9/v1", "--encoder", "minilm"]) == 2

@@ -61,10 +61,12 @@ class Exchange:
 @dataclass
 class RecordingProxy:
     """A reverse proxy on 127.0.0.1 in front of a loopback server (``upstream`` port, settable: point it at a
-    restarted server). Records every exchange; answers 502 when the upstream is down or drops the connection."""
+    restarted server). Records every exchange; answers 502 when the upstream is down or drops the connection.
+    With ``echo`` set it answers 401 itself, quoting the request's headers (as some proxies do in an error)."""
 
     upstream: int | None = None
     exchanges: list[Exchange] = field(default_factory=list)
+    echo: bool = False
 
     def __post_init__(self) -> None:
         outer = self
@@ -101,6 +103,10 @@ class RecordingProxy:
         self._thread.start()
 
     def _send_upstream(self, method: str, path: str, headers: Any, body: bytes) -> tuple[int, list, bytes]:
+        if self.echo:
+            quoted = {k.lower(): v for k, v in headers.items()}
+            payload = json.dumps({"error": "AuthError", "message": f"rejected request with headers {quoted}"})
+            return 401, [("content-type", "application/json")], payload.encode()
         if self.upstream is None:
             return 502, [("content-type", "application/json")], b'{"error": "no upstream"}'
         conn = http.client.HTTPConnection("127.0.0.1", self.upstream, timeout=300)
@@ -114,6 +120,13 @@ class RecordingProxy:
             return 502, [("content-type", "application/json")], payload
         finally:
             conn.close()
+
+    @property
+    def client_calls(self) -> list[Exchange]:
+        """The exchanges chromadb made (not reasonir-rag's reachability probes, which carry no credentials)."""
+        from reasonir_rag.index.connection import PROBE_AGENT
+
+        return [e for e in self.exchanges if e.headers.get("user-agent") != PROBE_AGENT]
 
     @property
     def url(self) -> str:

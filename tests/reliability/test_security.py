@@ -184,9 +184,9 @@ def test_chroma_client_sends_the_auth_token_on_every_request(chroma_server_facto
         store = ChromaStore("auth", encoder=tiny_encoder, host="127.0.0.1", port=proxy.port)
         store.add(TEXTS)
         assert [h.text for h in store.search("buffer pH", k=1)] == [TEXTS[1]]
-        from_env = list(proxy.exchanges)
+        from_env = proxy.client_calls
         ChromaStore("auth", encoder=tiny_encoder, host="127.0.0.1", port=proxy.port, auth_token="explicit-token")
-        explicit = proxy.exchanges[len(from_env):]
+        explicit = proxy.client_calls[len(from_env):]
     finally:
         proxy.close()
     assert len(from_env) >= 4 and {e.headers.get("authorization") for e in from_env} == {

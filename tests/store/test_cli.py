@@ -134,9 +134,17 @@ def test_errors_exit_2_without_traceback(tmp_path, corpus, tiny_reasonir_dir, ca
     (tmp_path / "x.csv").write_text("a", encoding="utf-8")
     assert main(["index", str(tmp_path / "x.csv"), "--collection", "cli-test", "--path", str(db)]) == 2
     assert "unsupported file type" in capsys.readouterr().err
+    fresh = tmp_path / "fresh-db"
+    for name in ("ab", "a..b", "192.168.0.1", "x" * 513):  # Chroma's rule, checked before a model or a folder
+        assert main(["index", str(corpus), "--collection", name, "--path", str(fresh), "--encoder", tiny]) == 2
+        assert f"invalid collection name {name!r}" in capsys.readouterr().err
+    assert not fresh.exists()
 
 
 def test_console_entry_point_reports_errors_in_one_line(tmp_path):
+    import chromadb
+
+    chromadb.PersistentClient(path=str(tmp_path))  # a database without the collection asked for
     done = subprocess.run(
         [sys.executable, "-m", "reasonir_rag", "search", "q", "--collection", "nope", "--path", str(tmp_path)],
         capture_output=True,

@@ -51,6 +51,27 @@ def proxy(chroma_server):
     recorder.close()
 
 
+def test_a_token_echoed_into_a_store_calls_error_is_masked_in_the_python_exception(proxy, tiny_encoder):
+    """The server answers, then a proxy starts quoting the request's headers in its 401s: the exception each store
+    call raises, with every exception chained to it, shows the token masked (not only the CLI's line)."""
+    import traceback
+
+    from reasonir_rag.index.connection import ChromaConnection
+
+    token = "tok-echoed-5772156649"
+    connection = ChromaConnection(host="127.0.0.1", port=proxy.port, auth_credentials=token)
+    store = ChromaStore("echo-test", encoder=tiny_encoder, connection=connection)
+    store.add(TEXTS)
+    proxy.echo = True
+    calls = {"search": lambda: store.search("q"), "get": lambda: store.get(["x"]), "count": store.count,
+             "add": lambda: store.add(["a text not stored yet"]), "delete": lambda: store.delete(["x"])}
+    for name, call in calls.items():
+        with pytest.raises(Exception) as err:
+            call()
+        shown = "".join(traceback.format_exception(err.value))
+        assert token not in shown and "Bearer ***" in shown, (name, shown[-600:])
+
+
 @pytest.mark.parametrize(("settings", "header", "expected"), [
     ({"auth_credentials": "tok-3141592653"}, "authorization", "Bearer tok-3141592653"),
     ({"auth_credentials": "tok-2718281828", "auth_header": "X-Chroma-Token"}, "x-chroma-token", "tok-2718281828"),
@@ -64,7 +85,11 @@ def test_chromas_own_client_auth_settings_reach_the_server(proxy, tiny_encoder, 
     store = ChromaStore("auth-settings", encoder=tiny_encoder, connection=where)
     store.add(TEXTS[:2])
     assert store.count() == 2
-    assert len(proxy.exchanges) >= 4 and {e.headers.get(header) for e in proxy.exchanges} == {expected}
+    probe, *_ = proxy.exchanges  # first the reachability probe: a heartbeat that carries no credentials
+    assert probe.path == "/api/v2/heartbeat" and probe.headers.get(header) is None
+    calls = proxy.client_calls
+    assert len(calls) == len(proxy.exchanges) - 1 and len(calls) >= 4
+    assert {e.headers.get(header) for e in calls} == {expected}
     assert settings["auth_credentials"] not in repr(where) + repr(store) + caplog.text
 
 
@@ -74,17 +99,17 @@ def test_auth_from_chromas_environment_variables_and_the_deprecated_alias(proxy,
     monkeypatch.setenv("CHROMA_CLIENT_AUTH_CREDENTIALS", "env-tok-1618033988")
     monkeypatch.setenv("CHROMA_AUTH_TOKEN_TRANSPORT_HEADER", "X-Chroma-Token")
     ChromaStore("auth-env", encoder=tiny_encoder, host="127.0.0.1", port=proxy.port)
-    assert {e.headers.get("x-chroma-token") for e in proxy.exchanges} == {"env-tok-1618033988"}
+    assert {e.headers.get("x-chroma-token") for e in proxy.client_calls} == {"env-tok-1618033988"}
 
     for name in ("CHROMA_CLIENT_AUTH_CREDENTIALS", "CHROMA_AUTH_TOKEN_TRANSPORT_HEADER"):
         monkeypatch.delenv(name)
     monkeypatch.setenv("CHROMA_AUTH_TOKEN", "old-tok-1414213562")
     monkeypatch.setattr(connection, "_deprecation_logged", False)
-    seen = len(proxy.exchanges)
+    seen = len(proxy.client_calls)
     with caplog.at_level("WARNING", logger="reasonir_rag.index.connection"):
         for _ in range(2):
             ChromaStore("auth-env", encoder=tiny_encoder, host="127.0.0.1", port=proxy.port)
-    assert {e.headers.get("authorization") for e in proxy.exchanges[seen:]} == {"Bearer old-tok-1414213562"}
+    assert {e.headers.get("authorization") for e in proxy.client_calls[seen:]} == {"Bearer old-tok-1414213562"}
     assert caplog.text.count("$CHROMA_AUTH_TOKEN is deprecated") == 1 and "old-tok" not in caplog.text
 
 
