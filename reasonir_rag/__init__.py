@@ -58,6 +58,8 @@ _LAZY = {
     "ChromaSink": "reasonir_rag.bulk.sinks",
     "ParquetSink": "reasonir_rag.bulk.sinks",
     "OpenAIEmbeddingsEncoder": "reasonir_rag.encoding.served",
+    "synthesize": "reasonir_rag.synth.run",
+    "SynthesisSettings": "reasonir_rag.synth.run",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -83,6 +85,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from reasonir_rag.llm import OpenAICompatibleLLM, TransformersLLM, load_llm
     from reasonir_rag.pipeline.reranker import QwenReranker
     from reasonir_rag.pipeline.rewriter import QueryRewriter
+    from reasonir_rag.synth.run import SynthesisSettings, synthesize
 
 __all__ = [  # noqa: RUF022 - grouped by layer
     "Document", "ScoredDocument", "__version__",
@@ -92,6 +95,7 @@ __all__ = [  # noqa: RUF022 - grouped by layer
     "RAGEvaluator", "EvalSettings", "fetch_gpqa",
     "BM25Retriever", "Journal", "load_mmlu", "load_gpqa", "Question", "evaluate_retrieval", "build_report",
     "embed_corpus_with_ray", "ChromaSink", "ParquetSink", "OpenAIEmbeddingsEncoder",
+    "synthesize", "SynthesisSettings",
     # errors (reasonir_rag.errors): ReasonIRError is the base of every one
     "ReasonIRError",
     "InvalidInputError",

@@ -16,11 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from reasonir_rag.errors import StorageError
+from reasonir_rag.eval.retrieval_report import SYNTHESIZED_CAVEATS
 
-CAVEATS = (
-    "One positive per query (its seed passage): relevance labels are incomplete, so nDCG is a lower bound.",
-    "ReasonIR-8B was trained on queries written this way (its HQ data), so such a set may favour it: use it to "
-    "compare systems on your corpus, and say so.",
+CAVEATS = (  # the report's caveats for any synthesized collection, then what only this recipe adds
+    *SYNTHESIZED_CAVEATS,
     "The queries are only as good as the LLM that wrote them; the checks here are lexical (copying, pointing at "
     "the passage, near-duplicates) and do not verify that the passage answers the query.",
 )

@@ -172,6 +172,15 @@ def test_import_is_light():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_every_public_name_resolves():
+    """``__all__`` and the lazy table agree: each name is importable from the package (a typo would be found
+    only by the user who needs that name)."""
+    import reasonir_rag
+
+    missing = [name for name in reasonir_rag.__all__ if getattr(reasonir_rag, name, None) is None]
+    assert missing == [] and {"synthesize", "SynthesisSettings"} <= set(reasonir_rag.__all__)
+
+
 def test_shared_encoder_loads_once_per_argument_set(tiny_reasonir_dir):
     from reasonir_rag.encoding.encoder import shared_encoder
 
