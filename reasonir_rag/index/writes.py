@@ -27,6 +27,7 @@ from reasonir_rag.index.records import HASH_KEY, PARENT_KEY, AddStats, Record, t
 logger = logging.getLogger("reasonir_rag.index.store")  # its messages are the store's
 
 VectorsFor = Callable[[list[str]], np.ndarray]  # ids -> their vectors, asked only for new or changed texts
+ENCODE_SLICE = 256  # texts per encoder call: the bar moves this often; enough for length-sorted batching
 
 
 class CollectionWriter:
@@ -48,7 +49,7 @@ class CollectionWriter:
             for start in range(0, len(order), self._records_per_call):
                 batch = order[start : start + self._records_per_call]
                 try:
-                    self._add_batch(batch, records, stats, vectors_for)
+                    self._add_batch(batch, records, stats, vectors_for, bar.update)
                 except (ConnectionError, StorageError) as exc:  # nothing more can be written: say how far it got
                     stored = stats.added + stats.unchanged + stats.metadata_updated
                     error = StorageError if isinstance(exc, StorageError) else ServiceUnavailableError
@@ -56,7 +57,6 @@ class CollectionWriter:
                         f"{exc}; {stored} of the {len(order)} documents of this add() are stored. Run the same "
                         "add() again to resume: stored, unchanged documents are skipped without encoding"
                     ) from exc
-                bar.update(len(batch))
         self._prune(records, stats)
         logger.info(
             "add to %r: %d new or changed, %d unchanged, %d metadata-only, %d rejected, %d duplicates, "
@@ -102,7 +102,9 @@ class CollectionWriter:
         raise AssertionError("unreachable")
 
     def _add_batch(self, batch: list[str], records: dict[str, Record], stats: AddStats,
-                   vectors_for: VectorsFor) -> None:
+                   vectors_for: VectorsFor, advance: Callable[[int], Any]) -> None:
+        """One Chroma call's worth of records: look up, encode what changed (``advance`` the bar every
+        :data:`ENCODE_SLICE` texts, so a slow encoder still shows movement), upsert."""
         existing = self._server("get", self._collection.get, ids=batch, include=["metadatas"])
         stored = {i: m or {} for i, m in zip(existing["ids"], existing["metadatas"] or [], strict=False)}
         encode: list[str] = []
@@ -116,8 +118,14 @@ class CollectionWriter:
                 meta_only.append(doc_id)
             else:
                 stats.unchanged += 1
+        advance(len(batch) - len(encode))
         if encode:
-            stats.added += self._upsert(encode, vectors_for(encode), records, stats)
+            vectors = []
+            for start in range(0, len(encode), ENCODE_SLICE):
+                part = encode[start : start + ENCODE_SLICE]
+                vectors.append(np.asarray(vectors_for(part), dtype=np.float32))
+                advance(len(part))
+            stats.added += self._upsert(encode, np.concatenate(vectors), records, stats)
         if meta_only:
             got = self._server("get", self._collection.get, ids=meta_only, include=["embeddings"])
             by_id = dict(zip(got["ids"], got["embeddings"], strict=True))

@@ -16,9 +16,11 @@ class CountingEncoder:
         self._encoder = encoder
         self.documents_encoded = 0
         self.queries_encoded = 0
+        self.document_calls: list[int] = []  # how many texts each encode_documents call held
 
     def encode_documents(self, texts, **kwargs):
         self.documents_encoded += len(texts)
+        self.document_calls.append(len(texts))
         return self._encoder.encode_documents(texts, **kwargs)
 
     def encode_queries(self, texts, **kwargs):

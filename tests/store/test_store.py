@@ -335,3 +335,23 @@ def test_one_connection_type_for_store_sinks_and_cli(tmp_path, tiny_encoder):
     assert "s3cret" not in repr(sink) and sink.describe() == "Chroma collection 'papers' at http://127.0.0.1:8123"
     args = argparse.Namespace(path=None, host="127.0.0.1", port=8123, ssl=True)
     assert connection(args) == ChromaConnection(host="127.0.0.1", port=8123, ssl=True)
+
+
+def test_add_moves_its_bar_every_encoder_slice_not_every_chroma_call(tmp_path, counting, monkeypatch):
+    """600 new texts in one Chroma call (records_per_call=1000): encoded 256 at a time, the bar advanced after each
+    slice (a slow encoder still shows movement), and unchanged texts counted at once on a rerun."""
+    import io
+
+    from reasonir_rag.index.writes import ENCODE_SLICE
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    store = ChromaStore("slices", encoder=counting, path=tmp_path / "chroma", records_per_call=1000)
+    texts = [f"passage {i} on energy" for i in range(600)]
+    monkeypatch.setattr("sys.stderr", Terminal())
+    stats = store.add(texts, show_progress=True)
+    assert ENCODE_SLICE == 256 and counting.document_calls == [256, 256, 88] and stats.added == 600
+    assert "600/600" in sys.stderr.getvalue()
+    assert store.add(texts, show_progress=True).unchanged == 600 and counting.document_calls == [256, 256, 88]
