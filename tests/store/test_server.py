@@ -19,6 +19,7 @@ def test_add_and_search_through_the_server(chroma_server, tiny_encoder, minilm_e
     host, port = chroma_server
     store = ChromaStore("server-test", encoder=tiny_encoder, host=host, port=port, auth_token="secret-token")
     assert type(store.client).__name__ == "Client" and store.client.heartbeat() > 0
+    assert store.client._server._session.timeout.connect == 5.0  # chromadb's own session has no timeout at all
     ids = store.add(TEXTS, metadatas=[{"n": i} for i in range(3)]).ids
     again = store.add(TEXTS, metadatas=[{"n": i} for i in range(3)])
     assert again.ids == ids and again.unchanged == 3
