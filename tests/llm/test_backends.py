@@ -183,8 +183,8 @@ def test_client_errors_are_not_retried():
 
 def test_server_down_gives_a_clear_error_after_retries():
     url = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
-    llm = _client(url, max_retries=2)
-    with pytest.raises(LLMError, match=r"failed after 3 attempts: APIConnectionError") as err:
+    llm = _client(url, max_retries=2)  # a refused connect is retried connect_retries=1 time, not max_retries
+    with pytest.raises(LLMError, match=r"failed after 2 attempts: APIConnectionError") as err:
         llm.generate(["x"], max_tokens=1)
     assert url in str(err.value)
     out = llm.generate(["x", "y"], max_tokens=1, return_exceptions=True)
