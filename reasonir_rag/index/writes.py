@@ -120,12 +120,12 @@ class CollectionWriter:
                 stats.unchanged += 1
         advance(len(batch) - len(encode))
         if encode:
-            vectors = []
+            slices: list[np.ndarray] = []
             for start in range(0, len(encode), ENCODE_SLICE):
                 part = encode[start : start + ENCODE_SLICE]
-                vectors.append(np.asarray(vectors_for(part), dtype=np.float32))
+                slices.append(np.asarray(vectors_for(part), dtype=np.float32))
                 advance(len(part))
-            stats.added += self._upsert(encode, np.concatenate(vectors), records, stats)
+            stats.added += self._upsert(encode, np.concatenate(slices), records, stats)
         if meta_only:
             got = self._server("get", self._collection.get, ids=meta_only, include=["embeddings"])
             by_id = dict(zip(got["ids"], got["embeddings"], strict=True))
