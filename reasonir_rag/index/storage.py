@@ -56,10 +56,11 @@ def folder_state(folder: str | Path) -> str | None:
 
 
 def storage_problem(exc: BaseException, folder: str | Path | None) -> str | None:
-    """The state behind ``exc`` (a key of ``_SIGNS``), from its message or, embedded, from the folder."""
+    """The state behind ``exc`` (a key of ``_SIGNS``), from its message or, embedded, from the folder. From a
+    server, "permission denied" is more likely its auth than its disk, so only read-only and full count there."""
     text = str(exc).lower()
     for state, signs in _SIGNS.items():
-        if any(sign in text for sign in signs):
+        if (folder is not None or state != "not writable") and any(sign in text for sign in signs):
             return state
     return folder_state(folder) if folder is not None else None
 
@@ -71,8 +72,6 @@ def storage_error(exc: BaseException, where: str, folder: str | Path | None, doi
         return None
     place = f"the Chroma folder {where}" if folder is not None else f"the Chroma server at {where} (its disk)"
     detail = secrets.redact(f"{type(exc).__name__}: {exc}")
-    if folder is None and state != "full":
-        return StorageError(f"{doing} failed: {place} cannot take writes ({state}; {detail})")
     return StorageError(f"{doing} failed: {place} is {state} ({detail}); {_WHAT_TO_DO[state]}")
 
 

@@ -118,4 +118,6 @@ def test_storage_signs_in_chromas_own_messages_and_in_the_folder(tmp_path):
                                         "database or disk is full"), None) == "full"
     assert storage_problem(RuntimeError("Read-only file system (os error 30)"), None) == "read-only"
     assert storage_problem(ValueError("Expected metadata key to be a non-empty string"), tmp_path) is None
+    assert storage_problem(RuntimeError("Forbidden: permission denied"), None) is None  # a server's auth, not disk
+    assert storage_problem(RuntimeError("Forbidden: permission denied"), tmp_path) == "not writable"
     assert folder_state(tmp_path) is None and folder_state(tmp_path / "not" / "made" / "yet") is None
