@@ -12,7 +12,7 @@ import pytest
 from reasonir_rag.errors import LLMError
 from reasonir_rag.llm import OpenAICompatibleLLM
 from tests.llm.helpers import completion_body
-from tests.servers import FaultServer, Reply, unanswered_connect_port
+from tests.servers import FaultServer, Reply, free_port, unanswered_connect_port
 
 OK = Reply(200, completion_body("ok"))
 
@@ -66,16 +66,10 @@ def test_a_hang_on_connect_ends_at_the_connect_timeout_not_the_read_timeout():
 def test_a_refused_or_unanswered_connect_is_retried_once_while_a_busy_server_gets_every_retry():
     """``max_retries=4``: a 503 is sent five times, but a connection that is refused, or never accepted, is tried
     twice (``connect_retries=1``), so a server that is not there fails in seconds, sync and async alike."""
-    import socket
-
     with FaultServer([Reply(503, {"error": "busy"})]) as server, pytest.raises(LLMError, match="after 5 attempts"):
         _llm(server.base_url, max_retries=4).generate(["x"], max_tokens=1)
     assert len(server.requests) == 5
-    closed = socket.socket()
-    closed.bind(("127.0.0.1", 0))
-    port = closed.getsockname()[1]
-    closed.close()  # nothing listens there: connection refused
-    llm = _llm(f"http://127.0.0.1:{port}/v1", max_retries=4)
+    llm = _llm(f"http://127.0.0.1:{free_port()}/v1", max_retries=4)  # nothing listens there: refused
     with pytest.raises(LLMError, match=r"after 2 attempts: APIConnectionError \(ConnectError\)"):
         llm.generate(["x"], max_tokens=1)
     out = asyncio.run(llm.agenerate(["x"], max_tokens=1, return_exceptions=True))
