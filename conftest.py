@@ -1,5 +1,6 @@
 """The whole suite's conftest: the core's tests (``tests/``) and the framework packages' own tests
-(``integrations/langchain-reasonir/tests/``, ``integrations/llama-index-reasonir/tests/``), run together from here.
+(``integrations/langchain-reasonir/tests/`` and the three ``integrations/llama-index-*-reasonir*/tests/``, whose
+shared fixtures are ``tests/llamaindex_fixtures.py``), run together from here.
 
 - The shared session fixtures (offline models, sample data, the real Chroma and vLLM servers) are one set, in
   ``tests/fixtures.py``, loaded for every test as a plugin: each model is built once per session, whichever

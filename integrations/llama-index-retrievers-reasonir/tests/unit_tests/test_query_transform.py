@@ -9,10 +9,9 @@ import socket
 import numpy as np
 import pytest
 from reasonir_rag.llm import OpenAICompatibleLLM
+from tests.llamaindex_fixtures import GRAM_QUESTION
 
 from llama_index.retrievers.reasonir import ReasonIRQueryTransform
-
-from ..helpers import GRAM_QUESTION
 
 
 def test_a_failed_rewrite_embeds_the_question_as_a_query(tiny_biology, tiny_encoder, caplog):

@@ -17,6 +17,9 @@ import numpy as np
 from llama_index.core.base.base_retriever import BaseRetriever
 from llama_index.core.callbacks import CallbackManager
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
+from llama_index.postprocessor.reasonir_rerank import QwenRerank
+from llama_index.postprocessor.reasonir_rerank.events import rerank_events
+from llama_index.postprocessor.reasonir_rerank.llms import LlamaIndexLLM, is_llama_index_llm
 from reasonir_rag.index.store import ChromaStore
 from reasonir_rag.llm.adapter import rerank_layout
 from reasonir_rag.pipeline.reranker import QwenReranker
@@ -24,10 +27,6 @@ from reasonir_rag.pipeline.retriever import DEFAULT_K, Query, Retriever, SearchO
 from reasonir_rag.pipeline.rewriter import QueryRewriter
 from reasonir_rag.protocols import Rewriter, TokenizingEncoder
 from reasonir_rag.types import ScoredDocument
-
-from llama_index.postprocessor.reasonir_rerank import QwenRerank
-from llama_index.postprocessor.reasonir_rerank.events import rerank_events
-from llama_index.postprocessor.reasonir_rerank.llms import LlamaIndexLLM, is_llama_index_llm
 
 logger = logging.getLogger(__name__)
 

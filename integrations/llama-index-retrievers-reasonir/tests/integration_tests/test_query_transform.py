@@ -8,10 +8,9 @@ import pytest
 from llama_index.core.indices.query.query_transform.base import BaseQueryTransform
 from reasonir_rag.errors import InvalidInputError
 from reasonir_rag.pipeline.rewriter import QueryRewriter
+from tests.llamaindex_fixtures import GRAM_QUESTION
 
 from llama_index.retrievers.reasonir import ReasonIRQueryTransform
-
-from ..helpers import GRAM_QUESTION
 
 
 @pytest.mark.parametrize("style, prefix_kind", [("reasonir", "query"), ("hyde", "document")])

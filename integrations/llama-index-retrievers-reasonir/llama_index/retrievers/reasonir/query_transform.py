@@ -23,11 +23,10 @@ from typing import Any, Literal
 from llama_index.core.indices.query.query_transform.base import BaseQueryTransform
 from llama_index.core.prompts.mixin import PromptDictType
 from llama_index.core.schema import QueryBundle
-from reasonir_rag.encoding.encoder import ReasonIREncoder
-from reasonir_rag.pipeline.rewriter import QueryRewriter
-
 from llama_index.embeddings.reasonir import ReasonIREmbedding
 from llama_index.postprocessor.reasonir_rerank.llms import as_core_llm
+from reasonir_rag.encoding.encoder import ReasonIREncoder
+from reasonir_rag.pipeline.rewriter import QueryRewriter
 
 logger = logging.getLogger(__name__)
 

@@ -13,13 +13,12 @@ from llama_index.core.instrumentation.events.llm import LLMChatStartEvent
 from llama_index.core.instrumentation.events.rerank import ReRankStartEvent
 from llama_index.core.query_engine import RetrieverQueryEngine, TransformQueryEngine
 from llama_index.core.schema import MetadataMode, QueryBundle, TextNode
-from llama_index.vector_stores.chroma import ChromaVectorStore
-
 from llama_index.embeddings.reasonir import ReasonIREmbedding
 from llama_index.postprocessor.reasonir_rerank import QwenRerank
-from llama_index.retrievers.reasonir import ReasonIRQueryTransform
+from llama_index.vector_stores.chroma import ChromaVectorStore
+from tests.llamaindex_fixtures import GRAM_QUESTION, new_collection
 
-from ..helpers import GRAM_QUESTION, new_collection
+from llama_index.retrievers.reasonir import ReasonIRQueryTransform
 
 
 @pytest.fixture(scope="module")

@@ -16,10 +16,9 @@ from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle, Te
 from reasonir_rag.errors import InvalidInputError
 from reasonir_rag.pipeline.reranker import QwenReranker
 from reasonir_rag.types import ScoredDocument
+from tests.llamaindex_fixtures import GRAM_QUESTION
 
 from llama_index.postprocessor.reasonir_rerank import QwenRerank
-
-from ..helpers import GRAM_QUESTION
 
 
 def _nodes(openstax_modules, n=5):

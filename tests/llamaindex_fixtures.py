@@ -1,7 +1,12 @@
-"""Fixtures for both tiers of the LlamaIndex package's tests: OpenStax passages, a real embedded Chroma and a
-recorder of LlamaIndex's events. The offline models themselves (``tiny_encoder``, ``minilm_encoder``,
-``tiny_qwen_llm``, ...) are the session's shared ones (tests/fixtures.py at the repository root); the vLLM server's
-LLMs are in integration_tests/conftest.py."""
+"""What the three LlamaIndex packages' tests share (``integrations/llama-index-*-reasonir*/tests/``): OpenStax
+passages, a real embedded Chroma, a recorder of LlamaIndex's events, the session's vLLM server as LlamaIndex and
+core LLMs, the Gram-stain question and its passage, and a Chroma collection maker.
+
+Each package's ``tests/conftest.py`` (and ``tests/integration_tests/conftest.py``) imports the fixtures it uses from
+here; test modules import the constants (``from tests.llamaindex_fixtures import GRAM_QUESTION``). The offline
+models themselves (``tiny_encoder``, ``minilm_encoder``, ``tiny_qwen_llm``, ...) are the session's shared ones
+(``tests/fixtures.py``). LlamaIndex is imported inside the fixtures: the core's tests never need it.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
 from reasonir_rag.sample_data import openstax_records
+
+GRAM_QUESTION = "Which steps of the Gram stain tell gram-positive from gram-negative bacteria?"
+GRAM_PASSAGE = "microbiology/m58788/9"
 
 # (file, module) -> the first 10 passages of each: 40 passages on four unrelated topics
 SAMPLE_MODULES = (
@@ -18,6 +27,19 @@ SAMPLE_MODULES = (
     ("chemistry-bundle", "Measurement Uncertainty, Accuracy, and Precision"),
     ("university-physics-bundle", "Scalars and Vectors"),
 )
+
+
+def new_collection(client: Any, name: str) -> Any:
+    return client.create_collection(name, embedding_function=None, configuration={"hnsw": {"space": "cosine"}})
+
+
+def openai_like(served_llm: Any, **kwargs: Any) -> Any:
+    """LlamaIndex's ``OpenAILike`` on the session's vLLM server (``served_llm``), with ``kwargs`` (``is_chat_model``,
+    ``logprobs``...)."""
+    from llama_index.llms.openai_like import OpenAILike
+
+    return OpenAILike(model=served_llm.model, api_base=served_llm.base_url, api_key="EMPTY", context_window=2048,
+                      timeout=120, max_retries=0, **kwargs)
 
 
 @pytest.fixture(scope="session")
@@ -81,3 +103,28 @@ def events() -> Iterator[Recorder]:
         yield recorder
     finally:
         root.event_handlers.remove(handler)
+
+
+# ---------------------------------------------------------------------------------------------- the vLLM server
+@pytest.fixture(scope="session")
+def served_llm(vllm_server) -> Any:
+    """The session's real vLLM server (SmolLM2): ``.base_url`` (…/v1) and ``.model``."""
+    return vllm_server
+
+
+@pytest.fixture(scope="session")
+def server_llm(served_llm, smollm2_dir):
+    """The core's OpenAI-compatible backend on the server (rewriter and reranker), with SmolLM2's tokenizer."""
+    from reasonir_rag.llm import OpenAICompatibleLLM
+
+    return OpenAICompatibleLLM(served_llm.model, base_url=served_llm.base_url, tokenizer=str(smollm2_dir),
+                               max_retries=1, timeout=120)
+
+
+@pytest.fixture(scope="session")
+def reader_llm(served_llm):
+    """LlamaIndex's own OpenAILike LLM on the same server (the response synthesizer)."""
+    from llama_index.llms.openai_like import OpenAILike
+
+    return OpenAILike(model=served_llm.model, api_base=served_llm.base_url, api_key="EMPTY", is_chat_model=True,
+                      context_window=2048, max_tokens=48, temperature=0.0, timeout=120)

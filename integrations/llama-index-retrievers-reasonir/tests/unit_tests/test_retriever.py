@@ -11,10 +11,9 @@ from llama_index.core.schema import QueryBundle
 from reasonir_rag.errors import InvalidInputError
 from reasonir_rag.index.store import ChromaStore
 from reasonir_rag.types import Document
+from tests.llamaindex_fixtures import GRAM_PASSAGE, GRAM_QUESTION
 
 from llama_index.retrievers.reasonir import ReasonIRRetriever
-
-from ..helpers import GRAM_PASSAGE, GRAM_QUESTION
 
 
 def _documents(rows):

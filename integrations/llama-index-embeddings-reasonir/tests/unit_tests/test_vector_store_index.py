@@ -12,10 +12,9 @@ from llama_index.core.instrumentation.events.embedding import EmbeddingEndEvent
 from llama_index.core.schema import MetadataMode, TextNode
 from llama_index.vector_stores.chroma import ChromaVectorStore
 from reasonir_rag.errors import InvalidInputError
+from tests.llamaindex_fixtures import GRAM_PASSAGE, GRAM_QUESTION, new_collection
 
 from llama_index.embeddings.reasonir import ReasonIREmbedding
-
-from ..helpers import GRAM_PASSAGE, GRAM_QUESTION, new_collection
 
 
 def _nodes(rows):
