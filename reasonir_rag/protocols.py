@@ -109,6 +109,24 @@ class LLM(Protocol):
 
 
 @runtime_checkable
+class AsyncLLM(LLM, Protocol):
+    """An :class:`LLM` with native async calls (``OpenAICompatibleLLM`` on ``AsyncOpenAI``, the framework adapters on
+    their framework's async API). The pipeline's ``a...`` methods await these; an LLM without them runs its sync
+    methods in a worker thread."""
+
+    async def agenerate(
+        self, prompts: Sequence[Prompt], *, max_tokens: int = 256, temperature: float = 0.0, top_p: float = 1.0,
+        seed: int | None = None, stop: Sequence[str] | None = None, return_exceptions: bool = False,
+        frequency_penalty: float = 0.0,
+    ) -> list[Any]: ...
+
+    async def anext_token_logprobs(
+        self, prompts: Sequence[Prompt], candidates: Sequence[str], *, shared_prefix: str = "",
+        return_exceptions: bool = False,
+    ) -> list[Any]: ...
+
+
+@runtime_checkable
 class Rewriter(Protocol):
     """A question to a longer, information-rich query (or a hypothetical passage)."""
 
@@ -135,4 +153,5 @@ class Reranker(Protocol):
         ...
 
 
-__all__ = ["LLM", "Encoder", "Message", "Prompt", "Reranker", "Rewriter", "SearchIndex", "TokenizingEncoder"]
+__all__ = ["LLM", "AsyncLLM", "Encoder", "Message", "Prompt", "Reranker", "Rewriter", "SearchIndex",
+           "TokenizingEncoder"]

@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from reasonir_rag._common import secrets
+from reasonir_rag._common.steps import LoopGate
 from reasonir_rag._deps import require
 from reasonir_rag.errors import InvalidInputError, LLMError
 
@@ -112,6 +113,7 @@ class OpenAIClient:
         retry = (backoff, max_backoff, initial, min(connect_retries, max_retries))
         self._async_type = _client_type(openai.AsyncOpenAI, *retry)
         self.client = _client_type(openai.OpenAI, *retry)(**self._options)
+        self._gate = LoopGate(max_concurrency)
         self._async_clients: dict[int, Any] = {}  # one AsyncOpenAI per event loop (its connections belong to it)
 
     def __repr__(self) -> str:
@@ -139,15 +141,9 @@ class OpenAIClient:
 
     async def amap(self, fn: Callable[[Any], Awaitable[Any]], items: list[Any], *,
                    return_exceptions: bool = False) -> list[Any]:
-        """``await fn(item)`` for each item, at most ``max_concurrency`` at a time; results in input order."""
-        gate = asyncio.Semaphore(self.max_concurrency)
-
-        async def one(item: Any) -> Any:
-            async with gate:
-                return await fn(item)
-
-        results = await asyncio.gather(*(one(i) for i in items), return_exceptions=True)
-        return _gathered(list(results), return_exceptions)
+        """``await fn(item)`` for each item; at most ``max_concurrency`` requests in flight on this event loop,
+        across concurrent calls; results in input order."""
+        return _gathered(await self._gate.gather(fn, items), return_exceptions)
 
     def call(self, what: str, request: Callable[[], Any]) -> Any:
         """Run ``request`` (openai retries inside it); raise :class:`LLMError` naming URL and attempts."""

@@ -16,16 +16,18 @@ answer, and says so once in the log.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal, TypedDict
 
+from reasonir_rag._common.steps import LoopGate
 from reasonir_rag.errors import InvalidInputError, LLMError, UnsupportedError
-from reasonir_rag.llm.base import OptionalTokenizer, is_continuation, logsumexp, validate_prompts
+from reasonir_rag.llm.base import OptionalTokenizer, fold_logprobs, is_continuation, validate_prompts
 from reasonir_rag.types import Message, Prompt
 
 logger = logging.getLogger(__name__)
@@ -72,6 +74,7 @@ class FrameworkLLM(OptionalTokenizer, ABC):
         self.model, self.model_name = model, model_name
         self.is_chat, self.logprobs, self.top_logprobs = is_chat, logprobs, top_logprobs
         self.tokenizer, self.max_concurrency = tokenizer, max_concurrency
+        self._gate = LoopGate(max_concurrency)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({type(self.model).__name__}, model={self.model_name!r})"
@@ -79,6 +82,11 @@ class FrameworkLLM(OptionalTokenizer, ABC):
     @abstractmethod
     def _call(self, prompt: str | list[dict[str, str]], settings: Settings, *, logprobs: bool) -> Reply:
         """One prompt through the framework's model (in the caller's context: its callbacks see the call)."""
+
+    async def _acall(self, prompt: str | list[dict[str, str]], settings: Settings, *, logprobs: bool) -> Reply:
+        """:meth:`_call` through the framework's async API; subclasses override it (this default runs the sync call
+        in a worker thread, for a framework without one)."""
+        return await asyncio.to_thread(self._call, prompt, settings, logprobs=logprobs)
 
     # ------------------------------------------------------------------ the LLM protocol
     def generate(
@@ -90,34 +98,46 @@ class FrameworkLLM(OptionalTokenizer, ABC):
         settings = Settings(max_tokens, temperature, top_p, seed, tuple(stop or ()), frequency_penalty)
         return self._map(lambda p: self._call(p, settings, logprobs=False).text, items, return_exceptions)
 
+    async def agenerate(
+        self, prompts: Sequence[Prompt], *, max_tokens: int = 256, temperature: float = 0.0, top_p: float = 1.0,
+        seed: int | None = None, stop: Sequence[str] | None = None, return_exceptions: bool = False,
+        frequency_penalty: float = 0.0,
+    ) -> list[Any]:
+        """:meth:`generate` through the framework's async call (:meth:`_acall`), ``max_concurrency`` at a time."""
+        items = validate_prompts(prompts, "agenerate")
+        settings = Settings(max_tokens, temperature, top_p, seed, tuple(stop or ()), frequency_penalty)
+
+        async def one(prompt: str | list[dict[str, str]]) -> str:
+            return (await self._acall(prompt, settings, logprobs=False)).text
+
+        return await self._amap(one, items, return_exceptions)
+
     def next_token_logprobs(
         self, prompts: Sequence[Prompt], candidates: Sequence[str], *, shared_prefix: str = "",
         return_exceptions: bool = False,
     ) -> list[Any]:
         """The first generated token's top log-probs folded onto ``candidates`` (surrounding spaces ignored);
         a candidate outside the top ``top_logprobs`` is missing from the result."""
-        if not self.logprobs:
-            raise UnsupportedError(f"{self!r} was not set up to return log-probs (e.g. ChatOpenAI(logprobs=True), "
-                                   "OpenAILike(logprobs=True)); use the reranker's mode='generate'")
-        items = validate_prompts(prompts, "next_token_logprobs")
-        if shared_prefix and any(not isinstance(p, str) for p in items):
-            raise InvalidInputError("shared_prefix works with string prompts only")
-        if self.is_chat and any(isinstance(p, str) for p in items):
-            raise UnsupportedError(f"{self!r} is a chat model: it scores message prompts whose last message is the "
-                                   "assistant's answer prefix (the reranker's template='chat')")
-        wanted = {c.strip() or c: c for c in candidates}
-        settings = Settings(max_tokens=1)
+        items = self._scoring_inputs(prompts, shared_prefix)
 
         def one(prompt: str | list[dict[str, str]]) -> dict[str, float]:
-            full = shared_prefix + prompt if isinstance(prompt, str) else prompt
-            found: dict[str, list[float]] = {}
-            for token, logprob in self._call(full, settings, logprobs=True).top_logprobs or []:
-                key = token.strip() or token
-                if key in wanted:
-                    found.setdefault(wanted[key], []).append(float(logprob))
-            return {c: logsumexp(v) for c, v in found.items()}
+            reply = self._call(_joined(shared_prefix, prompt), Settings(max_tokens=1), logprobs=True)
+            return fold_logprobs(reply.top_logprobs or [], candidates)
 
         return self._map(one, items, return_exceptions)
+
+    async def anext_token_logprobs(
+        self, prompts: Sequence[Prompt], candidates: Sequence[str], *, shared_prefix: str = "",
+        return_exceptions: bool = False,
+    ) -> list[Any]:
+        """:meth:`next_token_logprobs` through the framework's async call."""
+        items = self._scoring_inputs(prompts, shared_prefix)
+
+        async def one(prompt: str | list[dict[str, str]]) -> dict[str, float]:
+            reply = await self._acall(_joined(shared_prefix, prompt), Settings(max_tokens=1), logprobs=True)
+            return fold_logprobs(reply.top_logprobs or [], candidates)
+
+        return await self._amap(one, items, return_exceptions)
 
     def render_chat(self, messages: Sequence[Message], *, add_generation_prompt: bool = True,
                     continue_final_message: bool = False) -> str:
@@ -147,16 +167,33 @@ class FrameworkLLM(OptionalTokenizer, ABC):
             return "\n\n".join(m["content"] for m in prompt)
 
     # ------------------------------------------------------------------ internals
+    def _scoring_inputs(self, prompts: Sequence[Prompt], shared_prefix: str) -> list[str | list[dict[str, str]]]:
+        if not self.logprobs:
+            raise UnsupportedError(f"{self!r} was not set up to return log-probs (e.g. ChatOpenAI(logprobs=True), "
+                                   "OpenAILike(logprobs=True)); use the reranker's mode='generate'")
+        items = validate_prompts(prompts, "next_token_logprobs")
+        if shared_prefix and any(not isinstance(p, str) for p in items):
+            raise InvalidInputError("shared_prefix works with string prompts only")
+        if self.is_chat and any(isinstance(p, str) for p in items):
+            raise UnsupportedError(f"{self!r} is a chat model: it scores message prompts whose last message is the "
+                                   "assistant's answer prefix (the reranker's template='chat')")
+        return items
+
+    def _failure(self, exc: Exception) -> Exception:
+        """What one failed call leaves in its place: the core's own errors as they are, the framework's named
+        (and marked transient when the service, not the prompt, failed)."""
+        if isinstance(exc, (InvalidInputError, UnsupportedError)):
+            return exc
+        return LLMError(f"{self.model_name!r} ({type(self.model).__name__}) failed: {type(exc).__name__}: {exc}",
+                        transient=_is_transient(exc))
+
     def _map(self, fn: Callable[[Any], Any], items: list[Any], return_exceptions: bool) -> list[Any]:
         """``fn`` over ``items`` on up to ``max_concurrency`` threads, each in a copy of the caller's context."""
         def guarded(item: Any) -> Any:
             try:
                 return fn(item)
-            except (InvalidInputError, UnsupportedError) as exc:
-                return exc
-            except Exception as exc:  # the framework's own error: named, and marked transient when it is
-                return LLMError(f"{self.model_name!r} ({type(self.model).__name__}) failed: "
-                                f"{type(exc).__name__}: {exc}", transient=_is_transient(exc))
+            except Exception as exc:
+                return self._failure(exc)
 
         if len(items) <= 1 or self.max_concurrency == 1:
             results = [guarded(item) for item in items]
@@ -164,11 +201,26 @@ class FrameworkLLM(OptionalTokenizer, ABC):
             with ThreadPoolExecutor(min(self.max_concurrency, len(items))) as pool:
                 futures = [pool.submit(contextvars.copy_context().run, guarded, item) for item in items]
                 results = [f.result() for f in futures]
-        if not return_exceptions:
-            failed = next((r for r in results if isinstance(r, BaseException)), None)
-            if failed is not None:
-                raise failed
-        return results
+        return _gathered(results, return_exceptions)
+
+    async def _amap(self, fn: Callable[[Any], Awaitable[Any]], items: list[Any],
+                    return_exceptions: bool) -> list[Any]:
+        """``await fn(item)`` for each item on the caller's event loop, at most ``max_concurrency`` in flight across
+        concurrent calls (each task in a copy of the caller's context, so callbacks and spans nest as in
+        :meth:`_map`)."""
+        results = await self._gate.gather(fn, items)
+        return _gathered([self._failure(r) if isinstance(r, Exception) else r for r in results], return_exceptions)
+
+
+def _gathered(results: list[Any], return_exceptions: bool) -> list[Any]:
+    failed = next((r for r in results if isinstance(r, BaseException)), None)
+    if failed is not None and not return_exceptions:
+        raise failed
+    return results
+
+
+def _joined(shared_prefix: str, prompt: str | list[dict[str, str]]) -> str | list[dict[str, str]]:
+    return shared_prefix + prompt if isinstance(prompt, str) else prompt
 
 
 def _is_transient(exc: BaseException) -> bool:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
+from reasonir_rag._common.steps import acall
 from reasonir_rag._common.tokens import cut_by_estimate, cut_to_tokens, estimate_tokens, token_ids
 from reasonir_rag.errors import InvalidInputError
 from reasonir_rag.types import Message
@@ -66,6 +68,18 @@ def logsumexp(values: Sequence[float]) -> float:
     return top + math.log(sum(math.exp(v - top) for v in values))
 
 
+def fold_logprobs(pairs: Sequence[tuple[str, float]], candidates: Sequence[str]) -> dict[str, float]:
+    """Top (token, log-prob) pairs folded onto ``candidates``, surrounding spaces ignored (" 4" and "4" add up); a
+    candidate with no pair is missing from the result."""
+    wanted = {c.strip() or c: c for c in candidates}
+    found: dict[str, list[float]] = {}
+    for token, logprob in pairs:
+        key = token.strip() or token
+        if key in wanted:
+            found.setdefault(wanted[key], []).append(float(logprob))
+    return {c: logsumexp(v) for c, v in found.items()}
+
+
 class OptionalTokenizer:
     """Token counts and cuts for a backend whose local tokenizer is optional (``self.tokenizer`` may be None): exact
     with one, else by the 3-byte estimate."""
@@ -84,3 +98,23 @@ class OptionalTokenizer:
         if self.tokenizer is None:
             return cut_by_estimate(text, max_tokens)
         return cut_to_tokens(self.tokenizer, text, max_tokens)
+
+
+@dataclass(frozen=True)
+class LLMCall:
+    """One batched call a pipeline stage needs (it yields this from its steps, see ``_common/steps.py``):
+    ``method`` of the :class:`~reasonir_rag.protocols.LLM` protocol with its arguments."""
+
+    method: Literal["generate", "next_token_logprobs"]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+def call_llm(llm: Any, call: LLMCall) -> Any:
+    return getattr(llm, call.method)(*call.args, **call.kwargs)
+
+
+async def acall_llm(llm: Any, call: LLMCall) -> Any:
+    """``call`` through the LLM's own async method (``agenerate``, ``anext_token_logprobs``), else its sync one in a
+    worker thread (:func:`~reasonir_rag._common.steps.acall`)."""
+    return await acall(llm, call.method, *call.args, **call.kwargs)

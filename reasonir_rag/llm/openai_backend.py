@@ -17,7 +17,8 @@ renormalise over what is present (see :mod:`reasonir_rag.pipeline.reranker`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from reasonir_rag._common.openai_client import (
@@ -27,18 +28,18 @@ from reasonir_rag._common.openai_client import (
     load_tokenizer,
     resolve_base_url,
 )
+from reasonir_rag._common.steps import adrive, drive
 from reasonir_rag._common.tokens import special_tokens, token_ids
 from reasonir_rag.errors import InvalidInputError, LLMError, UnsupportedError
 from reasonir_rag.llm.base import (
     OptionalTokenizer,
+    fold_logprobs,
     is_continuation,
-    logsumexp,
     validate_prompts,
 )
 from reasonir_rag.types import Prompt
 
 logger = logging.getLogger(__name__)
-
 
 
 class OpenAICompatibleLLM(OptionalTokenizer):
@@ -118,18 +119,8 @@ class OpenAICompatibleLLM(OptionalTokenizer):
         """Chat prompts through ``/v1/chat/completions``, strings through ``/v1/completions``."""
         items = validate_prompts(prompts, "generate")
         params = self._generate_params(max_tokens, temperature, top_p, seed, stop, frequency_penalty)
-        http = self._http
-
-        def one(prompt: str | list[dict[str, str]]) -> str:
-            if isinstance(prompt, str):
-                r = http.call("completion", lambda: http.client.completions.create(
-                    prompt=prompt, extra_body=self._completion_extra or None, **params))
-                return r.choices[0].text or ""
-            r = http.call("chat completion", lambda: http.client.chat.completions.create(
-                messages=prompt, extra_body=self._chat_extra(prompt) or None, **params))
-            return r.choices[0].message.content or ""
-
-        return http.map(one, items, return_exceptions=return_exceptions)
+        return self._http.map(lambda p: drive(self._generation(p, params), self._send), items,
+                              return_exceptions=return_exceptions)
 
     async def agenerate(
         self, prompts: Sequence[Prompt], *, max_tokens: int = 256, temperature: float = 0.0, top_p: float = 1.0,
@@ -139,19 +130,8 @@ class OpenAICompatibleLLM(OptionalTokenizer):
         """:meth:`generate` on ``AsyncOpenAI``: at most ``max_concurrency`` requests in flight, no threads."""
         items = validate_prompts(prompts, "agenerate")
         params = self._generate_params(max_tokens, temperature, top_p, seed, stop, frequency_penalty)
-        http = self._http
-
-        async def one(prompt: str | list[dict[str, str]]) -> str:
-            client = http.async_client
-            if isinstance(prompt, str):
-                r = await http.acall("completion", lambda: client.completions.create(
-                    prompt=prompt, extra_body=self._completion_extra or None, **params))
-                return r.choices[0].text or ""
-            r = await http.acall("chat completion", lambda: client.chat.completions.create(
-                messages=prompt, extra_body=self._chat_extra(prompt) or None, **params))
-            return r.choices[0].message.content or ""
-
-        return await http.amap(one, items, return_exceptions=return_exceptions)
+        return await self._http.amap(lambda p: adrive(self._generation(p, params), self._asend), items,
+                                     return_exceptions=return_exceptions)
 
     def next_token_logprobs(
         self, prompts: Sequence[Prompt], candidates: Sequence[str], *, shared_prefix: str = "",
@@ -159,27 +139,84 @@ class OpenAICompatibleLLM(OptionalTokenizer):
     ) -> list[Any]:
         """Log-probs of the next token for ``candidates``: exact (``logprob_token_ids``) where the server takes
         it, else the top-k folded onto the candidates (matching ignores surrounding spaces)."""
+        items, ids = self._scoring_inputs(prompts, candidates, shared_prefix)
+
+        def one(prompt: str | list[dict[str, str]]) -> dict[str, float]:
+            return drive(self._scoring(prompt, shared_prefix, candidates, ids), self._send)
+
+        done: list[Any] = []
+        # until the server has shown whether it honours logprob_token_ids, one prompt at a time (a prompt the
+        # server rejects for itself, e.g. too long, tells nothing)
+        while ids is not None and self._exact is None and len(done) < len(items):
+            done += self._http.map(one, [items[len(done)]], return_exceptions=return_exceptions)
+        return done + self._http.map(one, items[len(done):], return_exceptions=return_exceptions)
+
+    async def anext_token_logprobs(
+        self, prompts: Sequence[Prompt], candidates: Sequence[str], *, shared_prefix: str = "",
+        return_exceptions: bool = False,
+    ) -> list[Any]:
+        """:meth:`next_token_logprobs` on ``AsyncOpenAI`` (the same requests, the same probe)."""
+        items, ids = self._scoring_inputs(prompts, candidates, shared_prefix)
+
+        async def one(prompt: str | list[dict[str, str]]) -> dict[str, float]:
+            return await adrive(self._scoring(prompt, shared_prefix, candidates, ids), self._asend)
+
+        done: list[Any] = []
+        while ids is not None and self._exact is None and len(done) < len(items):
+            done += await self._http.amap(one, [items[len(done)]], return_exceptions=return_exceptions)
+        return done + await self._http.amap(one, items[len(done):], return_exceptions=return_exceptions)
+
+    # ------------------------------------------------------------------ the requests, written once (steps.py)
+    def _send(self, request: _Request) -> Any:
+        http = self._http
+        return http.call(request.what, lambda: request.create(http.client))
+
+    async def _asend(self, request: _Request) -> Any:
+        http = self._http
+        return await http.acall(request.what, lambda: request.create(http.async_client))
+
+    def _generation(self, prompt: str | list[dict[str, str]],
+                    params: dict[str, Any]) -> Generator[_Request, Any, str]:
+        if isinstance(prompt, str):
+            r = yield _Request("completion", dict(prompt=prompt, extra_body=self._completion_extra or None, **params))
+            return r.choices[0].text or ""
+        r = yield _Request("chat completion", dict(messages=prompt, extra_body=self._chat_extra(prompt) or None,
+                                                   **params))
+        return r.choices[0].message.content or ""
+
+    def _scoring_inputs(self, prompts: Sequence[Prompt], candidates: Sequence[str],
+                        shared_prefix: str) -> tuple[list[str | list[dict[str, str]]], list[int] | None]:
         items = validate_prompts(prompts, "next_token_logprobs")
         if shared_prefix and any(not isinstance(p, str) for p in items):
             raise InvalidInputError("shared_prefix works with string prompts only")
-        ids = self._candidate_ids(candidates)
-        done: list[Any] = []
-        if ids is not None:
-            exact_ids = ids
-            # until the server has shown whether it honours logprob_token_ids, one prompt at a time (a prompt
-            # the server rejects for itself, e.g. too long, tells nothing)
-            while self._exact is None and len(done) < len(items):
-                done += self._http.map(lambda p: self._exact_or_none(p, shared_prefix, candidates, exact_ids),
-                                       [items[len(done)]], return_exceptions=return_exceptions)
-        rest = items[len(done):]
-        if ids is not None and self._exact:
-            exact_ids = ids
-            return done + self._http.map(lambda p: self._exact_logprobs(p, shared_prefix, candidates, exact_ids),
-                                         rest, return_exceptions=return_exceptions)
-        return done + self._http.map(lambda p: self._top_logprobs(p, shared_prefix, candidates), rest,
-                                     return_exceptions=return_exceptions)
+        return items, self._candidate_ids(candidates)
 
-    # ------------------------------------------------------------------ scoring internals
+    def _scoring(self, prompt: str | list[dict[str, str]], shared_prefix: str, candidates: Sequence[str],
+                 ids: list[int] | None) -> Generator[_Request, Any, dict[str, float]]:
+        """One prompt's candidate log-probs: exact where the server honours ``logprob_token_ids`` (the first
+        answer tells, and is remembered), else its top-k."""
+        if ids is not None and self._exact is not False:
+            try:
+                r = yield self._exact_request(prompt, shared_prefix, ids)
+                got = _exact_logprobs(r, ids, candidates)
+            except LLMError as exc:
+                if self._exact is not None or exc.transient or "logprob_token_ids" not in str(exc):
+                    raise
+                got = None
+            if got is not None:
+                if self._exact is None:
+                    logger.info("%r returns exact log-probs for chosen token ids", self)
+                self._exact = True
+                return got
+            if self._exact:
+                raise LLMError(f"{self!r} stopped returning log-probs for the requested token ids")
+            self._exact = False
+            logger.warning("%r does not return log-probs for chosen token ids (vLLM's logprob_token_ids); "
+                           "scores use its top-%d log-probs and may miss a digit", self, self.top_logprobs)
+        request = self._top_request(prompt, shared_prefix)
+        r = yield request
+        return fold_logprobs(_top_pairs(r, chat=request.what == "chat completion"), candidates)
+
     def _candidate_ids(self, candidates: Sequence[str]) -> list[int] | None:
         """One token id per candidate, or None (no local tokenizer, or a candidate of several tokens)."""
         if self.tokenizer is None:
@@ -198,72 +235,20 @@ class OpenAICompatibleLLM(OptionalTokenizer):
         body = first + rest
         return body if not head or body[: len(head)] == head else head + body
 
-    def _exact_logprobs(self, prompt: str | list[dict[str, str]], shared_prefix: str, candidates: Sequence[str],
-                        ids: list[int]) -> dict[str, float]:
-        got = self._exact_request(prompt, shared_prefix, candidates, ids)
-        if got is None:
-            raise LLMError(f"{self!r} stopped returning log-probs for the requested token ids")
-        return got
-
-    def _exact_or_none(self, prompt: str | list[dict[str, str]], shared_prefix: str, candidates: Sequence[str],
-                       ids: list[int]) -> dict[str, float]:
-        """The probe: the exact answer when the server gives one (and remember it), else the top-k answer."""
-        try:
-            got = self._exact_request(prompt, shared_prefix, candidates, ids)
-        except LLMError as exc:
-            if exc.transient or "logprob_token_ids" not in str(exc):
-                raise
-            got = None
-        self._exact = got is not None
-        if got is None:
-            logger.warning("%r does not return log-probs for chosen token ids (vLLM's logprob_token_ids); "
-                           "scores use its top-%d log-probs and may miss a digit", self, self.top_logprobs)
-            return self._top_logprobs(prompt, shared_prefix, candidates)
-        logger.info("%r returns exact log-probs for chosen token ids", self)
-        return got
-
-    def _exact_request(self, prompt: str | list[dict[str, str]], shared_prefix: str, candidates: Sequence[str],
-                       ids: list[int]) -> dict[str, float] | None:
-        http = self._http
-        body = self._prompt_ids(prompt, shared_prefix)
+    def _exact_request(self, prompt: str | list[dict[str, str]], shared_prefix: str, ids: list[int]) -> _Request:
         extra = {**self.extra_body, "logprob_token_ids": ids, "return_tokens_as_token_ids": True}
-        r = http.call("completion", lambda: http.client.completions.create(
-            model=self.model_name, prompt=body, max_tokens=1, temperature=0.0, logprobs=len(ids), extra_body=extra))
-        lp = r.choices[0].logprobs
-        top = (lp.top_logprobs or [None])[0] if lp is not None else None
-        by_id = {k: v for k, v in (top or {}).items()}
-        wanted = {f"token_id:{i}": c for i, c in zip(ids, candidates, strict=True)}
-        if not set(wanted) <= set(by_id):
-            return None
-        return {c: float(by_id[k]) for k, c in wanted.items()}
+        return _Request("completion", dict(model=self.model_name, prompt=self._prompt_ids(prompt, shared_prefix),
+                                           max_tokens=1, temperature=0.0, logprobs=len(ids), extra_body=extra))
 
-    def _top_logprobs(self, prompt: str | list[dict[str, str]], shared_prefix: str,
-                      candidates: Sequence[str]) -> dict[str, float]:
-        http = self._http
-        wanted = {c.strip() or c: c for c in candidates}
-        params = dict(model=self.model_name, max_tokens=1, temperature=0.0)
+    def _top_request(self, prompt: str | list[dict[str, str]], shared_prefix: str) -> _Request:
+        params: dict[str, Any] = dict(model=self.model_name, max_tokens=1, temperature=0.0)
         if isinstance(prompt, list) and getattr(self.tokenizer, "chat_template", None):
             prompt = self.render_chat(prompt, continue_final_message=is_continuation(prompt))
         if isinstance(prompt, str):
-            text = shared_prefix + prompt
-            r = http.call("completion", lambda: http.client.completions.create(
-                prompt=text, logprobs=self.top_logprobs, extra_body=self._completion_extra or None, **params))
-            lp = r.choices[0].logprobs
-            top = (lp.top_logprobs or [{}])[0] if lp is not None else {}
-            pairs = list((top or {}).items())
-        else:
-            messages = prompt
-            r = http.call("chat completion", lambda: http.client.chat.completions.create(
-                messages=messages, logprobs=True, top_logprobs=self.top_logprobs,
-                extra_body=self._chat_extra(messages) or None, **params))
-            content = r.choices[0].logprobs.content if r.choices[0].logprobs else None
-            pairs = [(t.token, t.logprob) for t in content[0].top_logprobs] if content else []
-        found: dict[str, list[float]] = {}
-        for token, logprob in pairs:
-            key = token.strip() or token
-            if key in wanted:
-                found.setdefault(wanted[key], []).append(float(logprob))
-        return {c: logsumexp(v) for c, v in found.items()}
+            return _Request("completion", dict(prompt=shared_prefix + prompt, logprobs=self.top_logprobs,
+                                               extra_body=self._completion_extra or None, **params))
+        return _Request("chat completion", dict(messages=prompt, logprobs=True, top_logprobs=self.top_logprobs,
+                                                extra_body=self._chat_extra(prompt) or None, **params))
 
     # ------------------------------------------------------------------ internals
     def _chat_extra(self, messages: list[dict[str, str]]) -> dict[str, Any]:
@@ -271,3 +256,38 @@ class OpenAICompatibleLLM(OptionalTokenizer):
         if is_continuation(messages):
             extra.update(continue_final_message=True, add_generation_prompt=False)
         return extra
+
+
+@dataclass(frozen=True)
+class _Request:
+    """One request: ``what`` names it in errors ("completion" or "chat completion"), ``params`` are its arguments."""
+
+    what: str
+    params: dict[str, Any]
+
+    def create(self, client: Any) -> Any:
+        """The openai call on ``client`` (``OpenAI`` or ``AsyncOpenAI``: the latter returns a coroutine)."""
+        endpoint = client.completions if self.what == "completion" else client.chat.completions
+        return endpoint.create(**self.params)
+
+
+def _exact_logprobs(r: Any, ids: list[int], candidates: Sequence[str]) -> dict[str, float] | None:
+    """The candidates' log-probs from a ``logprob_token_ids`` answer, or None when the server ignored it."""
+    lp = r.choices[0].logprobs
+    top = (lp.top_logprobs or [None])[0] if lp is not None else None
+    by_id = dict(top or {})
+    wanted = {f"token_id:{i}": c for i, c in zip(ids, candidates, strict=True)}
+    if not set(wanted) <= set(by_id):
+        return None
+    return {c: float(by_id[k]) for k, c in wanted.items()}
+
+
+def _top_pairs(r: Any, *, chat: bool) -> list[tuple[str, float]]:
+    """The first generated token's top (token, log-prob) pairs from a completions or chat answer."""
+    if not chat:
+        lp = r.choices[0].logprobs
+        top = (lp.top_logprobs or [{}])[0] if lp is not None else {}
+        return list((top or {}).items())
+    content = r.choices[0].logprobs.content if r.choices[0].logprobs else None
+    return [(t.token, t.logprob) for t in content[0].top_logprobs] if content else []
+

@@ -32,12 +32,14 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import replace
 from typing import Any, Literal
 
+from reasonir_rag._common.steps import adrive, drive
 from reasonir_rag.errors import InvalidInputError, RerankError
 from reasonir_rag.llm import load_llm
+from reasonir_rag.llm.base import LLMCall, acall_llm, call_llm
 from reasonir_rag.llm.prompts import ANSWER_PREFIX, RERANK_DELIMITERS, neutralise_control_tokens, rerank_prompt
 from reasonir_rag.protocols import LLM
 from reasonir_rag.types import Document, ScoredDocument
@@ -155,10 +157,46 @@ class QwenReranker:
         ``retrieval_score``, plus ``rerank_digit_mass`` in logits mode, ``rerank_truncated`` for cut documents
         and ``rerank_error`` for failures). Ties keep the input order. Plain strings get ids "0", "1", ...; strings
         and Documents have no retrieval score (``retrieval_score`` None; the blend rule is the module docstring's)."""
+        return drive(self._reranking(query, docs, top_n, task), self._call)
+
+    async def arerank(
+        self, query: str, docs: Sequence[ScoredDocument | Document | str], top_n: int | None = None,
+        task: str | None = None,
+    ) -> list[ScoredDocument]:
+        """:meth:`rerank` with the LLM call awaited (an async backend holds no thread; one without runs in a worker
+        thread)."""
+        return await adrive(self._reranking(query, docs, top_n, task), self._acall)
+
+    def score(self, query: str, texts: Sequence[str], task: str | None = None) -> list[float]:
+        """The 0-5 rerank score of each text, in order (failures per ``on_error``)."""
+        return drive(self._scoring(query, list(texts), task), self._call)[0]
+
+    async def ascore(self, query: str, texts: Sequence[str], task: str | None = None) -> list[float]:
+        """:meth:`score` with the LLM call awaited."""
+        return (await adrive(self._scoring(query, list(texts), task), self._acall))[0]
+
+    def prompts(self, query: str, texts: Sequence[str], task: str | None = None) -> list[Any]:
+        """Exactly what would be sent for each text: a full prompt string, or chat messages for servers that
+        render the chat template themselves (documents already neutralised and truncated)."""
+        if query is None or not isinstance(query, str) or not query.strip():
+            raise InvalidInputError(f"the rerank query must be a non-empty string, got {query!r:.60}")
+        notes: list[dict[str, Any]] = [{} for _ in texts]
+        built, shared = self._prompts(query, list(texts), task, notes, list(range(len(texts))))
+        return [shared + p if isinstance(p, str) else p for p in built]
+
+    # ------------------------------------------------------------------ scoring, written once for both callers
+    def _call(self, call: LLMCall) -> Any:
+        return call_llm(self.llm, call)
+
+    async def _acall(self, call: LLMCall) -> Any:
+        return await acall_llm(self.llm, call)
+
+    def _reranking(self, query: str, docs: Any, top_n: int | None,
+                   task: str | None) -> Generator[LLMCall, Any, list[ScoredDocument]]:
         docs = list(docs) if docs is not None and not isinstance(docs, (str, bytes)) else docs
         items = _as_scored(docs)
         retrieval = _retrieval_scores(docs, items)
-        scores, notes = self._scores(query, [d.text for d in items], task)
+        scores, notes = yield from self._scoring(query, [d.text for d in items], task)
         alpha = self.alpha if any(r is not None for r in retrieval) else 1.0  # no retrieval score at all: rerank alone
         floor = min((r for r in retrieval if r is not None), default=0.0)
         out = []
@@ -170,21 +208,9 @@ class QwenReranker:
         n = top_n if top_n is not None else self.top_n
         return [out[i] for i in order][: n if n is not None else len(out)]
 
-    def score(self, query: str, texts: Sequence[str], task: str | None = None) -> list[float]:
-        """The 0-5 rerank score of each text, in order (failures per ``on_error``)."""
-        return self._scores(query, list(texts), task)[0]
-
-    def prompts(self, query: str, texts: Sequence[str], task: str | None = None) -> list[Any]:
-        """Exactly what would be sent for each text: a full prompt string, or chat messages for servers that
-        render the chat template themselves (documents already neutralised and truncated)."""
-        if query is None or not isinstance(query, str) or not query.strip():
-            raise InvalidInputError(f"the rerank query must be a non-empty string, got {query!r:.60}")
-        notes: list[dict[str, Any]] = [{} for _ in texts]
-        built, shared = self._prompts(query, list(texts), task, notes, list(range(len(texts))))
-        return [shared + p if isinstance(p, str) else p for p in built]
-
-    # ------------------------------------------------------------------ scoring
-    def _scores(self, query: str, texts: list[str], task: str | None) -> tuple[list[float], list[dict[str, Any]]]:
+    def _scoring(self, query: str, texts: list[str],
+                 task: str | None) -> Generator[LLMCall, Any, tuple[list[float], list[dict[str, Any]]]]:
+        """Each text's 0-5 score and notes; yields the one batched LLM call (steps.py)."""
         if query is None or not isinstance(query, str) or not query.strip():
             raise InvalidInputError(f"the rerank query must be a non-empty string, got {query!r:.60}")
         notes: list[dict[str, Any]] = [{} for _ in texts]
@@ -196,11 +222,13 @@ class QwenReranker:
             return scores, notes
         prompts, shared = self._prompts(query, [texts[i] for i in todo], task, notes, todo)
         if self.mode == "logits":
-            results = self.llm.next_token_logprobs(prompts, self.digits, shared_prefix=shared, return_exceptions=True)
+            results = yield LLMCall("next_token_logprobs", (prompts, self.digits),
+                                    dict(shared_prefix=shared, return_exceptions=True))
         else:  # generation has no shared-prefix argument: send the whole prompt (instructions + query + document)
             prompts = [shared + p if isinstance(p, str) else p for p in prompts]
-            results = self.llm.generate(prompts, max_tokens=self.max_tokens, temperature=self.temperature,
-                                        top_p=self.top_p, seed=self.seed, return_exceptions=True)
+            results = yield LLMCall("generate", (prompts,), dict(
+                max_tokens=self.max_tokens, temperature=self.temperature, top_p=self.top_p, seed=self.seed,
+                return_exceptions=True))
         unavailable = next((r for r in results if getattr(r, "transient", False)), None)
         if unavailable is not None:  # the server is gone, not this document: zeros would pass for real scores
             raise unavailable

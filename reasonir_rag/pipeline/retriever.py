@@ -16,11 +16,13 @@ child run, LlamaIndex sends its events. The default runs them as they are.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from reasonir_rag._common.steps import acall, adrive, drive
 from reasonir_rag.errors import InvalidInputError
 from reasonir_rag.pipeline.reranker import RERANK_CANDIDATES
 from reasonir_rag.protocols import Reranker, Rewriter, SearchIndex
@@ -61,10 +63,23 @@ class StageRunner(Protocol):
                  options: SearchOptions) -> list[Any]: ...
 
 
+class AsyncStageRunner(Protocol):
+    """:class:`StageRunner` for :meth:`Retriever.aretrieve_many`: ``compute`` is a coroutine function."""
+
+    async def __call__(self, stage: Stage, items: list[Any], compute: Callable[[list[Any]], Awaitable[list[Any]]],
+                       options: SearchOptions) -> list[Any]: ...
+
+
 def run_directly(stage: Stage, items: list[Any], compute: Callable[[list[Any]], list[Any]],
                  options: SearchOptions) -> list[Any]:
     """The default :class:`StageRunner`: no journal, no tracing."""
     return compute(items)
+
+
+async def arun_directly(stage: Stage, items: list[Any], compute: Callable[[list[Any]], Awaitable[list[Any]]],
+                        options: SearchOptions) -> list[Any]:
+    """The default :class:`AsyncStageRunner`."""
+    return await compute(items)
 
 
 def _check_count(name: str, value: Any) -> int:
@@ -130,31 +145,59 @@ class Retriever:
         ``queries`` (one per question) replaces the rewrite stage: what to search was decided elsewhere (a
         framework's own query transform). ``run`` wraps each stage (see :class:`StageRunner`).
         """
+        opts = self.options(k=k, fetch_k=fetch_k, task=task, instruction=instruction, where=where)
+        computes: dict[Stage, Callable[[list[Any]], list[Any]]] = {
+            "rewrite": lambda todo: self._rewriter().rewrite_queries(todo),
+            "search": lambda todo: self.search(todo, opts),
+            "rerank": lambda todo: self.rerank(todo, opts)}
+        return drive(self._stages(questions, queries, opts),
+                     lambda stage: run(stage.name, stage.items, computes[stage.name], opts))
+
+    async def aretrieve(self, question: str, **kwargs: Any) -> list[ScoredDocument]:
+        """:meth:`aretrieve_many` for one question."""
+        if not isinstance(question, str):
+            raise InvalidInputError(f"aretrieve() takes one query string, got {type(question).__name__}")
+        return (await self.aretrieve_many([question], **kwargs))[0]
+
+    async def aretrieve_many(self, questions: Sequence[str], *, queries: Sequence[Query] | None = None,
+                             run: AsyncStageRunner = arun_directly, k: int | None = None, fetch_k: int | None = None,
+                             task: str | None = None, instruction: str | None = None,
+                             where: Mapping[str, Any] | None = None) -> list[list[ScoredDocument]]:
+        """:meth:`retrieve_many` on an event loop: the rewrite and the rerank await their LLM (``arewrite_queries``,
+        ``arerank``: no thread held with an async backend); the search (local encoding and Chroma) runs in a
+        worker thread."""
+        opts = self.options(k=k, fetch_k=fetch_k, task=task, instruction=instruction, where=where)
+        computes: dict[Stage, Callable[[list[Any]], Awaitable[list[Any]]]] = {
+            "rewrite": lambda todo: acall(self._rewriter(), "rewrite_queries", todo),
+            "search": lambda todo: asyncio.to_thread(self.search, todo, opts),
+            "rerank": lambda todo: self.arerank(todo, opts)}
+        return await adrive(self._stages(questions, queries, opts),
+                            lambda stage: run(stage.name, stage.items, computes[stage.name], opts))
+
+    def _stages(self, questions: Sequence[str], queries: Sequence[Query] | None,
+                opts: SearchOptions) -> Generator[_StageCall, Any, list[list[ScoredDocument]]]:
+        """The composition, written once for both callers: yields each stage's work, returns the results."""
         if questions is None or isinstance(questions, str):
             raise InvalidInputError("retrieve_many() takes a list of question strings")
         questions = list(questions)
-        opts = self.options(k=k, fetch_k=fetch_k, task=task, instruction=instruction, where=where)
         if queries is None:
-            queries = self.queries(questions, run=run, options=opts)
+            if self.rewriter is None:
+                queries = [Query(q) for q in questions]
+            else:
+                rewrites = yield _StageCall("rewrite", questions)
+                queries = [Query(r.text, r.prefix_kind) for r in rewrites]
         elif len(queries) != len(questions):
             raise InvalidInputError(f"{len(queries)} queries for {len(questions)} questions")
-        candidates = run("search", list(queries), lambda todo: self.search(todo, opts), opts)
+        candidates = yield _StageCall("search", list(queries))
         if self.reranker is None:
             return [docs[: opts.k] for docs in candidates]
-        pairs = list(zip(questions, candidates, strict=True))
-        return run("rerank", pairs, lambda todo: self.rerank(todo, opts), opts)
+        return (yield _StageCall("rerank", list(zip(questions, candidates, strict=True))))
+
+    def _rewriter(self) -> Rewriter:
+        assert self.rewriter is not None  # the rewrite stage runs only with one
+        return self.rewriter
 
     # ------------------------------------------------------------------ the stages
-    def queries(self, questions: list[str], *, run: StageRunner = run_directly,
-                options: SearchOptions | None = None) -> list[Query]:
-        """What to search for each question: its rewrite with the prefix it wants, or the question itself."""
-        rewriter = self.rewriter
-        if rewriter is None:
-            return [Query(q) for q in questions]
-        opts = options or self.options()
-        rewrites = run("rewrite", questions, rewriter.rewrite_queries, opts)
-        return [Query(r.text, r.prefix_kind) for r in rewrites]
-
     def search(self, queries: Sequence[Query], options: SearchOptions) -> list[list[ScoredDocument]]:
         """``options.fetch_k`` candidates per query: one ``search_many`` per prefix kind, vectors one by one."""
         out: list[list[ScoredDocument]] = [[] for _ in queries]
@@ -184,3 +227,22 @@ class Retriever:
             return [docs[: options.k] for _, docs in pairs]
         return [reranker.rerank(question, docs, top_n=options.k, task=options.task) if docs else []
                 for question, docs in pairs]
+
+    async def arerank(self, pairs: Sequence[tuple[str, list[ScoredDocument]]],
+                      options: SearchOptions) -> list[list[ScoredDocument]]:
+        """:meth:`rerank` with each question's candidates awaited together (the reranker's ``arerank``, or its
+        ``rerank`` in a worker thread for a reranker without one)."""
+        reranker = self.reranker
+        if reranker is None:
+            return [docs[: options.k] for _, docs in pairs]
+
+        async def one(question: str, docs: list[ScoredDocument]) -> list[ScoredDocument]:
+            return await acall(reranker, "rerank", question, docs, top_n=options.k, task=options.task) if docs else []
+
+        return list(await asyncio.gather(*(one(q, docs) for q, docs in pairs)))
+
+
+@dataclass(frozen=True)
+class _StageCall:
+    name: Stage
+    items: list[Any]

@@ -18,13 +18,15 @@ import json
 import logging
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 from reasonir_rag._common.sqlite_file import SQLiteFile
+from reasonir_rag._common.steps import adrive, drive
 from reasonir_rag._common.tokens import cut_to_tokens
 from reasonir_rag.errors import InvalidInputError, LLMError
+from reasonir_rag.llm.base import LLMCall, acall_llm, call_llm
 from reasonir_rag.llm.prompts import (
     REWRITE_HYDE,
     REWRITE_REASONIR,
@@ -113,28 +115,16 @@ class QueryRewriter:
 
     def rewrite_queries(self, queries: Sequence[str]) -> list[Rewrite]:
         """Rewrites in input order; one batched LLM call for what the cache does not hold."""
-        items = _validated(queries)
-        unique = list(dict.fromkeys(items))
-        prompts = {q: self.prompt(q) for q in unique}
-        keys = {q: self._key(q, prompts[q]) for q in unique}
-        hits = self.cache.get_many(list(keys.values())) if self.cache is not None else {}
-        todo = [q for q in unique if keys[q] not in hits]
-        generated: dict[str, Any] = {q: hits[keys[q]] for q in unique if keys[q] in hits}
-        if todo:
-            outs = self.llm.generate([prompts[q] for q in todo], max_tokens=self.max_tokens,
-                                     temperature=self.temperature, top_p=self.top_p, seed=self.seed,
-                                     return_exceptions=True)
-            fresh = {}
-            for q, out in zip(todo, outs, strict=True):
-                if isinstance(out, str) and out.strip():
-                    fresh[keys[q]] = out.strip()
-                    generated[q] = out.strip()
-                else:
-                    generated[q] = out if isinstance(out, BaseException) else LLMError("the LLM returned no text")
-            if self.cache is not None:
-                self.cache.put_many(fresh)
-        results = {q: self._finish(q, generated[q], cached=keys[q] in hits) for q in unique}
-        return [results[q] for q in items]
+        return drive(self._rewriting(queries), lambda call: call_llm(self.llm, call))
+
+    async def arewrite(self, query: str) -> str:
+        """:meth:`rewrite`, awaiting the LLM (see :meth:`arewrite_queries`)."""
+        return (await self.arewrite_queries([query]))[0].text
+
+    async def arewrite_queries(self, queries: Sequence[str]) -> list[Rewrite]:
+        """:meth:`rewrite_queries` with the LLM call awaited: an async backend (``OpenAICompatibleLLM``'s
+        ``AsyncOpenAI``, a framework model's async API) holds no thread; one without runs in a worker thread."""
+        return await adrive(self._rewriting(queries), lambda call: acall_llm(self.llm, call))
 
     def prompt(self, query: str) -> list[dict[str, str]]:
         """The chat messages sent for ``query``: its line breaks flattened to spaces (ReasonIR does it for
@@ -163,6 +153,31 @@ class QueryRewriter:
         return self.encoder.text_budget(self.encoder.query_prefix(instruction=self.instruction, task=self.task))
 
     # ------------------------------------------------------------------ internals
+    def _rewriting(self, queries: Sequence[str]) -> Generator[LLMCall, Any, list[Rewrite]]:
+        """The rewrite, written once for both callers: yields its one LLM call (steps.py), returns the rewrites."""
+        items = _validated(queries)
+        unique = list(dict.fromkeys(items))
+        prompts = {q: self.prompt(q) for q in unique}
+        keys = {q: self._key(q, prompts[q]) for q in unique}
+        hits = self.cache.get_many(list(keys.values())) if self.cache is not None else {}
+        todo = [q for q in unique if keys[q] not in hits]
+        generated: dict[str, Any] = {q: hits[keys[q]] for q in unique if keys[q] in hits}
+        if todo:
+            outs = yield LLMCall("generate", ([prompts[q] for q in todo],), dict(
+                max_tokens=self.max_tokens, temperature=self.temperature, top_p=self.top_p, seed=self.seed,
+                return_exceptions=True))
+            fresh = {}
+            for q, out in zip(todo, outs, strict=True):
+                if isinstance(out, str) and out.strip():
+                    fresh[keys[q]] = out.strip()
+                    generated[q] = out.strip()
+                else:
+                    generated[q] = out if isinstance(out, BaseException) else LLMError("the LLM returned no text")
+            if self.cache is not None:
+                self.cache.put_many(fresh)
+        results = {q: self._finish(q, generated[q], cached=keys[q] in hits) for q in unique}
+        return [results[q] for q in items]
+
     def _key(self, query: str, prompt: list[dict[str, str]]) -> str:
         settings = {"style": self.style, "max_tokens": self.max_tokens, "temperature": self.temperature,
                     "top_p": self.top_p, "seed": self.seed}

@@ -100,6 +100,20 @@ def test_agenerate_keeps_at_most_max_concurrency_requests_in_flight():
     assert {r["body"]["prompt"] for r in server.requests} == {f"q{i}" for i in range(9)}
 
 
+def test_concurrent_async_calls_share_one_bound():
+    """Two batches awaited together (a retriever reranking several questions at once) still keep at most
+    ``max_concurrency`` requests in flight: the bound is the client's, not each call's."""
+    with FaultServer([Reply(200, completion_body("ok"), delay=0.2)]) as server:
+        llm = _llm(server.base_url, max_concurrency=2)
+
+        async def both() -> list[list[str]]:
+            return list(await asyncio.gather(llm.agenerate(["a"] * 4, max_tokens=1),
+                                             llm.agenerate(["b"] * 4, max_tokens=1)))
+
+        out = asyncio.run(both())
+    assert out == [["ok"] * 4] * 2 and len(server.requests) == 8 and server.most_in_flight == 2
+
+
 def test_agenerate_errors_are_llm_errors_per_prompt():
     with FaultServer([Reply(400, {"error": "too long"}), OK]) as server:
         out = asyncio.run(_llm(server.base_url, max_concurrency=1).agenerate(["a", "b"], max_tokens=1,

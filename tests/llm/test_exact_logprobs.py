@@ -3,7 +3,9 @@ same pairs, and the once-only probe that falls back to the top-k path on a serve
 
 from __future__ import annotations
 
+import asyncio
 import math
+from typing import Any
 
 import pytest
 
@@ -37,14 +39,21 @@ def test_served_digit_logprobs_are_the_full_softmax_of_transformers(vllm_server,
         assert d.metadata["rerank_digit_mass"] == pytest.approx(want[d.text]["rerank_digit_mass"], rel=1e-2)
 
 
-def test_a_server_without_logprob_token_ids_is_probed_once_then_scored_by_top_k(smollm2_dir, caplog):
+def _scores(llm: OpenAICompatibleLLM, prompts: list[str], asynchronous: bool) -> list[Any]:
+    if asynchronous:
+        return asyncio.run(llm.anext_token_logprobs(prompts, DIGITS))
+    return llm.next_token_logprobs(prompts, DIGITS)
+
+
+@pytest.mark.parametrize("asynchronous", [False, True], ids=["sync", "async"])
+def test_a_server_without_logprob_token_ids_is_probed_once_then_scored_by_top_k(smollm2_dir, caplog, asynchronous):
     """An OpenAI-compatible server that ignores the field (answers the top-k as text tokens): the first request
     finds out, the rest go the top-k way at once, with a logged warning saying the scores may miss a digit."""
     tops = [{"4": -0.5, "x": -1.0}, {"4": -0.5, "x": -1.0}, {"1": -0.2}, {"2": -0.3}]
     with ScriptedServer([(200, completion_body("4", t)) for t in tops]) as server:
         llm = OpenAICompatibleLLM("m", base_url=server.base_url, tokenizer=str(smollm2_dir), max_concurrency=1)
         with caplog.at_level("WARNING", logger="reasonir_rag"):
-            out = llm.next_token_logprobs(["a", "b", "c"], DIGITS)
+            out = _scores(llm, ["a", "b", "c"], asynchronous)
     bodies = [r["body"] for r in server.requests]
     assert "logprob_token_ids" in bodies[0] and isinstance(bodies[0]["prompt"], list)
     assert all("logprob_token_ids" not in b for b in bodies[1:]) and len(bodies) == 4
@@ -52,9 +61,10 @@ def test_a_server_without_logprob_token_ids_is_probed_once_then_scored_by_top_k(
     assert "logprob_token_ids" in caplog.text and "may miss a digit" in caplog.text
 
 
-def test_a_server_that_rejects_logprob_token_ids_falls_back(smollm2_dir):
+@pytest.mark.parametrize("asynchronous", [False, True], ids=["sync", "async"])
+def test_a_server_that_rejects_logprob_token_ids_falls_back(smollm2_dir, asynchronous):
     rejected = {"error": {"message": "Unrecognized request argument supplied: logprob_token_ids"}}
     with ScriptedServer([(400, rejected), (200, completion_body("3", {"3": -0.1}))]) as server:
         llm = OpenAICompatibleLLM("m", base_url=server.base_url, tokenizer=str(smollm2_dir))
-        assert llm.next_token_logprobs(["a"], DIGITS) == [{"3": -0.1}]
+        assert _scores(llm, ["a"], asynchronous) == [{"3": -0.1}]
     assert llm._exact is False and len(server.requests) == 2
