@@ -1,12 +1,13 @@
 """A LlamaIndex query engine over OpenStax textbook passages with ReasonIR retrieval, fully offline.
 
-    [ReasonIRQueryTransform] -> VectorStoreIndex (ChromaVectorStore, ReasonIREmbedding) -> QwenRerank -> OpenAILike
+    [ReasonIRQueryTransform] -> VectorStoreIndex (ChromaVectorStore, ReasonIREmbedding) -> ReasonIRReranker
+    -> OpenAILike
 
 Runs on a laptop CPU: ~300 passages from four OpenStax chapters are indexed with the ``minilm`` preset (pass
 ``--model-name reasonir/ReasonIR-8B`` for ReasonIR-8B on a GPU) through LlamaIndex's own ``VectorStoreIndex`` and
 ``ChromaVectorStore``.
 
-- With ``--base-url`` (or ``OPENAI_BASE_URL``): a full query engine. ``QwenRerank`` scores the candidates through
+- With ``--base-url`` (or ``OPENAI_BASE_URL``): a full query engine. ``ReasonIRReranker`` scores the candidates through
   the server (ReasonIR's pointwise 0-5 reranker) and LlamaIndex's ``OpenAILike`` writes the answer; ``--rewrite``
   puts ReasonIR's query rewriting in front (a ``TransformQueryEngine``). Any OpenAI-compatible server that returns
   log-probs works, e.g. vLLM with SmolLM2-135M-Instruct:
@@ -35,7 +36,7 @@ from llama_index.core.node_parser import SentenceSplitter
 from llama_index.core.query_engine import RetrieverQueryEngine, TransformQueryEngine
 from llama_index.core.schema import NodeWithScore
 from llama_index.embeddings.reasonir import ReasonIREmbedding
-from llama_index.postprocessor.reasonir_rerank import QwenRerank
+from llama_index.postprocessor.reasonir_rerank import ReasonIRReranker
 from llama_index.retrievers.reasonir import ReasonIRQueryTransform
 from llama_index.vector_stores.chroma import ChromaVectorStore
 
@@ -92,7 +93,7 @@ def build_engine(index: VectorStoreIndex, embed_model: ReasonIREmbedding, args: 
                         context_window=args.context_window, max_tokens=args.max_tokens, temperature=0.0)
     engine = RetrieverQueryEngine(
         retriever=index.as_retriever(similarity_top_k=args.k),
-        node_postprocessors=[QwenRerank(scorer, top_n=args.top_n, keep_retrieval_score=True,
+        node_postprocessors=[ReasonIRReranker(scorer, top_n=args.top_n, keep_retrieval_score=True,
                                         max_prompt_tokens=args.context_window - 16)],
         response_synthesizer=get_response_synthesizer(llm=reader),
     )

@@ -23,6 +23,16 @@ def test_huggingface_arguments_are_honoured(tiny_reasonir_dir, tiny_encoder):
                                tiny_encoder.encode_queries([Q], instruction="Find plants")[0], atol=1e-5)
 
 
+def test_preset_is_a_loading_argument_as_in_langchain(minilm_encoder, tiny_encoder):
+    emb = ReasonIREmbedding(preset="minilm", device="cpu")  # LangChain: ReasonIREmbeddings(preset="minilm")
+    assert (emb.model_name, emb.model_kwargs) == ("minilm", {"preset": "minilm", "device": "cpu"})
+    np.testing.assert_allclose(emb.get_query_embedding(Q), minilm_encoder.encode_queries([Q])[0], atol=1e-5)
+    with pytest.raises(ValueError, match="both as arguments and in model_kwargs"):
+        ReasonIREmbedding(preset="minilm", model_kwargs={"preset": "reasonir"})
+    with pytest.raises(ValueError, match=r"either encoder=.*\['preset'\]"):
+        ReasonIREmbedding(encoder=tiny_encoder, preset="minilm")
+
+
 def test_text_instruction_is_the_document_prefix(tiny_reasonir_dir, tiny_encoder):
     emb = ReasonIREmbedding(str(tiny_reasonir_dir), text_instruction="", model_kwargs={"device": "cpu"})
     assert emb.document_prefix == ""

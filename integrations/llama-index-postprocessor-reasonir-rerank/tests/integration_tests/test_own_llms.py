@@ -12,7 +12,7 @@ from reasonir_rag.llm import OpenAICompatibleLLM
 from reasonir_rag.pipeline.reranker import QwenReranker
 from tests.llamaindex_fixtures import GRAM_QUESTION, openai_like
 
-from llama_index.postprocessor.reasonir_rerank import QwenRerank
+from llama_index.postprocessor.reasonir_rerank import ReasonIRReranker
 
 TEXTS = [
     "Gram staining uses crystal violet, iodine, alcohol decolorization and safranin to tell the cell walls apart.",
@@ -28,7 +28,7 @@ def _nodes() -> list[NodeWithScore]:
 def test_openai_like_chat_logprobs_give_the_core_clients_scores(served_llm, events):
     core = QwenReranker(OpenAICompatibleLLM(served_llm.model, base_url=served_llm.base_url, max_retries=1),
                         template="chat")
-    rerank = QwenRerank(openai_like(served_llm, is_chat_model=True, logprobs=True, top_logprobs=20), top_n=2)
+    rerank = ReasonIRReranker(openai_like(served_llm, is_chat_model=True, logprobs=True, top_logprobs=20), top_n=2)
     assert (rerank.reranker.mode, rerank.reranker.template) == ("logits", "chat")
     expected = core.score(GRAM_QUESTION, TEXTS)
     nodes = rerank.postprocess_nodes(_nodes(), query_str=GRAM_QUESTION)
@@ -43,7 +43,7 @@ def test_openai_like_chat_logprobs_give_the_core_clients_scores(served_llm, even
 
 def test_openai_like_completion_logprobs_give_the_core_clients_scores(served_llm, events):
     core = QwenReranker(OpenAICompatibleLLM(served_llm.model, base_url=served_llm.base_url, max_retries=1))
-    rerank = QwenRerank(openai_like(served_llm, is_chat_model=False, logprobs=True, top_logprobs=20))
+    rerank = ReasonIRReranker(openai_like(served_llm, is_chat_model=False, logprobs=True, top_logprobs=20))
     assert (rerank.reranker.mode, rerank.reranker.template) == ("logits", "raw")
     assert rerank.reranker.score(GRAM_QUESTION, TEXTS) == pytest.approx(core.score(GRAM_QUESTION, TEXTS), abs=1e-4)
     assert len(events.of(LLMCompletionStartEvent)) == 3

@@ -1,7 +1,7 @@
-"""QwenRerank: the core reranker behind LlamaIndex's postprocessor interface, with its rerank events.
+"""ReasonIRReranker: the core reranker behind LlamaIndex's postprocessor interface, with its rerank events.
 
 Parity runs on the tiny random Qwen2 with the real Qwen2.5 tokenizer (deterministic, local); the real server is in
-integration_tests/test_query_engine.py.
+integration_tests/test_own_llms.py (and the retrievers package's integration_tests/test_query_engine.py).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from reasonir_rag.pipeline.reranker import QwenReranker
 from reasonir_rag.types import ScoredDocument
 from tests.llamaindex_fixtures import GRAM_QUESTION
 
-from llama_index.postprocessor.reasonir_rerank import QwenRerank
+from llama_index.postprocessor.reasonir_rerank import ReasonIRReranker
 
 
 def _nodes(openstax_modules, n=5):
@@ -32,7 +32,7 @@ def core(tiny_qwen_llm):
 
 
 def test_scores_and_order_are_the_core_rerankers(core, openstax_modules):
-    rerank = QwenRerank(reranker=core, top_n=3)
+    rerank = ReasonIRReranker(reranker=core, top_n=3)
     assert isinstance(rerank, BaseNodePostprocessor) and rerank.model == core.llm.model_name
     nodes = _nodes(openstax_modules)
     texts = [n.node.get_content(metadata_mode=MetadataMode.EMBED) for n in nodes]
@@ -50,20 +50,20 @@ def test_scores_and_order_are_the_core_rerankers(core, openstax_modules):
 def test_keep_retrieval_score_and_top_n(core, openstax_modules):
     nodes = _nodes(openstax_modules)
     original = {n.node.node_id: n.score for n in nodes}
-    got = QwenRerank(reranker=core, keep_retrieval_score=True).postprocess_nodes(nodes, query_str=GRAM_QUESTION)
+    got = ReasonIRReranker(reranker=core, keep_retrieval_score=True).postprocess_nodes(nodes, query_str=GRAM_QUESTION)
     assert len(got) == 5  # top_n=None keeps every node
     assert [g.score for g in got] == sorted((g.score for g in got), reverse=True)
     for g in got:
         assert g.node.metadata["retrieval_score"] == original[g.node.node_id]
         assert g.score == pytest.approx(0.5 * g.node.metadata["rerank_score"] / 5 + 0.5 * original[g.node.node_id])
         assert "retrieval_score" not in g.node.get_content(metadata_mode=MetadataMode.LLM)
-    assert len(QwenRerank(reranker=core, top_n=2).postprocess_nodes(_nodes(openstax_modules),
+    assert len(ReasonIRReranker(reranker=core, top_n=2).postprocess_nodes(_nodes(openstax_modules),
                                                                      query_str=GRAM_QUESTION)) == 2
 
 
 def test_emits_llamaindex_rerank_events_and_callbacks(core, openstax_modules, events):
     debug = LlamaDebugHandler()
-    rerank = QwenRerank(reranker=core, top_n=2, callback_manager=CallbackManager([debug]))
+    rerank = ReasonIRReranker(reranker=core, top_n=2, callback_manager=CallbackManager([debug]))
     nodes = _nodes(openstax_modules, 4)
     got = rerank.postprocess_nodes(nodes, query_bundle=QueryBundle(GRAM_QUESTION))
     (start,), (end,) = events.of(ReRankStartEvent), events.of(ReRankEndEvent)
@@ -75,14 +75,14 @@ def test_emits_llamaindex_rerank_events_and_callbacks(core, openstax_modules, ev
 
 
 def test_async_matches_sync(core, openstax_modules):
-    rerank = QwenRerank(reranker=core, top_n=3)
+    rerank = ReasonIRReranker(reranker=core, top_n=3)
     sync = rerank.postprocess_nodes(_nodes(openstax_modules), query_str=GRAM_QUESTION)
     got = asyncio.run(rerank.apostprocess_nodes(_nodes(openstax_modules), query_str=GRAM_QUESTION))
     assert [(g.node.node_id, g.score) for g in got] == [(s.node.node_id, s.score) for s in sync]
 
 
 def test_built_from_an_llm_with_reranker_arguments(tiny_qwen_llm, openstax_modules):
-    rerank = QwenRerank(tiny_qwen_llm, top_n=2, alpha=1.0, max_doc_tokens=128)
+    rerank = ReasonIRReranker(tiny_qwen_llm, top_n=2, alpha=1.0, max_doc_tokens=128)
     assert rerank.reranker.alpha == 1.0 and rerank.reranker.max_doc_tokens == 128
     got = rerank.postprocess_nodes(_nodes(openstax_modules), query_str=GRAM_QUESTION)
     assert all(g.score == pytest.approx(g.node.metadata["rerank_score"] / 5) for g in got)
@@ -91,7 +91,7 @@ def test_built_from_an_llm_with_reranker_arguments(tiny_qwen_llm, openstax_modul
 # ------------------------------------------------------------------ bad input: the core's policy, through LlamaIndex
 def test_an_empty_node_scores_zero_and_the_rest_are_ranked(core, openstax_modules, caplog):
     nodes = [*_nodes(openstax_modules, 3), NodeWithScore(node=TextNode(id_="blank", text="   "), score=0.95)]
-    got = QwenRerank(reranker=core).postprocess_nodes(nodes, query_str=GRAM_QUESTION)
+    got = ReasonIRReranker(reranker=core).postprocess_nodes(nodes, query_str=GRAM_QUESTION)
     blank = next(g for g in got if g.node.node_id == "blank")
     assert blank.node.metadata["rerank_score"] == 0.0 and blank.node.metadata["rerank_error"] == "empty document"
     assert blank.score == pytest.approx(0.5 * 0.95)
@@ -100,20 +100,20 @@ def test_an_empty_node_scores_zero_and_the_rest_are_ranked(core, openstax_module
 
 def test_nodes_without_a_score_are_ranked_by_the_llm_alone(core, openstax_modules):
     nodes = [NodeWithScore(node=n.node, score=None) for n in _nodes(openstax_modules, 3)]
-    got = QwenRerank(reranker=core, keep_retrieval_score=True).postprocess_nodes(nodes, query_str=GRAM_QUESTION)
+    got = ReasonIRReranker(reranker=core, keep_retrieval_score=True).postprocess_nodes(nodes, query_str=GRAM_QUESTION)
     for g in got:
         assert g.node.metadata["retrieval_score"] is None
         assert g.score == pytest.approx(g.node.metadata["rerank_score"] / 5)  # not capped at 0.5
     mixed = _nodes(openstax_modules, 3)
     mixed[2] = NodeWithScore(node=mixed[2].node, score=None)
     lowest = min(mixed[0].score, mixed[1].score)
-    got = {g.node.node_id: g for g in QwenRerank(reranker=core).postprocess_nodes(mixed, query_str=GRAM_QUESTION)}
+    got = {g.node.node_id: g for g in ReasonIRReranker(reranker=core).postprocess_nodes(mixed, query_str=GRAM_QUESTION)}
     last = got[mixed[2].node.node_id]
     assert last.score == pytest.approx(0.5 * last.node.metadata["rerank_score"] / 5 + 0.5 * lowest)
 
 
 def test_bad_queries_and_scores_are_named(core, openstax_modules):
-    rerank = QwenRerank(reranker=core)
+    rerank = ReasonIRReranker(reranker=core)
     with pytest.raises(ValueError, match="needs the query"):
         rerank.postprocess_nodes(_nodes(openstax_modules, 2))
     with pytest.raises(InvalidInputError, match="non-empty string"):
@@ -127,13 +127,13 @@ def test_bad_queries_and_scores_are_named(core, openstax_modules):
 
 def test_bad_construction(core, tiny_qwen_llm):
     with pytest.raises(ValueError, match="not both"):
-        QwenRerank(tiny_qwen_llm, reranker=core)
+        ReasonIRReranker(tiny_qwen_llm, reranker=core)
     with pytest.raises(TypeError, match="QwenReranker"):
-        QwenRerank(reranker="Qwen/Qwen2.5-7B-Instruct")
+        ReasonIRReranker(reranker="Qwen/Qwen2.5-7B-Instruct")
     with pytest.raises(ValueError):
-        QwenRerank(reranker=core, top_n=0)
+        ReasonIRReranker(reranker=core, top_n=0)
     with pytest.raises(ValueError, match="alpha"):
-        QwenRerank(tiny_qwen_llm, alpha=2.0)
+        ReasonIRReranker(tiny_qwen_llm, alpha=2.0)
 
 
 def test_a_llamaindex_llm_is_taken_in_the_mode_it_can_serve(caplog):
@@ -143,11 +143,26 @@ def test_a_llamaindex_llm_is_taken_in_the_mode_it_can_serve(caplog):
         return OpenAILike(model="smollm2", api_base="http://127.0.0.1:9/v1", api_key="EMPTY", **kwargs)
 
     with caplog.at_level("WARNING", logger="reasonir_rag.llm.adapter"):
-        plain = QwenRerank(llm(is_chat_model=True))
+        plain = ReasonIRReranker(llm(is_chat_model=True))
     assert (plain.reranker.mode, plain.reranker.template) == ("generate", "chat")
     assert sum("returns no log-probs" in r.getMessage() for r in caplog.records) == 1
-    assert (QwenRerank(llm(is_chat_model=True, logprobs=True)).reranker.mode,
-            QwenRerank(llm(logprobs=True, top_logprobs=5)).reranker.template) == ("logits", "raw")
-    assert QwenRerank(llm(logprobs=True, top_logprobs=5)).reranker.llm.top_logprobs == 5
+    assert (ReasonIRReranker(llm(is_chat_model=True, logprobs=True)).reranker.mode,
+            ReasonIRReranker(llm(logprobs=True, top_logprobs=5)).reranker.template) == ("logits", "raw")
+    assert ReasonIRReranker(llm(logprobs=True, top_logprobs=5)).reranker.llm.top_logprobs == 5
     with pytest.raises(TypeError, match=r"a LlamaIndex LLM \(e.g. OpenAILike.*OpenAICompatibleLLM"):
-        QwenRerank(3.5)
+        ReasonIRReranker(3.5)
+
+
+def test_qwen_rerank_is_the_deprecated_name_of_reasonir_reranker(core, openstax_modules):
+    """The name LangChain's reranker has; ``QwenRerank`` still imports and works, and building one emits one
+    warning that names the new name and points at the caller's line."""
+    from llama_index.postprocessor.reasonir_rerank import QwenRerank
+
+    with pytest.warns(DeprecationWarning, match=r"QwenRerank is deprecated: use ReasonIRReranker") as caught:
+        old = QwenRerank(reranker=core, top_n=2)
+    assert len(caught) == 1 and caught[0].filename == __file__
+    assert isinstance(old, ReasonIRReranker) and old.class_name() == "ReasonIRReranker"
+    nodes = _nodes(openstax_modules, 3)
+    new = ReasonIRReranker(reranker=core, top_n=2).postprocess_nodes(nodes, query_str=GRAM_QUESTION)
+    got = old.postprocess_nodes(_nodes(openstax_modules, 3), query_str=GRAM_QUESTION)
+    assert [(n.node.node_id, n.score) for n in got] == [(n.node.node_id, n.score) for n in new]

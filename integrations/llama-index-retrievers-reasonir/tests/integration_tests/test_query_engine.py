@@ -1,5 +1,5 @@
 """End to end on the real local vLLM server (SmolLM2): VectorStoreIndex over ChromaVectorStore with ReasonIREmbedding,
-QwenRerank scoring through the server, LlamaIndex's OpenAILike LLM answering, and the query transform in a
+ReasonIRReranker scoring through the server, LlamaIndex's OpenAILike LLM answering, and the query transform in a
 TransformQueryEngine."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from llama_index.core.instrumentation.events.rerank import ReRankStartEvent
 from llama_index.core.query_engine import RetrieverQueryEngine, TransformQueryEngine
 from llama_index.core.schema import MetadataMode, QueryBundle, TextNode
 from llama_index.embeddings.reasonir import ReasonIREmbedding
-from llama_index.postprocessor.reasonir_rerank import QwenRerank
+from llama_index.postprocessor.reasonir_rerank import ReasonIRReranker
 from llama_index.vector_stores.chroma import ChromaVectorStore
 from tests.llamaindex_fixtures import GRAM_QUESTION, new_collection
 
@@ -30,7 +30,7 @@ def index(minilm_encoder, openstax_modules, chroma_client):
 
 
 def _engine(index, server_llm, reader_llm) -> RetrieverQueryEngine:
-    rerank = QwenRerank(server_llm, top_n=2, keep_retrieval_score=True, max_prompt_tokens=1900)
+    rerank = ReasonIRReranker(server_llm, top_n=2, keep_retrieval_score=True, max_prompt_tokens=1900)
     return RetrieverQueryEngine(retriever=index.as_retriever(similarity_top_k=5), node_postprocessors=[rerank],
                                 response_synthesizer=get_response_synthesizer(llm=reader_llm))
 
@@ -60,7 +60,7 @@ def test_retriever_query_engine_with_qwen_rerank_and_openai_like(index, server_l
 
 def test_transform_query_engine_searches_with_the_rewrite(index, minilm_encoder, server_llm, reader_llm,
                                                            served_llm, events, tmp_path):
-    """Rewrite -> embedding -> Chroma -> QwenRerank inside a TransformQueryEngine (retrieve: no second answer)."""
+    """Rewrite -> embedding -> Chroma -> ReasonIRReranker inside a TransformQueryEngine (retrieve: no second answer)."""
     transform = ReasonIRQueryTransform.from_llm(server_llm, ReasonIREmbedding(encoder=minilm_encoder), max_tokens=32,
                                                 cache=tmp_path / "rewrites.sqlite")
     engine = TransformQueryEngine(_engine(index, server_llm, reader_llm), query_transform=transform)

@@ -59,7 +59,8 @@ class ReasonIREmbedding(BaseEmbedding):
 
     ``get_query_embedding`` uses ReasonIR's query prefix with ``task`` (a BRIGHT task) or ``instruction``;
     ``get_text_embedding(s)`` use the document prefix. Pass a loaded ``encoder=`` or a ``model_name``
-    (a hub id, a local folder, or ``"minilm"``) with ``model_kwargs`` for ``ReasonIREncoder.from_pretrained``.
+    (a hub id, a local folder, or ``"minilm"``) with ``model_kwargs`` for ``ReasonIREncoder.from_pretrained``;
+    ``preset=`` (``"reasonir"``, ``"minilm"``) is that loading argument, as in LangChain's ``ReasonIREmbeddings``.
 
     ``HuggingFaceEmbedding``'s arguments mean what they mean there: ``device``, ``max_length``, ``batch_size``
     (texts per forward pass), ``trust_remote_code``, ``text_instruction`` (the document prefix) and
@@ -85,6 +86,7 @@ class ReasonIREmbedding(BaseEmbedding):
         model_name: str | None = None,
         *,
         encoder: ReasonIREncoder | None = None,
+        preset: str | None = None,
         task: str | None = None,
         instruction: str | None = None,
         model_kwargs: dict[str, Any] | None = None,
@@ -98,10 +100,14 @@ class ReasonIREmbedding(BaseEmbedding):
                                                 where="ReasonIREmbedding")
         if unknown:
             raise TypeError(f"ReasonIREmbedding got unexpected argument(s) {sorted(unknown)}; it takes model_name, "
-                            "encoder, task, instruction, model_kwargs, embed_batch_size, the HuggingFace-style "
+                            "encoder, preset, task, instruction, model_kwargs, embed_batch_size, the HuggingFace-style "
                             "device, max_length, batch_size, trust_remote_code, text_instruction, "
                             "query_instruction, normalize=True, and BaseEmbedding's own")
         kwargs = {k: v for k, v in kwargs.items() if k in base_fields}
+        if preset is not None:  # LangChain's ReasonIREmbeddings(preset=...): a loading setting like the others
+            load = {**load, "preset": preset}
+            if model_name is None and preset == "minilm":
+                model_name = "minilm"
         if "instruction" in query:
             if instruction is not None and instruction != query["instruction"]:
                 raise ValueError("pass instruction= or query_instruction=, not both")

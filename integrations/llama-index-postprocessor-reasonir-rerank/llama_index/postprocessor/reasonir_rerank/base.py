@@ -1,4 +1,5 @@
-"""ReasonIR's pointwise Qwen reranker as a LlamaIndex node postprocessor.
+"""ReasonIR's pointwise Qwen reranker as a LlamaIndex node postprocessor: ``ReasonIRReranker``, the name LangChain's
+document compressor has (``QwenRerank``, its name before, is a deprecated subclass that warns when built).
 
 Scoring (one forward pass per node for the 0-5 relevance digit, tie-broken with the retrieval score), prompts and
 failure handling are the core's :class:`~reasonir_rag.pipeline.reranker.QwenReranker`; this class translates nodes and
@@ -8,6 +9,7 @@ emits LlamaIndex's rerank events (``ReRankStartEvent`` / ``ReRankEndEvent`` and 
 from __future__ import annotations
 
 import logging
+import warnings
 from typing import Any
 
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
@@ -27,7 +29,7 @@ logger = logging.getLogger(__name__)
 _NOTES = ("rerank_score", "rerank_error", "rerank_truncated", "rerank_digit_mass", "retrieval_score")
 
 
-class QwenRerank(BaseNodePostprocessor):
+class ReasonIRReranker(BaseNodePostprocessor):
     """Rerank nodes with an instruction-tuned LLM's 0-5 relevance score (ReasonIR's reranker).
 
     ``llm``: any LlamaIndex ``LLM`` (``OpenAILike(..., logprobs=True)`` scores in one pass from its log-probs; an
@@ -78,7 +80,7 @@ class QwenRerank(BaseNodePostprocessor):
 
     @classmethod
     def class_name(cls) -> str:
-        return "QwenRerank"
+        return "ReasonIRReranker"
 
     @property
     def reranker(self) -> QwenReranker:
@@ -88,7 +90,7 @@ class QwenRerank(BaseNodePostprocessor):
         self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None,
     ) -> list[NodeWithScore]:
         if query_bundle is None:
-            raise ValueError("QwenRerank needs the query: call postprocess_nodes(nodes, query_str=...) "
+            raise ValueError("ReasonIRReranker needs the query: call postprocess_nodes(nodes, query_str=...) "
                              "or use it inside a query engine")
         top_n = self.top_n if self.top_n is not None else len(nodes)
         with rerank_events(self.callback_manager, query_bundle, nodes, top_n, self.model) as finish:
@@ -107,6 +109,17 @@ class QwenRerank(BaseNodePostprocessor):
         for keys in (node.excluded_llm_metadata_keys, node.excluded_embed_metadata_keys):
             keys.extend(k for k in notes if k not in keys)
         return NodeWithScore(node=node, score=ranked.score)
+
+
+class QwenRerank(ReasonIRReranker):
+    """Deprecated: :class:`ReasonIRReranker`'s name before (LangChain's reranker is ``ReasonIRReranker`` too). The
+    same postprocessor; building one emits one ``DeprecationWarning`` that names the new name."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        warnings.warn("QwenRerank is deprecated: use ReasonIRReranker (from llama_index.postprocessor.reasonir_rerank "
+                      "import ReasonIRReranker), the same postprocessor under the name LangChain's reranker has",
+                      DeprecationWarning, stacklevel=2)
+        super().__init__(*args, **kwargs)
 
 
 def _as_core(i: int, node: NodeWithScore, text: str) -> ScoredDocument | Document:

@@ -17,7 +17,7 @@ import numpy as np
 from llama_index.core.base.base_retriever import BaseRetriever
 from llama_index.core.callbacks import CallbackManager
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
-from llama_index.postprocessor.reasonir_rerank import QwenRerank
+from llama_index.postprocessor.reasonir_rerank import ReasonIRReranker
 from llama_index.postprocessor.reasonir_rerank.events import rerank_events
 from llama_index.postprocessor.reasonir_rerank.llms import LlamaIndexLLM, is_llama_index_llm
 from reasonir_rag.index.store import ChromaStore
@@ -42,8 +42,8 @@ class ReasonIRRetriever(BaseRetriever):
     Rewrite -> search -> rerank is the core :class:`~reasonir_rag.pipeline.retriever.Retriever`: with a
     ``rewriter`` (a core ``QueryRewriter``, or a LlamaIndex ``LLM`` that ReasonIR's rewriter then runs on) the
     question is rewritten first and encoded with the prefix the rewrite wants; with a ``reranker`` (a core
-    ``QwenReranker``, a ``QwenRerank``, or a LlamaIndex ``LLM``) ``fetch_k`` candidates (ReasonIR: 100) are reranked
-    against the question, with LlamaIndex's rerank events. A :class:`~llama_index.core.schema.QueryBundle` that
+    ``QwenReranker``, a ``ReasonIRReranker``, or a LlamaIndex ``LLM``) ``fetch_k`` candidates (ReasonIR: 100) are
+    reranked against the question, with LlamaIndex's rerank events. A :class:`~llama_index.core.schema.QueryBundle` that
     already carries an ``embedding`` (as :class:`~llama_index.retrievers.reasonir.ReasonIRQueryTransform` sets
     it) is searched by that vector, without rewriting; otherwise its ``embedding_strs`` are encoded with the query
     prefix of ``task`` / ``instruction`` (several strings are averaged, as LlamaIndex's vector retriever does).
@@ -74,13 +74,13 @@ class ReasonIRRetriever(BaseRetriever):
         if rewriter is not None and not isinstance(rewriter, Rewriter):
             raise TypeError(f"rewriter must be a reasonir_rag QueryRewriter or a LlamaIndex LLM, "
                             f"got {type(rewriter).__name__}")
-        if isinstance(reranker, QwenRerank):
+        if isinstance(reranker, ReasonIRReranker):
             reranker = reranker.reranker
         elif is_llama_index_llm(reranker):
             llm = LlamaIndexLLM(reranker)
             reranker = QwenReranker(llm, task=task, **rerank_layout(llm))
         if reranker is not None and not isinstance(reranker, QwenReranker):
-            raise TypeError(f"reranker must be a reasonir_rag QwenReranker, a QwenRerank or a LlamaIndex LLM, "
+            raise TypeError(f"reranker must be a reasonir_rag QwenReranker, a ReasonIRReranker or a LlamaIndex LLM, "
                             f"got {type(reranker).__name__}")
         query_prefix = getattr(store.encoder, "query_prefix", None)  # every ReasonIR encoder has one
         if query_prefix is not None:
