@@ -4,6 +4,7 @@ events with token counts, inside the rerank events)."""
 
 from __future__ import annotations
 
+import numpy as np
 from llama_index.core.instrumentation.events.llm import LLMChatEndEvent, LLMChatStartEvent
 from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
 from reasonir_rag.index.store import ChromaStore
@@ -36,3 +37,31 @@ def test_the_retriever_takes_llamaindex_llms_for_rewriting_and_reranking(served_
     assert len(nodes) == 2 and all("rerank_score" in n.node.metadata for n in nodes)
     kinds = [type(e) for e in events.events if type(e) in (ReRankStartEvent, ReRankEndEvent, LLMChatStartEvent)]
     assert kinds == [LLMChatStartEvent, ReRankStartEvent, *[LLMChatStartEvent] * 3, ReRankEndEvent]
+
+
+def test_llamaindex_hyde_on_openai_like_reaches_the_encoder_with_the_document_prefix(served_llm, tiny_encoder,
+                                                                                      openstax_modules, tmp_path,
+                                                                                      events):
+    """LlamaIndex's own HyDEQueryTransform, its passage written by OpenAILike (SmolLM2 on the server), composed
+    with ReasonIRRetriever in a TransformQueryEngine: the passage is encoded with ReasonIR's document prefix."""
+    from llama_index.core import get_response_synthesizer
+    from llama_index.core.indices.query.query_transform.base import HyDEQueryTransform
+    from llama_index.core.instrumentation.events.embedding import EmbeddingEndEvent, EmbeddingStartEvent
+    from llama_index.core.query_engine import RetrieverQueryEngine, TransformQueryEngine
+    from llama_index.core.schema import QueryBundle
+
+    store = ChromaStore("li-hyde-llm", encoder=tiny_encoder, path=tmp_path)
+    store.add([r["text"] for r in openstax_modules[:8]], ids=[r["id"] for r in openstax_modules[:8]])
+    llm = openai_like(served_llm, is_chat_model=True, max_tokens=24, temperature=0.0)
+    engine = TransformQueryEngine(
+        RetrieverQueryEngine(retriever=ReasonIRRetriever(store, similarity_top_k=3),
+                             response_synthesizer=get_response_synthesizer(llm=llm)),
+        query_transform=HyDEQueryTransform(llm=llm, include_original=False))
+    nodes = engine.retrieve(QueryBundle(GRAM_QUESTION))
+    (start,), (end,) = events.of(EmbeddingStartEvent), events.of(EmbeddingEndEvent)
+    (passage,) = end.chunks
+    assert start.model_dict["prefix_kind"] == "document" and passage.strip() and passage != GRAM_QUESTION
+    np.testing.assert_allclose(end.embeddings[0], tiny_encoder.encode_documents([passage])[0], atol=1e-5)
+    assert [n.node.node_id for n in nodes] == [h.id for h in store.search_many([passage], 3,
+                                                                                prefix_kind="document")[0]]
+    assert len(events.of(LLMChatStartEvent)) == 1  # the passage came from the LLM

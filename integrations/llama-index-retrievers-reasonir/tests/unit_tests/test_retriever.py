@@ -101,6 +101,36 @@ def test_unknown_task_fails_at_construction(tiny_encoder, tmp_path):
         ReasonIRRetriever(store, task="chemistry")
 
 
+def test_the_query_encoding_sends_llamaindex_embedding_events(tiny_encoder, openstax_modules, tmp_path, events):
+    """As BaseEmbedding.get_query_embedding does: EmbeddingStartEvent, the EMBEDDING callback and EmbeddingEndEvent
+    with the query as the chunk and its vector (the task's query prefix), before the search."""
+    from llama_index.core.callbacks import CallbackManager, CBEventType, LlamaDebugHandler
+    from llama_index.core.instrumentation.events.embedding import EmbeddingEndEvent, EmbeddingStartEvent
+
+    store = ChromaStore("li-embed-events", encoder=tiny_encoder, path=tmp_path)
+    store.add(_documents(openstax_modules[:6]))
+    debug = LlamaDebugHandler()
+    retriever = ReasonIRRetriever(store, similarity_top_k=3, task="biology", callback_manager=CallbackManager([debug]))
+    nodes = retriever.retrieve(GRAM_QUESTION)
+    (start,), (end,) = events.of(EmbeddingStartEvent), events.of(EmbeddingEndEvent)
+    assert start.model_dict["prefix_kind"] == "query" and start.model_dict["task"] == "biology"
+    assert end.chunks == [GRAM_QUESTION]
+    expected = tiny_encoder.encode_queries([GRAM_QUESTION], task="biology")[0]
+    np.testing.assert_allclose(end.embeddings[0], expected, atol=1e-6)
+    assert [n.node.node_id for n in nodes] == [h.id for h in store.search_by_vector(expected, 3)]
+    ((_, embedded),) = debug.get_event_pairs(CBEventType.EMBEDDING)
+    assert embedded.payload["chunks"] == [GRAM_QUESTION]
+    # several embedding strings: one encoding of them all, reported once
+    events.events.clear()
+    strs = [GRAM_QUESTION, "crystal violet and safranin"]
+    retriever.retrieve(QueryBundle(query_str=GRAM_QUESTION, custom_embedding_strs=strs))
+    assert [e.chunks for e in events.of(EmbeddingEndEvent)] == [strs]
+    # a bundle with an embedding is not encoded again: no embedding event
+    events.events.clear()
+    retriever.retrieve(QueryBundle(query_str=GRAM_QUESTION, embedding=expected.tolist()))
+    assert not events.of(EmbeddingStartEvent)
+
+
 def test_with_a_reranker_it_is_the_core_pipeline_with_rerank_events(minilm_store, tiny_qwen_llm, events):
     from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
     from reasonir_rag.pipeline.reranker import QwenReranker
@@ -115,6 +145,11 @@ def test_with_a_reranker_it_is_the_core_pipeline_with_rerank_events(minilm_store
     (start,), (end,) = events.of(ReRankStartEvent), events.of(ReRankEndEvent)
     assert len(start.nodes) == 8 and start.top_n == 3 and start.query.query_str == GRAM_QUESTION
     assert [n.node.node_id for n in end.nodes] == [n.node.node_id for n in nodes]
+    # the query's embedding events, then the rerank events
+    from llama_index.core.instrumentation.events.embedding import EmbeddingEndEvent, EmbeddingStartEvent
+
+    kinds = (EmbeddingStartEvent, EmbeddingEndEvent, ReRankStartEvent, ReRankEndEvent)
+    assert [type(e) for e in events.events if type(e) in kinds] == list(kinds)
     with pytest.raises(TypeError, match="QwenReranker"):
         ReasonIRRetriever(minilm_store, reranker="qwen")  # type: ignore[arg-type]
 

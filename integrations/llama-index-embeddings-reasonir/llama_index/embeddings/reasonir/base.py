@@ -26,7 +26,11 @@ from reasonir_rag.encoding.encoder import DEFAULT_MODEL, ReasonIREncoder, shared
 from reasonir_rag.encoding.habits import note_ineffective, translate_habits
 from reasonir_rag.encoding.instructions import resolve_task
 
+from llama_index.embeddings.reasonir import hyde
+
 logger = logging.getLogger(__name__)
+
+hyde.install()  # LlamaIndex's HyDEQueryTransform: its passages are noted, to get the document prefix
 
 DEFAULT_EMBED_BATCH_SIZE = 256  # texts handed to the core per call; it length-sorts them into token-budget batches
 
@@ -67,6 +71,10 @@ class ReasonIREmbedding(BaseEmbedding):
     ``query_instruction`` (the instruction) are honoured; ``normalize=True`` is what always happens and
     ``normalize=False``, ``cache_folder`` are refused by name; any other unknown argument raises a TypeError.
     An ``instruction`` / ``task`` that changes nothing for the encoder (the ``minilm`` preset) is logged once.
+
+    A passage that LlamaIndex's ``HyDEQueryTransform`` wrote is embedded with the document prefix even when it is
+    asked for as a query (``VectorIndexRetriever`` embeds ``custom_embedding_strs`` that way): see
+    :mod:`llama_index.embeddings.reasonir.hyde`.
     """
 
     model_name: str = Field(default=DEFAULT_MODEL, description="Hub id, local folder or 'minilm' to load.")
@@ -207,6 +215,8 @@ class ReasonIREmbedding(BaseEmbedding):
 
     # ------------------------------------------------------------------ LlamaIndex hooks
     def _get_query_embedding(self, query: str) -> Embedding:
+        if hyde.is_hyde_passage(query):  # LlamaIndex's HyDEQueryTransform wrote it: a passage, the document prefix
+            return self.encoder.encode_documents([query])[0].tolist()
         return self.encoder.encode_queries([query], instruction=self.instruction, task=self.task)[0].tolist()
 
     async def _aget_query_embedding(self, query: str) -> Embedding:

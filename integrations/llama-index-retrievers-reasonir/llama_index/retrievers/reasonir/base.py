@@ -17,6 +17,7 @@ import numpy as np
 from llama_index.core.base.base_retriever import BaseRetriever
 from llama_index.core.callbacks import CallbackManager
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
+from llama_index.embeddings.reasonir.hyde import is_hyde_passage
 from llama_index.postprocessor.reasonir_rerank import ReasonIRReranker
 from llama_index.postprocessor.reasonir_rerank.events import rerank_events
 from llama_index.postprocessor.reasonir_rerank.llms import LlamaIndexLLM, is_llama_index_llm
@@ -27,6 +28,8 @@ from reasonir_rag.pipeline.retriever import DEFAULT_K, Query, Retriever, SearchO
 from reasonir_rag.pipeline.rewriter import QueryRewriter
 from reasonir_rag.protocols import Rewriter, TokenizingEncoder
 from reasonir_rag.types import ScoredDocument
+
+from llama_index.retrievers.reasonir.events import embedding_events
 
 logger = logging.getLogger(__name__)
 
@@ -105,20 +108,50 @@ class ReasonIRRetriever(BaseRetriever):
         return self._pipeline
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
-        pipeline, question = self._pipeline, query_bundle.query_str
-        queries: list[Query] | None = None
-        if query_bundle.embedding is not None:
-            queries = [Query(question, vector=query_bundle.embedding)]
-        else:
-            texts = list(query_bundle.embedding_strs) or [question]  # "" -> the core's clear error
-            if len(texts) > 1:
-                vectors = self._store.encoder.encode_queries(texts, task=pipeline.task,
-                                                             instruction=pipeline.instruction)
-                queries = [Query(question, vector=np.mean(vectors, axis=0))]
-            elif texts[0] != question:
-                queries = [Query(texts[0])]
-        hits = pipeline.retrieve_many([question], queries=queries, run=self._stage)[0]
+        hits = self._pipeline.retrieve_many([query_bundle.query_str], queries=self.queries_for(query_bundle),
+                                            run=self._stage)[0]
         return [to_node(hit) for hit in hits]
+
+    def queries_for(self, query_bundle: QueryBundle) -> list[Query] | None:
+        """What the core searches for ``query_bundle`` (None: the question itself, rewritten first with a rewriter).
+
+        A bundle's ``embedding`` is searched as it is. Its ``custom_embedding_strs`` are searched instead of the
+        question: each with the query prefix, except a passage LlamaIndex's ``HyDEQueryTransform`` wrote, which gets
+        the DOCUMENT prefix (:mod:`llama_index.embeddings.reasonir.hyde`); several are encoded here (with the
+        embedding events) and their vectors averaged, as LlamaIndex's vector retriever does.
+        """
+        question = query_bundle.query_str
+        if query_bundle.embedding is not None:
+            return [Query(question, vector=query_bundle.embedding)]
+        texts = list(query_bundle.embedding_strs) or [question]  # "" -> the core's clear error
+        queries = [Query(t, "document" if is_hyde_passage(t) else "query") for t in texts]
+        if len(queries) == 1:
+            return None if queries[0] == Query(question) else queries
+        encoded = self.encode(queries, self._pipeline.options())
+        return [Query(question, vector=np.mean([np.asarray(q.vector) for q in encoded], axis=0))]
+
+    def encode(self, queries: list[Query], options: SearchOptions) -> list[Query]:
+        """``queries`` with a vector each: the texts encoded with the store's encoder and the prefix each wants (one
+        call per prefix kind), inside LlamaIndex's embedding events (``EmbeddingStartEvent`` /
+        ``EmbeddingEndEvent`` with the texts as chunks, and the ``EMBEDDING`` callback)."""
+        encoder, out = self._store.encoder, list(queries)
+        for kind in ("query", "document"):
+            rows = [i for i, q in enumerate(queries) if q.vector is None and q.prefix_kind == kind]
+            if not rows:
+                continue
+            texts = [queries[i].text for i in rows]
+            model = {"model_name": getattr(getattr(encoder, "config", None), "name", type(encoder).__name__),
+                     "class_name": type(encoder).__name__, "prefix_kind": kind, "task": options.task,
+                     "instruction": options.instruction}
+            with embedding_events(self.callback_manager, model, texts) as finish:
+                if kind == "document":
+                    vectors = encoder.encode_documents(texts)
+                else:
+                    vectors = encoder.encode_queries(texts, task=options.task, instruction=options.instruction)
+                finish(vectors)
+            for i, vector in zip(rows, vectors, strict=True):
+                out[i] = Query(queries[i].text, kind, vector=vector)
+        return out
 
     async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         """:meth:`_retrieve` in a worker thread: the event loop keeps serving while the model and Chroma run."""
@@ -126,7 +159,10 @@ class ReasonIRRetriever(BaseRetriever):
 
     def _stage(self, stage: Stage, items: list[Any], compute: Callable[[list[Any]], list[Any]],
                options: SearchOptions) -> list[Any]:
-        """The rerank stage with LlamaIndex's rerank events; the others as they are."""
+        """The search stage encodes here, with LlamaIndex's embedding events (then searches by vector), the rerank
+        stage runs inside LlamaIndex's rerank events; the rewrite stage as it is."""
+        if stage == "search":
+            return compute(self.encode(items, options))
         if stage != "rerank":
             return compute(items)
         reranker = self._pipeline.reranker

@@ -5,9 +5,10 @@ query is embedded with the QUERY prefix (and the task instruction), as ReasonIR 
 rising with query length up to 2048 tokens).
 
 ``style="hyde"``: the LLM writes a hypothetical passage, embedded with the DOCUMENT prefix, like the passages in
-the index. LlamaIndex's own ``HyDEQueryTransform`` differs: it returns the passage (and, by default, the question)
-as ``custom_embedding_strs``, which the retriever embeds with ``get_query_embedding`` (the QUERY prefix) and
-averages. For ReasonIR, whose query and document prefixes differ, that puts a passage on the query side.
+the index. LlamaIndex's own ``HyDEQueryTransform`` returns the passage (and, by default, the question) as
+``custom_embedding_strs``, which LlamaIndex's retrievers embed with ``get_query_embedding`` and average; these
+packages recognise its passages and give them the document prefix there too
+(:mod:`llama_index.embeddings.reasonir.hyde`).
 
 Either way the transform computes the embedding itself and returns a ``QueryBundle`` that keeps the user's
 question as ``query_str`` (what the reranker and the response synthesizer read) with the rewrite in
