@@ -1,26 +1,26 @@
 """ReasonIR's LLM reranker as a LangChain ``BaseDocumentCompressor`` (for ``ContextualCompressionRetriever``).
 
-Prompts, scoring, truncation, the tie-break with the retriever score and the failure policy are the core
+Prompts, scoring, truncation, the blend with the retriever score and the failure policy are the core
 :class:`~reasonir_rag.pipeline.reranker.QwenReranker`'s; this class maps LangChain documents in and out.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
 from typing import Any
 
-from langchain_core.callbacks import CallbackManager, Callbacks
+from langchain_core.callbacks import AsyncCallbackManager, CallbackManager, Callbacks
 from langchain_core.documents import BaseDocumentCompressor, Document
 from pydantic import ConfigDict, Field, field_validator
 from reasonir_rag.llm.adapter import rerank_layout
 from reasonir_rag.pipeline.reranker import QwenReranker
+from reasonir_rag.pipeline.retriever import arerank
 from reasonir_rag.protocols import Reranker
 from reasonir_rag.types import Document as CoreDocument
 from reasonir_rag.types import ScoredDocument
 
-from langchain_reasonir.models import WHAT_TO_PASS, LangChainLLM, is_langchain_model, run_as_child
+from langchain_reasonir.models import WHAT_TO_PASS, LangChainLLM, arun_as_child, is_langchain_model, run_as_child
 
 logger = logging.getLogger(__name__)
 
@@ -87,39 +87,67 @@ class ReasonIRReranker(BaseDocumentCompressor):
         """The ``top_n`` most relevant documents, best first (copies with the scores in their metadata), as a
         child run of ``callbacks``' run."""
         manager = CallbackManager.configure(inheritable_callbacks=callbacks)
-        count = len(documents) if isinstance(documents, Sequence) else 0
-        run = manager.on_chain_start(None, {"query": query, "documents": count}, name=type(self).__name__)
+        run = manager.on_chain_start(None, _run_inputs(documents, query), name=type(self).__name__)
         try:
             ranked = run_as_child(run, self.rerank, documents, query, top_n=self.top_n)
         except BaseException as exc:
             run.on_chain_error(exc)
             raise
-        run.on_chain_end({"ids": [d.id for d in ranked], "scores": [d.metadata[RELEVANCE_SCORE_KEY] for d in ranked]})
+        run.on_chain_end(_run_outputs(ranked))
         return ranked
 
     async def acompress_documents(self, documents: Sequence[Document], query: str,
                                   callbacks: Callbacks | None = None) -> Sequence[Document]:
-        """:meth:`compress_documents` in a worker thread (one code path)."""
-        return await asyncio.to_thread(self.compress_documents, documents, query, callbacks)
+        """:meth:`compress_documents` awaiting the core reranker (``arerank``: an async LLM holds no thread)."""
+        manager = AsyncCallbackManager.configure(inheritable_callbacks=callbacks)
+        run = await manager.on_chain_start(None, _run_inputs(documents, query), name=type(self).__name__)
+        try:
+            ranked = await arun_as_child(run, self.arerank, documents, query, top_n=self.top_n)
+        except BaseException as exc:
+            await run.on_chain_error(exc)
+            raise
+        await run.on_chain_end(_run_outputs(ranked))
+        return ranked
 
     def rerank(self, documents: Sequence[Document], query: str, *, top_n: int | None = None,
                task: str | None = None) -> list[Document]:
         """Rerank with an explicit ``top_n`` (None: keep all); ``task`` overrides the instance's."""
-        items: Any = documents  # None or a single string: the core names the problem
-        originals: list[Document | None] = []
-        if documents is not None and not isinstance(documents, (str, bytes)):
-            items = []
-            for i, doc in enumerate(documents):
-                original, item = _to_core(i, doc)
-                originals.append(original)
-                items.append(item)
+        originals, items = _to_core_all(documents)
         ranked = self.reranker.rerank(query, items, top_n=top_n, task=task if task is not None else self.task)
-        out = []
-        for hit in ranked:
-            original = originals[int(hit.id)]
-            metadata = {**hit.metadata, RELEVANCE_SCORE_KEY: hit.score}
-            out.append(original.model_copy(update={"metadata": metadata}))  # type: ignore[union-attr]
-        return out
+        return _from_core(originals, ranked)
+
+    async def arerank(self, documents: Sequence[Document], query: str, *, top_n: int | None = None,
+                      task: str | None = None) -> list[Document]:
+        """:meth:`rerank`, awaiting the core reranker."""
+        originals, items = _to_core_all(documents)
+        ranked = await arerank(self.reranker, query, items, top_n=top_n, task=task if task is not None else self.task)
+        return _from_core(originals, ranked)
+
+
+def _run_inputs(documents: Any, query: str) -> dict[str, Any]:
+    return {"query": query, "documents": len(documents) if isinstance(documents, Sequence) else 0}
+
+
+def _run_outputs(ranked: list[Document]) -> dict[str, Any]:
+    return {"ids": [d.id for d in ranked], "scores": [d.metadata[RELEVANCE_SCORE_KEY] for d in ranked]}
+
+
+def _to_core_all(documents: Any) -> tuple[list[Document | None], Any]:
+    """The LangChain originals and the core documents (position as id); None or a single string pass as they are,
+    for the core to name the problem."""
+    if documents is None or isinstance(documents, (str, bytes)):
+        return [], documents
+    pairs = [_to_core(i, doc) for i, doc in enumerate(documents)]
+    return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
+def _from_core(originals: list[Document | None], ranked: list[ScoredDocument]) -> list[Document]:
+    out = []
+    for hit in ranked:
+        original = originals[int(hit.id)]
+        metadata = {**hit.metadata, RELEVANCE_SCORE_KEY: hit.score}
+        out.append(original.model_copy(update={"metadata": metadata}))  # type: ignore[union-attr]
+    return out
 
 
 def _to_core(i: int, doc: Any) -> tuple[Document | None, Any]:

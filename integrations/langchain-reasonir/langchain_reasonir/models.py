@@ -1,7 +1,8 @@
 """Any LangChain chat or completion model as the core's LLM: the rewriter, the reranker and the retriever take it.
 
 The core's :class:`~reasonir_rag.llm.adapter.FrameworkLLM` does the batching, the log-prob folding and the token
-counts; this class only calls the model. Each call goes through ``model.generate`` with the callbacks, tags and
+counts; this class only calls the model. Each call goes through ``model.generate`` (``model.agenerate`` on the
+async paths) with the callbacks, tags and
 metadata of the run it is made in (LangChain's own child config), so every rewrite and rerank request is a child
 LLM run with its token usage, in callbacks and in LangSmith.
 
@@ -20,6 +21,7 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel, BaseLanguageModel, BaseLLM
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.runnables.config import ensure_config, patch_config, set_config_context
+from langchain_core.runnables.utils import coro_with_context
 from reasonir_rag.llm.adapter import FrameworkLLM, Reply, Settings
 
 logger = logging.getLogger(__name__)
@@ -59,13 +61,24 @@ class LangChainLLM(FrameworkLLM):
         self._openai = openai
 
     def _call(self, prompt: str | list[dict[str, str]], settings: Settings, *, logprobs: bool) -> Reply:
-        config = ensure_config()  # the run this call is made in (LangChain's child config), if any
-        kwargs = self._kwargs(prompt, settings, logprobs)
+        batch, kwargs = self._request(prompt, settings, logprobs)
+        return self._reply(self.model.generate(batch, **kwargs), logprobs)
+
+    async def _acall(self, prompt: str | list[dict[str, str]], settings: Settings, *, logprobs: bool) -> Reply:
+        """:meth:`_call` through ``model.agenerate`` (the model's own async client, no thread)."""
+        batch, kwargs = self._request(prompt, settings, logprobs)
+        return self._reply(await self.model.agenerate(batch, **kwargs), logprobs)
+
+    def _request(self, prompt: str | list[dict[str, str]], settings: Settings,
+                 logprobs: bool) -> tuple[list[Any], dict[str, Any]]:
+        """``generate``'s arguments: the prompt, the settings, and the callbacks, tags and metadata of the run this
+        call is made in (LangChain's child config), if any."""
+        config = ensure_config()
         run = {"callbacks": config.get("callbacks"), "tags": config.get("tags"), "metadata": config.get("metadata")}
-        if self.is_chat:
-            result = self.model.generate([_messages(prompt)], **run, **kwargs)
-        else:
-            result = self.model.generate([self.prompt_text(prompt)], **run, **kwargs)
+        batch = [_messages(prompt)] if self.is_chat else [self.prompt_text(prompt)]
+        return batch, {**run, **self._kwargs(prompt, settings, logprobs)}
+
+    def _reply(self, result: Any, logprobs: bool) -> Reply:
         generation = result.generations[0][0]
         info = generation.generation_info or {}
         if self.is_chat:
@@ -124,3 +137,10 @@ def run_as_child(run: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
     config = patch_config(ensure_config(), callbacks=run.get_child())
     with set_config_context(config) as context:
         return context.run(fn, *args, **kwargs)
+
+
+async def arun_as_child(run: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """:func:`run_as_child` for a coroutine function: awaited as a task in the child config's context."""
+    config = patch_config(ensure_config(), callbacks=run.get_child())
+    with set_config_context(config) as context:
+        return await coro_with_context(fn(*args, **kwargs), context)

@@ -7,21 +7,21 @@ documents and options, and reports the rewrite and rerank stages as child runs (
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from langchain_core.callbacks import AsyncCallbackManagerForRetrieverRun, CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict, Field, field_validator
+from reasonir_rag.errors import InvalidInputError
 from reasonir_rag.pipeline.retriever import DEFAULT_K, Query, Retriever, SearchOptions, Stage
 from reasonir_rag.protocols import SearchIndex
 from reasonir_rag.types import ScoredDocument
 
 from langchain_reasonir.document_compressors import RELEVANCE_SCORE_KEY, RETRIEVAL_SCORE_KEY, ReasonIRReranker
-from langchain_reasonir.models import run_as_child
+from langchain_reasonir.models import arun_as_child, run_as_child
 from langchain_reasonir.rewriters import ReasonIRQueryRewriter, RewrittenQuery
 
 logger = logging.getLogger(__name__)
@@ -97,26 +97,30 @@ class ReasonIRRetriever(BaseRetriever):
     # ------------------------------------------------------------------ BaseRetriever
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun,
                                 **kwargs: Any) -> list[Document]:
-        return [self._to_document(hit) for hit in self._search(query, _ChildRuns(run_manager), kwargs)]
+        questions, queries, options = self._request(query, kwargs)
+        hits = self._pipeline().retrieve_many(questions, queries=queries, run=_ChildRuns(run_manager), **options)
+        return [self._to_document(hit) for hit in hits[0]]
 
     async def _aget_relevant_documents(self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun,
                                        **kwargs: Any) -> list[Document]:
-        """The core pipeline in a worker thread; its child runs are reported on this event loop."""
-        runs = _AsyncChildRuns(run_manager, asyncio.get_running_loop())
-        hits = await asyncio.to_thread(self._search, query, runs, kwargs)
-        return [self._to_document(hit) for hit in hits]
+        """The core pipeline's async path: rewrite and rerank await their LLM, the search runs in a worker thread;
+        the stages are child runs as on the sync path."""
+        questions, queries, options = self._request(query, kwargs)
+        hits = await self._pipeline().aretrieve_many(questions, queries=queries, run=_AsyncChildRuns(run_manager),
+                                                     **options)
+        return [self._to_document(hit) for hit in hits[0]]
 
     # ------------------------------------------------------------------ internals
-    def _search(self, query: Any, run: _ChildRuns, kwargs: dict[str, Any]) -> list[ScoredDocument]:
-        """A :class:`RewrittenQuery` piped in from ``ReasonIRQueryRewriter`` is searched with the prefix it wants
-        (a HyDE passage: the document prefix) and reranked against its original question; anything else is the
-        question itself."""
-        pipeline, options = self._pipeline(), self._options(kwargs)
+    def _request(self, query: Any, kwargs: dict[str, Any]) -> tuple[list[str], list[Query] | None, dict[str, Any]]:
+        """(questions, queries, options) for the core pipeline: a :class:`RewrittenQuery` piped in from
+        ``ReasonIRQueryRewriter`` is searched with the prefix it wants (a HyDE passage: the document prefix) and
+        reranked against its original question; anything else is the question itself."""
+        options = self._options(kwargs)
         if isinstance(query, RewrittenQuery):
-            found = pipeline.retrieve_many([query.original], queries=[Query(str(query), query.prefix_kind)], run=run,
-                                           **options)
-            return found[0]
-        return pipeline.retrieve(query, run=run, **options)
+            return [query.original], [Query(str(query), query.prefix_kind)], options
+        if not isinstance(query, str):
+            raise InvalidInputError(f"ReasonIRRetriever takes one query string, got {type(query).__name__}")
+        return [query], None, options
 
     def _pipeline(self) -> Retriever:
         return Retriever(self.store, rewriter=self.rewriter.rewriter if self.rewriter is not None else None,
@@ -185,17 +189,22 @@ class _ChildRuns:
             run.on_chain_end(outputs)
 
 
-class _AsyncChildRuns(_ChildRuns):
-    """:class:`_ChildRuns` for the async path: the stages run in a worker thread, their callbacks on the loop."""
+class _AsyncChildRuns:
+    """:class:`_ChildRuns` for the async path (the core's ``AsyncStageRunner``)."""
 
-    def __init__(self, run_manager: AsyncCallbackManagerForRetrieverRun, loop: asyncio.AbstractEventLoop):
-        self.async_manager, self.loop = run_manager, loop
+    def __init__(self, run_manager: AsyncCallbackManagerForRetrieverRun):
+        self.run_manager = run_manager
 
-    def _on_loop(self, coroutine: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
-
-    def _start(self, name: str, inputs: Any) -> Any:
-        return self._on_loop(self.async_manager.get_child().on_chain_start(None, inputs, name=name))
-
-    def _finish(self, run: Any, *, outputs: Any = None, error: BaseException | None = None) -> None:
-        self._on_loop(run.on_chain_error(error) if error is not None else run.on_chain_end(outputs))
+    async def __call__(self, stage: Stage, items: list[Any], compute: Callable[[list[Any]], Awaitable[list[Any]]],
+                       options: SearchOptions) -> list[Any]:
+        name = _RUN_NAMES.get(stage)
+        if name is None:
+            return await compute(items)
+        run = await self.run_manager.get_child().on_chain_start(None, _run_inputs(stage, items), name=name)
+        try:
+            results = await arun_as_child(run, compute, items)
+        except BaseException as exc:
+            await run.on_chain_error(exc)
+            raise
+        await run.on_chain_end(_run_outputs(stage, results))
+        return results

@@ -7,7 +7,6 @@ batched call, and async.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -16,6 +15,7 @@ from langchain_core.runnables import RunnableConfig, RunnableSerializable
 from pydantic import ConfigDict, field_validator
 from reasonir_rag.errors import InvalidInputError
 from reasonir_rag.llm.adapter import FrameworkLLM
+from reasonir_rag.pipeline.retriever import arewrite_queries
 from reasonir_rag.pipeline.rewriter import QueryRewriter
 from reasonir_rag.protocols import Rewriter
 from reasonir_rag.types import PrefixKind, Rewrite
@@ -44,6 +44,10 @@ class RewrittenQuery(str):
 def prefix_kind_of(text: Any) -> PrefixKind:
     """``"document"`` for a HyDE rewrite that came out of :class:`ReasonIRQueryRewriter`, else ``"query"``."""
     return "document" if getattr(text, "prefix_kind", "query") == "document" else "query"
+
+
+def _valid(query: Any) -> bool:
+    return isinstance(query, str) and bool(query.strip())
 
 
 def _check_prefix_carrier(rewriter: ReasonIRQueryRewriter, other: Any) -> None:
@@ -145,7 +149,7 @@ class ReasonIRQueryRewriter(RunnableSerializable[str, str]):
             return await super().abatch(inputs, config, return_exceptions=return_exceptions, **kwargs)
 
         async def run(items: list[str]) -> list[Any]:
-            return await asyncio.to_thread(self._rewrite_many, items, return_exceptions)
+            return await self._arewrite_many(items, return_exceptions)
 
         return await self._abatch_with_config(run, list(inputs), config, return_exceptions=return_exceptions,
                                               run_type="chain")
@@ -155,7 +159,7 @@ class ReasonIRQueryRewriter(RunnableSerializable[str, str]):
         return RewrittenQuery.of(self.rewriter.rewrite_queries([query])[0])
 
     async def _arewrite(self, query: str) -> str:
-        return await asyncio.to_thread(self._rewrite, query)
+        return RewrittenQuery.of((await arewrite_queries(self.rewriter, [query]))[0])
 
     def _rewrite_many(self, queries: list[str], return_exceptions: bool) -> list[Any]:
         """One core call for the batch; with ``return_exceptions`` a bad input fails alone, not the batch."""
@@ -164,18 +168,30 @@ class ReasonIRQueryRewriter(RunnableSerializable[str, str]):
         except InvalidInputError:
             if not return_exceptions:
                 raise
-        suspect = {i for i, q in enumerate(queries) if not isinstance(q, str) or not q.strip()}
-        out: list[Any] = [None] * len(queries)
-        for i in suspect:  # the core names what is wrong (and checks before any LLM work)
-            try:
-                out[i] = RewrittenQuery.of(self.rewriter.rewrite_queries([queries[i]])[0])
+        return self._one_by_one(queries, self.rewriter.rewrite_queries([q for q in queries if _valid(q)]))
+
+    async def _arewrite_many(self, queries: list[str], return_exceptions: bool) -> list[Any]:
+        """:meth:`_rewrite_many`, awaiting the core rewriter."""
+        try:
+            return [RewrittenQuery.of(r) for r in await arewrite_queries(self.rewriter, queries)]
+        except InvalidInputError:
+            if not return_exceptions:
+                raise
+        return self._one_by_one(queries, await arewrite_queries(self.rewriter, [q for q in queries if _valid(q)]))
+
+    def _one_by_one(self, queries: list[str], rewrites: list[Rewrite]) -> list[Any]:
+        """The valid inputs' rewrites in their places, and the core's own error (it names what is wrong, before any
+        LLM work) in each invalid input's."""
+        done = iter(rewrites)
+        out: list[Any] = []
+        for q in queries:
+            if _valid(q):
+                out.append(RewrittenQuery.of(next(done)))
+                continue
+            try:  # the core rewriter refuses it before any LLM work
+                out.append(RewrittenQuery.of(self.rewriter.rewrite_queries([q])[0]))
             except InvalidInputError as exc:
-                out[i] = exc
-        rest = [i for i in range(len(queries)) if i not in suspect]
-        if rest:
-            texts = [RewrittenQuery.of(r) for r in self.rewriter.rewrite_queries([queries[i] for i in rest])]
-            for i, text in zip(rest, texts, strict=True):
-                out[i] = text
+                out.append(exc)
         logger.warning("rewriting: %d of %d inputs were invalid and returned as exceptions",
                        sum(isinstance(o, Exception) for o in out), len(queries))
         return out
