@@ -11,6 +11,7 @@ same encoder; in another process (an ``IngestionPipeline`` worker) it loads once
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import pickle
@@ -220,8 +221,8 @@ class ReasonIREmbedding(BaseEmbedding):
         return self.encoder.encode_queries([query], instruction=self.instruction, task=self.task)[0].tolist()
 
     async def _aget_query_embedding(self, query: str) -> Embedding:
-        vectors = await self.encoder.aencode_queries([query], instruction=self.instruction, task=self.task)
-        return vectors[0].tolist()
+        """:meth:`_get_query_embedding` (the HyDE rule included) in a worker thread: local compute."""
+        return await asyncio.to_thread(self._get_query_embedding, query)
 
     def _get_text_embedding(self, text: str) -> Embedding:
         return self.encoder.encode_documents([text])[0].tolist()

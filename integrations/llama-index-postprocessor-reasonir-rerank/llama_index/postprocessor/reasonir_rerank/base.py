@@ -89,16 +89,35 @@ class ReasonIRReranker(BaseNodePostprocessor):
     def _postprocess_nodes(
         self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None,
     ) -> list[NodeWithScore]:
+        query, top_n = self._query(query_bundle), self._top_n(nodes)
+        with rerank_events(self.callback_manager, query, nodes, top_n, self.model) as finish:
+            if not nodes:
+                return finish([])
+            ranked = self._reranker.rerank(query.query_str, self._docs(nodes), top_n=top_n, task=self.task)
+            return finish([self._translate(nodes[int(doc.id)], doc) for doc in ranked])
+
+    async def _apostprocess_nodes(
+        self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None,
+    ) -> list[NodeWithScore]:
+        """:meth:`_postprocess_nodes` awaiting the core reranker (``arerank``: an async LLM holds no thread)."""
+        query, top_n = self._query(query_bundle), self._top_n(nodes)
+        with rerank_events(self.callback_manager, query, nodes, top_n, self.model) as finish:
+            if not nodes:
+                return finish([])
+            ranked = await self._reranker.arerank(query.query_str, self._docs(nodes), top_n=top_n, task=self.task)
+            return finish([self._translate(nodes[int(doc.id)], doc) for doc in ranked])
+
+    def _query(self, query_bundle: QueryBundle | None) -> QueryBundle:
         if query_bundle is None:
             raise ValueError("ReasonIRReranker needs the query: call postprocess_nodes(nodes, query_str=...) "
                              "or use it inside a query engine")
-        top_n = self.top_n if self.top_n is not None else len(nodes)
-        with rerank_events(self.callback_manager, query_bundle, nodes, top_n, self.model) as finish:
-            if not nodes:
-                return finish([])
-            docs = [_as_core(i, n, n.node.get_content(metadata_mode=self.metadata_mode)) for i, n in enumerate(nodes)]
-            ranked = self._reranker.rerank(query_bundle.query_str, docs, top_n=top_n, task=self.task)
-            return finish([self._translate(nodes[int(doc.id)], doc) for doc in ranked])
+        return query_bundle
+
+    def _top_n(self, nodes: list[NodeWithScore]) -> int:
+        return self.top_n if self.top_n is not None else len(nodes)
+
+    def _docs(self, nodes: list[NodeWithScore]) -> list[ScoredDocument | Document]:
+        return [_as_core(i, n, n.node.get_content(metadata_mode=self.metadata_mode)) for i, n in enumerate(nodes)]
 
     def _translate(self, source: NodeWithScore, ranked: ScoredDocument) -> NodeWithScore:
         node = source.node

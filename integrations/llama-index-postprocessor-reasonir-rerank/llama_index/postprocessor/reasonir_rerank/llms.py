@@ -3,7 +3,7 @@
 The core's :class:`~reasonir_rag.llm.adapter.FrameworkLLM` does the batching (each call in a copy of the caller's
 context, so LlamaIndex's instrumentation nests the ``LLMChatStartEvent`` / ``LLMCompletionStartEvent`` spans under
 the caller's span), the log-prob folding and the token counts; this class only calls ``llm.chat`` /
-``llm.complete``.
+``llm.complete`` (``achat`` / ``acomplete`` on the async paths).
 
 LlamaIndex's OpenAI classes (``OpenAI``, ``OpenAILike``, their subclasses) get the core's generation settings per
 call (the model's own ``max_tokens``, when set, wins: that is how those classes merge them) and return log-probs
@@ -56,16 +56,15 @@ class LlamaIndexLLM(FrameworkLLM):
     def _call(self, prompt: str | list[dict[str, str]], settings: Settings, *, logprobs: bool) -> Reply:
         kwargs = self._kwargs(prompt, settings)
         if self.is_chat:
-            messages = ([ChatMessage(role=MessageRole.USER, content=prompt)] if isinstance(prompt, str) else
-                        [ChatMessage(role=_ROLES.get(m["role"], MessageRole.USER), content=m["content"])
-                         for m in prompt])
-            chat = self.model.chat(messages, **kwargs)
-            text, raw = chat.message.content or "", chat.logprobs
-        else:
-            completion = self.model.complete(self.prompt_text(prompt), formatted=True, **kwargs)
-            text, raw = completion.text, completion.logprobs
-        top = [(lp.token, float(lp.logprob)) for lp in (raw[0] if raw else [])] if logprobs else None
-        return Reply(text, top)
+            return _reply(self.model.chat(_messages(prompt), **kwargs), logprobs)
+        return _reply(self.model.complete(self.prompt_text(prompt), formatted=True, **kwargs), logprobs)
+
+    async def _acall(self, prompt: str | list[dict[str, str]], settings: Settings, *, logprobs: bool) -> Reply:
+        """:meth:`_call` through ``llm.achat`` / ``llm.acomplete`` (the LLM's own async client, no thread)."""
+        kwargs = self._kwargs(prompt, settings)
+        if self.is_chat:
+            return _reply(await self.model.achat(_messages(prompt), **kwargs), logprobs)
+        return _reply(await self.model.acomplete(self.prompt_text(prompt), formatted=True, **kwargs), logprobs)
 
     def _kwargs(self, prompt: str | list[dict[str, str]], settings: Settings) -> dict[str, Any]:
         if not self._openai:
@@ -82,6 +81,19 @@ class LlamaIndexLLM(FrameworkLLM):
             extra = (getattr(self.model, "additional_kwargs", None) or {}).get("extra_body") or {}
             kwargs["extra_body"] = {**extra, **_CONTINUE}
         return kwargs
+
+
+def _messages(prompt: str | list[dict[str, str]]) -> list[ChatMessage]:
+    if isinstance(prompt, str):
+        return [ChatMessage(role=MessageRole.USER, content=prompt)]
+    return [ChatMessage(role=_ROLES.get(m["role"], MessageRole.USER), content=m["content"]) for m in prompt]
+
+
+def _reply(response: Any, logprobs: bool) -> Reply:
+    """A ``ChatResponse`` or ``CompletionResponse`` as the core's reply (the first token's top log-probs if asked)."""
+    text = (response.message.content or "") if hasattr(response, "message") else response.text
+    raw = response.logprobs
+    return Reply(text, [(lp.token, float(lp.logprob)) for lp in (raw[0] if raw else [])] if logprobs else None)
 
 
 def as_core_llm(llm: Any, *, default_settings: bool = False) -> Any:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -154,8 +155,11 @@ class ReasonIRRetriever(BaseRetriever):
         return out
 
     async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
-        """:meth:`_retrieve` in a worker thread: the event loop keeps serving while the model and Chroma run."""
-        return await asyncio.to_thread(self._retrieve, query_bundle)
+        """The core pipeline's async path: the rewrite and the rerank await their LLM (an async one holds no
+        thread), the encoding and Chroma run in a worker thread; the same events as :meth:`_retrieve`."""
+        queries = await asyncio.to_thread(self.queries_for, query_bundle)
+        hits = await self._pipeline.aretrieve_many([query_bundle.query_str], queries=queries, run=self._astage)
+        return [to_node(hit) for hit in hits[0]]
 
     def _stage(self, stage: Stage, items: list[Any], compute: Callable[[list[Any]], list[Any]],
                options: SearchOptions) -> list[Any]:
@@ -165,13 +169,37 @@ class ReasonIRRetriever(BaseRetriever):
             return compute(self.encode(items, options))
         if stage != "rerank":
             return compute(items)
-        reranker = self._pipeline.reranker
-        model = getattr(getattr(reranker, "llm", None), "model_name", type(reranker).__name__)
         out = []
         for question, docs in items:
-            with rerank_events(self.callback_manager, QueryBundle(question), [to_node(d) for d in docs],
-                               options.k, model) as finish:
-                ranked = compute([(question, docs)])[0]
-                finish([to_node(d) for d in ranked])
-            out.append(ranked)
+            with self._rerank_events(question, docs, options) as finish:
+                out.append(finish(compute([(question, docs)])[0]))
         return out
+
+    async def _astage(self, stage: Stage, items: list[Any], compute: Callable[[list[Any]], Awaitable[list[Any]]],
+                      options: SearchOptions) -> list[Any]:
+        """:meth:`_stage` for the async path (the questions' reranks awaited together)."""
+        if stage == "search":
+            return await compute(await asyncio.to_thread(self.encode, items, options))
+        if stage != "rerank":
+            return await compute(items)
+
+        async def one(question: str, docs: list[ScoredDocument]) -> list[ScoredDocument]:
+            with self._rerank_events(question, docs, options) as finish:
+                return finish((await compute([(question, docs)]))[0])
+
+        return list(await asyncio.gather(*(one(q, docs) for q, docs in items)))
+
+    @contextmanager
+    def _rerank_events(self, question: str, docs: list[ScoredDocument],
+                       options: SearchOptions) -> Iterator[Callable[[list[ScoredDocument]], list[ScoredDocument]]]:
+        """LlamaIndex's rerank events around one question's rerank; ``finish(ranked)`` closes them."""
+        reranker = self._pipeline.reranker
+        model = getattr(getattr(reranker, "llm", None), "model_name", type(reranker).__name__)
+        with rerank_events(self.callback_manager, QueryBundle(question), [to_node(d) for d in docs], options.k,
+                           model) as finish_nodes:
+
+            def finish(ranked: list[ScoredDocument]) -> list[ScoredDocument]:
+                finish_nodes([to_node(d) for d in ranked])
+                return ranked
+
+            yield finish
