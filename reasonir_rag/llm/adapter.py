@@ -1,12 +1,13 @@
 """A framework's own model (a LangChain chat model, a LlamaIndex ``LLM``) as the core's
 :class:`~reasonir_rag.protocols.LLM`.
 
-Both framework packages subclass :class:`FrameworkLLM` and implement one method, :meth:`FrameworkLLM._call` (one
-prompt through the framework's model, returning its text and, when asked, the top log-probs of its first token).
-Everything else is here once: checking prompts, running a batch on a few threads (each with a copy of the caller's
-``contextvars``, so the framework's callbacks and instrumentation see every call as a child of the caller's run or
-span), folding log-probs onto the reranker's digits, token counts without a local tokenizer, and which reranker
-mode and prompt layout such a model can serve (:func:`rerank_layout`).
+Both framework packages subclass :class:`FrameworkLLM` and implement :meth:`FrameworkLLM._call` (one prompt through
+the framework's model, returning its text and, when asked, the top log-probs of its first token) and its async twin
+:meth:`FrameworkLLM._acall`. Everything else is here once: checking prompts, running a batch on a few threads or as
+tasks on the caller's event loop (each with a copy of the caller's ``contextvars``, so the framework's callbacks and
+instrumentation see every call as a child of the caller's run or span), folding log-probs onto the reranker's
+digits, token counts without a local tokenizer, and which reranker mode and prompt layout such a model can serve
+(:func:`rerank_layout`).
 
 A chat model scores the reranker's answer prefix as the start of the assistant turn (``template="chat"``: the last
 message is an assistant message to be continued); a completion model scores the raw prompt (``template="raw"``).

@@ -26,7 +26,7 @@ from reasonir_rag._common.steps import acall, adrive, drive
 from reasonir_rag.errors import InvalidInputError
 from reasonir_rag.pipeline.reranker import RERANK_CANDIDATES
 from reasonir_rag.protocols import Reranker, Rewriter, SearchIndex
-from reasonir_rag.types import PrefixKind, ScoredDocument
+from reasonir_rag.types import PrefixKind, Rewrite, ScoredDocument
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +80,18 @@ async def arun_directly(stage: Stage, items: list[Any], compute: Callable[[list[
                         options: SearchOptions) -> list[Any]:
     """The default :class:`AsyncStageRunner`."""
     return await compute(items)
+
+
+async def arewrite_queries(rewriter: Rewriter, queries: Sequence[str]) -> list[Rewrite]:
+    """``rewriter.arewrite_queries(queries)`` awaited, or, for a rewriter without async methods (a user's own),
+    its ``rewrite_queries`` in a worker thread: the async paths of the pipeline and both framework packages."""
+    return list(await acall(rewriter, "rewrite_queries", queries))
+
+
+async def arerank(reranker: Reranker, query: str, docs: Sequence[Any], *, top_n: int | None = None,
+                  task: str | None = None) -> list[ScoredDocument]:
+    """``reranker.arerank(...)`` awaited, or its ``rerank`` in a worker thread (see :func:`arewrite_queries`)."""
+    return list(await acall(reranker, "rerank", query, docs, top_n=top_n, task=task))
 
 
 def _check_count(name: str, value: Any) -> int:
@@ -168,7 +180,7 @@ class Retriever:
         worker thread."""
         opts = self.options(k=k, fetch_k=fetch_k, task=task, instruction=instruction, where=where)
         computes: dict[Stage, Callable[[list[Any]], Awaitable[list[Any]]]] = {
-            "rewrite": lambda todo: acall(self._rewriter(), "rewrite_queries", todo),
+            "rewrite": lambda todo: arewrite_queries(self._rewriter(), todo),
             "search": lambda todo: asyncio.to_thread(self.search, todo, opts),
             "rerank": lambda todo: self.arerank(todo, opts)}
         return await adrive(self._stages(questions, queries, opts),
@@ -237,7 +249,7 @@ class Retriever:
             return [docs[: options.k] for _, docs in pairs]
 
         async def one(question: str, docs: list[ScoredDocument]) -> list[ScoredDocument]:
-            return await acall(reranker, "rerank", question, docs, top_n=options.k, task=options.task) if docs else []
+            return await arerank(reranker, question, docs, top_n=options.k, task=options.task) if docs else []
 
         return list(await asyncio.gather(*(one(q, docs) for q, docs in pairs)))
 
