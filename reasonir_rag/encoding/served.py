@@ -28,7 +28,7 @@ import base64
 import json
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Generator, Sequence
 from typing import Any
 
 import numpy as np
@@ -40,6 +40,7 @@ from reasonir_rag._common.openai_client import (
     load_tokenizer,
     resolve_base_url,
 )
+from reasonir_rag._common.steps import adrive, drive
 from reasonir_rag._common.tokens import estimate_tokens, special_tokens
 from reasonir_rag.encoding.config import (
     EncoderConfig,
@@ -52,6 +53,8 @@ from reasonir_rag.encoding.inputs import PrefixedEncoderMixin, validate_texts
 from reasonir_rag.errors import InvalidInputError
 
 logger = logging.getLogger(__name__)
+# what goes over the wire for one text (a string, or token ids), where its text tokens start, whether it was cut
+_Row = tuple[str | list[int], int, bool]
 
 POOLINGS = ("server", "text-tokens")
 SPEC_SCHEME = "openai:"
@@ -140,7 +143,8 @@ class OpenAIEmbeddingsEncoder(PrefixedEncoderMixin):
         """The served model's width (asked once from the server when not given)."""
         with self._dim_lock:
             if self._dim is None:
-                self._dim = int(self._request([self._row("dimension probe", self.document_prefix)])[0].shape[0])
+                probe = drive(self._embedding([self._row("dimension probe", self.document_prefix)]), self._send)
+                self._dim = int(probe.shape[1])
             return self._dim
 
     @property
@@ -188,49 +192,82 @@ class OpenAIEmbeddingsEncoder(PrefixedEncoderMixin):
         """Documents with ReasonIR's document prefix."""
         return self.encode(texts, prefix=self.document_prefix, what="documents")
 
+    async def aencode_queries(self, texts: Sequence[str] | str, *, instruction: str | None = None,
+                              task: str | None = None) -> np.ndarray:
+        """:meth:`encode_queries` on ``AsyncOpenAI`` (no thread held; ``max_concurrency`` requests in flight)."""
+        return await self.aencode(texts, prefix=self.query_prefix(instruction=instruction, task=task), what="queries")
+
+    async def aencode_documents(self, texts: Sequence[str] | str) -> np.ndarray:
+        """:meth:`encode_documents` on ``AsyncOpenAI``."""
+        return await self.aencode(texts, prefix=self.document_prefix, what="documents")
+
     def encode(self, texts: Sequence[str] | str, *, prefix: str, show_progress: bool | None = None,
                what: str = "texts") -> np.ndarray:
         """Embed ``prefix + text`` for each text: float32 ``(n, dim)``, L2-normalised, input order kept."""
-        items = validate_texts(texts, what)
+        items, unique, batches = self._batches(texts, prefix, what)
         if not items:
             return np.zeros((0, self.dim), dtype=np.float32)
+        return self._assemble(items, unique, self._http.map(lambda rows: drive(self._embedding(rows), self._send),
+                                                            batches))
+
+    async def aencode(self, texts: Sequence[str] | str, *, prefix: str, what: str = "texts") -> np.ndarray:
+        """:meth:`encode` with the requests awaited."""
+        items, unique, batches = self._batches(texts, prefix, what)
+        if not items:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        parts = await self._http.amap(lambda rows: adrive(self._embedding(rows), self._asend), batches)
+        return self._assemble(items, unique, parts)
+
+    # ------------------------------------------------------------------ internals
+    def _batches(self, texts: Sequence[str] | str, prefix: str,
+                 what: str) -> tuple[list[str], list[str], list[list[_Row]]]:
+        """The checked texts, the distinct ones, and their wire rows in request batches."""
+        items = validate_texts(texts, what)
         unique = list(dict.fromkeys(items))
         rows = [self._row(t, prefix) for t in unique]
         cut = sum(1 for r in rows if r[2])
         if cut:
             logger.warning("truncated %d of %d distinct %s to fit max_length=%d", cut, len(unique), what,
                            self.config.max_length)
-        batches = [rows[i : i + self.batch_size] for i in range(0, len(rows), self.batch_size)]
-        parts = self._http.map(self._request, batches)
+        return items, unique, [rows[i : i + self.batch_size] for i in range(0, len(rows), self.batch_size)]
+
+    def _assemble(self, items: list[str], unique: list[str], parts: list[np.ndarray]) -> np.ndarray:
         vectors = np.concatenate(parts, axis=0)
         if self._dim is None:
             self._dim = int(vectors.shape[1])
         position = {t: i for i, t in enumerate(unique)}
         return vectors[[position[t] for t in items]]
 
-    # ------------------------------------------------------------------ internals
-
-    def _row(self, text: str, prefix: str) -> tuple[str | list[int], int, bool]:
+    def _row(self, text: str, prefix: str) -> _Row:
         """What goes over the wire for one text, where its text tokens start, whether it was truncated."""
         if self.tokenizer is None:
             return prefix + text, 0, False
         rows, ranges, cut = self._token_rows(prefix, [text])
         return rows[0], ranges[0][0], cut[0]
 
-    def _request(self, rows: list[tuple[str | list[int], int, bool]]) -> np.ndarray:
+    def _send(self, request: tuple[str, Callable[[Any], Any]]) -> Any:
+        what, create = request
+        return self._http.call(what, lambda: create(self._http.client))
+
+    async def _asend(self, request: tuple[str, Callable[[Any], Any]]) -> Any:
+        what, create = request
+        return await self._http.acall(what, lambda: create(self._http.async_client))
+
+    def _embedding(self, rows: list[_Row]) -> Generator[tuple[str, Callable[[Any], Any]], Any, np.ndarray]:
+        """One batch's vectors, written once for both callers: yields its request (steps.py), reads the answer."""
         inputs = [r[0] for r in rows]
         if self.pooling == "server":
             # token ids already carry BOS: vLLM must not add another; strings get the server's BOS
             extra = {"add_special_tokens": False} if self.tokenizer is not None else None
-            resp = self._http.call("embeddings", lambda: self._http.client.embeddings.create(
-                model=self.model, input=inputs, encoding_format="base64", extra_body=extra))
+            resp = yield "embeddings", lambda client: client.embeddings.create(
+                model=self.model, input=inputs, encoding_format="base64", extra_body=extra)
             data = sorted(resp.data, key=lambda d: d.index)
             out = np.stack([_decode(d.embedding) for d in data]).astype(np.float32)
         else:
             url = self.base_url.removesuffix("/v1") + "/pooling"
             body = {"model": self.model, "input": inputs, "task": "token_embed", "use_activation": False,
                     "add_special_tokens": False, "encoding_format": "base64"}
-            resp = self._http.call("token pooling", lambda: self._http.client.post(url, body=body, cast_to=object))
+            resp = yield "token pooling", lambda client: client.post(url, body=body, cast_to=object)
             data = sorted(resp["data"], key=lambda d: d["index"])
             means = []
             for (row, start, _), item in zip(rows, data, strict=True):
@@ -243,6 +280,7 @@ class OpenAIEmbeddingsEncoder(PrefixedEncoderMixin):
         if not np.all(np.isfinite(out)) or np.any(norms == 0):
             raise InvalidInputError(f"{self._http.shown_url} returned a zero or non-finite embedding")
         return out / norms
+
 
 
 def _decode(value: Any) -> np.ndarray:

@@ -73,3 +73,23 @@ def test_spec_round_trip_and_bad_input(remote, vllm_token_server):
     wrong_mode = OpenAIEmbeddingsEncoder(vllm_token_server.model, vllm_token_server.base_url, max_retries=0)
     with pytest.raises(LLMError, match=r"embeddings request to http://127\.0\.0\.1.*does not support Embeddings"):
         wrong_mode.encode_documents(["this server pools tokens, not texts"])
+
+
+def test_async_encoding_awaits_asyncopenai_and_matches(remote, monkeypatch):
+    """``aencode_queries`` / ``aencode_documents`` go through ``AsyncOpenAI`` (the sync client is made to fail) and
+    give the sync path's vectors."""
+    import asyncio
+
+    want_docs, want_queries = remote.encode_documents(DOCS), remote.encode_queries(QUERIES, task="biology")
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the async path used the sync client")
+
+    monkeypatch.setattr(remote._http, "call", refuse)
+
+    async def both():
+        return await asyncio.gather(remote.aencode_documents(DOCS), remote.aencode_queries(QUERIES, task="biology"))
+
+    docs, queries = asyncio.run(both())
+    assert np.allclose(docs, want_docs, atol=1e-6) and np.allclose(queries, want_queries, atol=1e-6)
+    assert docs.shape == (len(DOCS), 128)
