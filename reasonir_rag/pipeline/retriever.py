@@ -12,6 +12,10 @@ Three stages, each over a batch:
 
 Callers wrap the stages with a :class:`StageRunner`: the evaluator journals each result, LangChain makes each a
 child run, LlamaIndex sends its events. The default runs them as they are.
+
+:meth:`Retriever.aretrieve_many` is the same composition (one generator, ``_stages``, drives both) on an event
+loop: the rewrite and the rerank await their LLM, the search runs in a worker thread, an
+:class:`AsyncStageRunner` wraps each stage.
 """
 
 from __future__ import annotations
