@@ -7,8 +7,9 @@ pointing at the passage, no near-duplicates; BM25 negatives at rank >= 21). Step
 
 Offline (the default) it runs on a small folder of the shipped OpenStax passages with SmolLM2-135M as the LLM,
 MiniLM as the encoder and a tiny random stand-in for the FineWeb-Edu classifier: THOSE NUMBERS SHOW THE MECHANICS
-ONLY (a 135M model writes poor queries, often no JSON at all, and the stand-in ranks passages arbitrarily). For a
-real set, point it at your folder with a capable LLM and the real classifier:
+ONLY (a 135M model writes poor queries: at first placeholders or no JSON at all, then, on the retries that start
+its reply with the JSON object, short generic questions, which the copy and length checks sift; and the stand-in
+ranks passages arbitrarily). For a real set, point it at your folder with a capable LLM and the real classifier:
 
     python cookbook/08_synthetic_eval_set.py
     python cookbook/08_synthetic_eval_set.py --corpus ~/my-docs --task biology --seeds 200 \\

@@ -33,7 +33,11 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--chunk-tokens", type=int, default=512)
     p.add_argument("--max-tokens", type=int, default=1536, help="generation budget per call (the recipe's 1536)")
     p.add_argument("--temperature", type=float, default=0.0, help="first attempt (the recipe: greedy)")
-    p.add_argument("--attempts", type=int, default=3, help="calls per seed until its reply has usable JSON")
+    p.add_argument("--attempts", type=int, default=3,
+                   help="calls per seed until its reply has usable JSON and a query usable for its passage")
+    p.add_argument("--no-started-retries", action="store_true",
+                   help="retries send the JSON-only prompt without starting the reply (for an API that refuses "
+                   "an assistant message to continue)")
     p.add_argument("--concurrency", type=int, default=4, help="LLM calls in flight")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (retries use seed + attempt)")
     p.add_argument("--copy-threshold", type=float, default=0.5,
@@ -56,7 +60,8 @@ def cmd_synthesize(args: argparse.Namespace) -> int:
         task=args.task, seeds=args.seeds, classifier=args.classifier, min_words=args.min_words,
         chunk_tokens=args.chunk_tokens, text_field=args.text_field, device=args.device,
         calls=CallSettings(max_tokens=args.max_tokens, temperature=args.temperature, attempts=args.attempts,
-                           concurrency=args.concurrency, seed=args.seed),
+                           concurrency=args.concurrency, seed=args.seed,
+                           retry_reply_start=not args.no_started_retries),
         filters=FilterSettings(max_copy_overlap=args.copy_threshold, max_duplicate_similarity=args.duplicate_threshold),
         bm25_negatives=not args.no_bm25_negatives, llm_negatives=args.llm_negatives,
         show_progress=not args.no_progress)

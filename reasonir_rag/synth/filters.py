@@ -87,25 +87,36 @@ class QueryFilter:
         self.settings = settings or FilterSettings()
         self._kept: list[tuple[str, set[tuple[str, ...]]]] = []
 
+    def passage_problem(self, query: str, passage: str) -> str | None:
+        """Why ``query`` is unusable for ``passage`` whatever else is kept (length, copying, pointing), or None;
+        the calls retry a seed whose every query has one."""
+        return self._passage_checks(query, passage)[2]
+
+    def _passage_checks(self, query: str, passage: str) -> tuple[float, bool, str | None]:
+        s = self.settings
+        n_words = len(words(query))
+        overlap = copy_overlap(query, passage, n=s.copy_ngram)
+        points = bool(_POINTS_AT_PASSAGE.search(query))
+        reason = None
+        if n_words < s.min_words:
+            reason = f"too short ({n_words} words < {s.min_words})"
+        elif overlap > s.max_copy_overlap:
+            reason = f"copies the passage ({overlap:.2f} of its {s.copy_ngram}-grams > {s.max_copy_overlap})"
+        elif points:
+            reason = "refers to the passage itself"
+        return overlap, points, reason
+
     def check(self, query: str, passage: str, query_id: str) -> QueryCheck:
         s = self.settings
         tokens = words(query)
-        overlap = copy_overlap(query, passage, n=s.copy_ngram)
-        points = bool(_POINTS_AT_PASSAGE.search(query))
+        overlap, points, reason = self._passage_checks(query, passage)
         shingles = ngrams(tokens, 3)
         nearest, nearest_sim = None, 0.0
         for other_id, other in self._kept:
             sim = similarity(shingles, other)
             if sim > nearest_sim:
                 nearest, nearest_sim = other_id, sim
-        reason = None
-        if len(tokens) < s.min_words:
-            reason = f"too short ({len(tokens)} words < {s.min_words})"
-        elif overlap > s.max_copy_overlap:
-            reason = f"copies the passage ({overlap:.2f} of its {s.copy_ngram}-grams > {s.max_copy_overlap})"
-        elif points:
-            reason = "refers to the passage itself"
-        elif nearest_sim >= s.max_duplicate_similarity:
+        if reason is None and nearest_sim >= s.max_duplicate_similarity:
             reason = f"near-duplicate of {nearest} (trigram Jaccard {nearest_sim:.2f} >= {s.max_duplicate_similarity})"
         if reason is None:
             self._kept.append((query_id, shingles))

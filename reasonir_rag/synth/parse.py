@@ -1,9 +1,11 @@
-"""Reading the JSON object out of an LLM's reply: reasoning first, code fences, dict items, stray braces.
+"""Reading the JSON object out of an LLM's reply: reasoning first, code fences, dict items, stray braces, a cut.
 
 The recipe decodes from the reply's first ``{`` and gives up otherwise. A model that reasons step by step often
 writes a brace before its answer (a set, a formula), so this tries every ``{`` in order and takes the first that
 decodes to an object holding one of the expected keys. An item may be a string or ``{scenario, question}``
-(joined as "scenario question", as the recipe does). ``None`` means "no usable JSON": the caller retries.
+(joined as "scenario question", as the recipe does). A reply cut off inside the list (the ``max_tokens`` ran
+out, or the model never closed it) gives the items it completed before the cut; an item cut in the middle is
+never used. ``None`` means "no usable JSON": the caller retries.
 """
 
 from __future__ import annotations
@@ -52,6 +54,28 @@ def _field(reply: str, keys: Sequence[str]) -> Any:
         for key in keys:
             if key in obj:
                 return obj[key]
+    return _cut_list(reply, keys)
+
+
+def _cut_list(reply: str, keys: Sequence[str]) -> list[Any] | None:
+    """The complete items of the first ``"key": [`` list that never closes (an object that closes decoded)."""
+    names = "|".join(re.escape(k) for k in keys)
+    for match in re.finditer(rf'"(?:{names})"\s*:\s*\[', reply):
+        items: list[Any] = []
+        at = match.end()
+        while True:
+            at = len(reply) - len(reply[at:].lstrip())
+            try:
+                item, at = _DECODER.raw_decode(reply, at)
+            except json.JSONDecodeError:
+                break
+            items.append(item)
+            rest = reply[at:].lstrip()
+            if not rest.startswith(","):
+                break
+            at = len(reply) - len(rest) + 1
+        if items:
+            return items
     return None
 
 

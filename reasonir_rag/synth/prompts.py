@@ -18,7 +18,7 @@ from reasonir_rag.types import Message
 QUERY_KEYS = ("hard_query", "questions")
 NEGATIVE_KEYS = ("hard_negative_document",)
 
-QUERY_SYSTEM = """\
+QUERY_RULES = """\
 You help build a test of search engines that must find evidence by reasoning, not by matching words.
 
 You will see one passage inside <document> tags. Write {n} question(s) that a thoughtful person could ask \
@@ -38,11 +38,24 @@ Each question must NOT:
 - copy sentences or distinctive phrases from the passage;
 - be a reading-comprehension question about the passage itself.
 
+"""
+
+#: The first attempt: the recipe's shape, reasoning first and the JSON object last.
+QUERY_SYSTEM = QUERY_RULES + """\
 First think step by step: what reasoning does the passage support, and what situation would need it? Then end \
 your reply with a JSON object and nothing after it, exactly in this shape:
 {{"hard_query": ["<question 1>"]}}"""
 
 QUERY_USER = "<document>\n{passage}\n</document>\n\nThink it through, then write the JSON object."
+
+#: A retry (the first reply held no usable query): the same rules, the JSON object only, and the reply started
+#: with the object's opening (:data:`QUERY_REPLY_START`), so a model that wandered off writes the query itself.
+#: No placeholder value is shown: small models copy one verbatim.
+QUERY_RETRY_SYSTEM = QUERY_RULES + """\
+Reply with the JSON object only, no reasoning: its one key "hard_query" holds a list of your question(s), each a \
+string."""
+QUERY_RETRY_USER = "<document>\n{passage}\n</document>\n\nWrite the JSON object."
+QUERY_REPLY_START = '{"hard_query": ["'
 
 NEGATIVE_SYSTEM = """\
 You help build a test of search engines that must find evidence by reasoning, not by matching words.
@@ -58,6 +71,8 @@ End your reply with a JSON object and nothing after it, exactly in this shape:
 
 NEGATIVE_USER = ("<question>\n{query}\n</question>\n\n<helpful_passage>\n{passage}\n</helpful_passage>\n\n"
                  "Write the JSON object.")
+#: A retry of a negative: the same prompt, the reply started with the object's opening.
+NEGATIVE_REPLY_START = '{"hard_negative_document": "'
 
 
 _DELIMITERS = ("<document>", "</document>", "<question>", "</question>", "<helpful_passage>", "</helpful_passage>")
@@ -68,16 +83,23 @@ def _clean(text: str) -> str:
     return neutralise_control_tokens(text, delimiters=_DELIMITERS)
 
 
-def query_messages(passage: str, *, n: int = 1) -> list[Message]:
-    """The chat messages of one query-writing call; the passage's chat markers are neutralised."""
+def query_messages(passage: str, *, n: int = 1, retry: bool = False) -> list[Message]:
+    """The chat messages of one query-writing call; the passage's chat markers are neutralised. ``retry``: the
+    JSON-only form, ending in the assistant's started reply (a backend continues it)."""
+    if retry:
+        return [{"role": "system", "content": QUERY_RETRY_SYSTEM.format(n=n)},
+                {"role": "user", "content": QUERY_RETRY_USER.format(passage=_clean(passage))},
+                {"role": "assistant", "content": QUERY_REPLY_START}]
     return [{"role": "system", "content": QUERY_SYSTEM.format(n=n)},
             {"role": "user", "content": QUERY_USER.format(passage=_clean(passage))}]
 
 
-def negative_messages(query: str, passage: str, *, words: int = 300) -> list[Message]:
-    """The chat messages of one hard-negative call."""
-    return [{"role": "system", "content": NEGATIVE_SYSTEM.format(words=words)},
-            {"role": "user", "content": NEGATIVE_USER.format(query=_clean(query), passage=_clean(passage))}]
+def negative_messages(query: str, passage: str, *, words: int = 300, retry: bool = False) -> list[Message]:
+    """The chat messages of one hard-negative call (``retry``: the reply started, as for queries)."""
+    messages: list[Message] = [
+        {"role": "system", "content": NEGATIVE_SYSTEM.format(words=words)},
+        {"role": "user", "content": NEGATIVE_USER.format(query=_clean(query), passage=_clean(passage))}]
+    return [*messages, {"role": "assistant", "content": NEGATIVE_REPLY_START}] if retry else messages
 
 
 def prompt_sha256(*texts: str) -> str:
@@ -87,3 +109,5 @@ def prompt_sha256(*texts: str) -> str:
 
 QUERY_PROMPT_SHA256 = prompt_sha256(QUERY_SYSTEM, QUERY_USER)
 NEGATIVE_PROMPT_SHA256 = prompt_sha256(NEGATIVE_SYSTEM, NEGATIVE_USER)
+QUERY_RETRY_PROMPT_SHA256 = prompt_sha256(QUERY_RETRY_SYSTEM, QUERY_RETRY_USER, QUERY_REPLY_START)
+NEGATIVE_RETRY_PROMPT_SHA256 = prompt_sha256(NEGATIVE_SYSTEM, NEGATIVE_USER, NEGATIVE_REPLY_START)

@@ -10,6 +10,7 @@ not do: reject copies, pointers at the passage and near-duplicates, recording wh
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
 from collections.abc import Iterable
@@ -24,13 +25,15 @@ from reasonir_rag.errors import InvalidInputError, LLMError
 from reasonir_rag.eval.journal import Journal
 from reasonir_rag.protocols import LLM
 from reasonir_rag.synth import output
-from reasonir_rag.synth.calls import CallCounts, CallSettings, run_calls
+from reasonir_rag.synth.calls import CallCounts, CallSettings, Request, run_calls
 from reasonir_rag.synth.filters import FilterSettings, QueryFilter, copy_overlap
 from reasonir_rag.synth.negatives import BM25_FIRST_RANK, bm25_negatives
 from reasonir_rag.synth.parse import parse_negative, parse_queries
 from reasonir_rag.synth.prompts import (
     NEGATIVE_PROMPT_SHA256,
+    NEGATIVE_RETRY_PROMPT_SHA256,
     QUERY_PROMPT_SHA256,
+    QUERY_RETRY_PROMPT_SHA256,
     negative_messages,
     query_messages,
 )
@@ -126,8 +129,9 @@ def synthesize(corpus: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]
                    "passages": len(docs), "chunk_tokens": s.chunk_tokens, "overlap": s.overlap},
         "seed_selection": {**describe_selector(selector, fallback), "asked": s.seeds, "selected": len(seeds)},
         "llm": {"model": llm.model_name, **asdict(s.calls)},
-        "prompts": {"query_sha256": QUERY_PROMPT_SHA256,
-                    "negative_sha256": NEGATIVE_PROMPT_SHA256 if s.llm_negatives else None},
+        "prompts": {"query_sha256": QUERY_PROMPT_SHA256, "query_retry_sha256": QUERY_RETRY_PROMPT_SHA256,
+                    "negative_sha256": NEGATIVE_PROMPT_SHA256 if s.llm_negatives else None,
+                    "negative_retry_sha256": NEGATIVE_RETRY_PROMPT_SHA256 if s.llm_negatives else None},
         "filters": asdict(s.filters),
         "seeds": [{"id": d.id, "score": round(score, 4)} for d, score in seeds],
         "caveats": list(output.CAVEATS),
@@ -140,28 +144,32 @@ def _generate(jl: Journal, llm: LLM, out: Path, s: SynthesisSettings, docs: list
               seeds: list[tuple[Document, float]], manifest: dict[str, Any], counts: CallCounts) -> SynthesisResult:
     stats: dict[str, Any] = {"seeds": len(seeds), "llm_calls": asdict(counts)}
     manifest["counts"] = stats
-    inputs = [(d.text, query_messages(d.text)) for d, _ in seeds]
+    requests = [Request(d.text, query_messages(d.text), query_messages(d.text, retry=True)) for d, _ in seeds]
+    check = QueryFilter(s.filters)
+
+    def usable(i: int, queries: list[str]) -> bool:  # else the seed is retried
+        return any(check.passage_problem(q, seeds[i][0].text) is None for q in queries)
+
     try:
-        outcomes = run_calls(jl, llm, "synth-query", QUERY_PROMPT_SHA256, inputs, parse_queries, s.calls, counts,
-                             _progress("queries", s.show_progress))
+        outcomes = run_calls(jl, llm, "synth-query", (QUERY_PROMPT_SHA256, QUERY_RETRY_PROMPT_SHA256), requests,
+                             parse_queries, s.calls, counts, _progress("queries", s.show_progress), accept=usable)
     except LLMError:
         stats["llm_calls"] = asdict(counts)
         output.write_manifest(out, {**manifest, "error": "the LLM became unavailable: rerun to resume"})
         raise
     neighbours = _neighbours(docs)
-    check = QueryFilter(s.filters)
     rejected: list[dict[str, Any]] = []
     examples: list[dict[str, Any]] = []
     for rank, ((seed, _), outcome) in enumerate(zip(seeds, outcomes, strict=True)):
         qid = f"q{rank:05d}"
-        if outcome.value is None:
+        if not outcome.values:
             last = (outcome.replies or outcome.errors or [""])[-1]
             rejected.append({"seed_id": seed.id, "query": None, "attempts": outcome.attempts,
                              "reason": f"no usable JSON after {outcome.attempts} attempt(s)",
                              "last_reply": last[:2000]})
             continue
         has_query = False
-        for query in outcome.value:
+        for query in itertools.chain.from_iterable(outcome.values):  # every attempt's, in order
             if has_query:  # one query per seed, as the recipe's k = 1
                 rejected.append({"seed_id": seed.id, "query": query, "reason": "the seed already has a query"})
                 continue
@@ -177,9 +185,9 @@ def _generate(jl: Journal, llm: LLM, out: Path, s: SynthesisSettings, docs: list
                              "checks": result.to_dict(s.filters)})
     extra_docs = _add_negatives(jl, llm, s, docs, examples, counts)
     stats.update(
-        seeds_without_json=sum(o.value is None for o in outcomes),
-        seeds_with_retries=sum(o.attempts > 1 and o.value is not None for o in outcomes),
-        queries_parsed=sum(len(o.value or ()) for o in outcomes), kept=len(examples),
+        seeds_without_json=sum(not o.values for o in outcomes),
+        seeds_with_retries=sum(o.attempts > 1 and bool(o.values) for o in outcomes),
+        queries_parsed=sum(len(v) for o in outcomes for v in o.values), kept=len(examples),
         rejected=_reasons(rejected), bm25_negatives=sum(any(n["kind"] == "bm25" for n in e["checks"]["negatives"])
                                                         for e in examples),
         llm_negatives=len(extra_docs), llm_calls=asdict(counts))
@@ -225,10 +233,11 @@ def _add_negatives(jl: Journal, llm: LLM, s: SynthesisSettings, docs: list[Docum
                 e["checks"]["negatives"].append({"kind": "bm25", "first_rank": BM25_FIRST_RANK, **neg})
     if not s.llm_negatives or not examples:
         return []
-    inputs = [(f"{e['query']}\0{texts[e['gold_ids'][0]]}",
-               negative_messages(e["query"], texts[e["gold_ids"][0]], words=s.negative_words)) for e in examples]
-    outcomes = run_calls(jl, llm, "synth-negative", NEGATIVE_PROMPT_SHA256, inputs, parse_negative, s.calls, counts,
-                         _progress("negatives", s.show_progress))
+    requests = [Request(f"{e['query']}\0{texts[e['gold_ids'][0]]}",
+                        *(negative_messages(e["query"], texts[e["gold_ids"][0]], words=s.negative_words, retry=r)
+                          for r in (False, True))) for e in examples]
+    outcomes = run_calls(jl, llm, "synth-negative", (NEGATIVE_PROMPT_SHA256, NEGATIVE_RETRY_PROMPT_SHA256), requests,
+                         parse_negative, s.calls, counts, _progress("negatives", s.show_progress))
     written: list[Document] = []
     for e, outcome in zip(examples, outcomes, strict=True):
         text = outcome.value

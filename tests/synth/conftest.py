@@ -46,7 +46,8 @@ class ScriptedLLM:
         return [self.reply(messages, temperature) for messages in prompts]
 
     def reply(self, messages, temperature: float) -> str:
-        user = messages[-1]["content"]
+        user = next(m["content"] for m in reversed(messages) if m["role"] == "user")  # a retry ends in a started
+        # reply, which this stand-in ignores: it writes a fresh one, as a server without continuation does
         if "<question>" in user:
             words = sorted(set(re.findall(r"[a-z]{7,}", user.lower())))[:40]
             return json.dumps({"hard_negative_document": "Reference notes. " + " ".join(reversed(words))})

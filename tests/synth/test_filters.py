@@ -56,3 +56,10 @@ def test_short_queries_and_bad_thresholds():
     assert QueryFilter().check("Why osmosis?", PASSAGE, "q0").reason.startswith("too short")
     with pytest.raises(InvalidInputError, match="max_copy_overlap"):
         FilterSettings(max_copy_overlap=1.5)
+
+
+def test_passage_problem_ignores_what_was_kept():
+    check = QueryFilter()
+    assert check.check(PARAPHRASE, PASSAGE, "q0").reason is None
+    assert check.passage_problem(PARAPHRASE, PASSAGE) is None  # a duplicate, but usable for its own seed
+    assert check.passage_problem(VERBATIM, PASSAGE).startswith("copies the passage")

@@ -23,6 +23,9 @@ GOLDEN = [
     ("whitespace collapsed, empties dropped", '{"hard_query": ["  A farmer\'s tomatoes wilt\\n at noon despite '
      'wet soil.   What limits water uptake, and how would you test it? ", "", {"scenario": ""}]}', [Q]),
     ("text after the object", '{"hard_query": ["' + Q + '"]} I reasoned about transpiration.', [Q]),
+    ("cut inside the list: the complete items", '{"hard_query": ["' + Q + '", {"scenario": "x", "question": "y"}, '
+     '"A second question that was cut o', [Q, "x y"]),
+    ("a started reply the server wrote afresh", '{"hard_query": ["' + '{"questions": ["' + Q + '"]}', [Q]),
 ]
 
 
@@ -32,7 +35,8 @@ def test_golden_replies(reply, expected):
 
 
 @pytest.mark.parametrize("reply", [
-    "", "I cannot help with that.", "{\"hard_query\": [\"unterminated", "```json\n{hard_query: ['single']}\n```",
+    "", "I cannot help with that.", "{\"hard_query\": [\"unterminated", "{\"hard_query\": [ ",
+    "```json\n{hard_query: ['single']}\n```",
     '{"answer": "no expected key"}', '{"hard_query": []}', '{"hard_query": [42, null]}', "[\"a list, not an object\"]",
 ])
 def test_replies_without_usable_json(reply):
