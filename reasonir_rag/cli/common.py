@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,24 @@ def add_store_args(p: argparse.ArgumentParser) -> None:
         default=None,
         help="the token's header (default $CHROMA_AUTH_TOKEN_TRANSPORT_HEADER, else Authorization: Bearer)",
     )
+
+
+def positive_seconds(text: str) -> float:
+    """An argparse type: a positive, finite number of seconds (argparse names the option in its error)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
+    return value
+
+
+def add_llm_timeout_arg(p: argparse.ArgumentParser) -> None:
+    """``--llm-timeout SECONDS``: the read timeout of a served LLM's requests (long generations need more)."""
+    p.add_argument("--llm-timeout", type=positive_seconds, default=None, metavar="SECONDS",
+                   help="seconds a served LLM's request may take to answer (default 120; the 5 s connect timeout "
+                   "is separate): raise it for long generations on a slow server")
 
 
 def add_encoder_args(p: argparse.ArgumentParser) -> None:

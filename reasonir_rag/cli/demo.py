@@ -8,7 +8,7 @@ import sys
 import time
 from typing import Any
 
-from reasonir_rag.cli.common import snippet
+from reasonir_rag.cli.common import add_llm_timeout_arg, snippet
 
 # `demo --smoke`: every stage (index, rewrite, retrieve, rerank, read, evaluate) in about a minute on 2 cores
 SMOKE = {"passages": 300, "examples": 2, "limit": 2}
@@ -33,6 +33,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         "--llm-url", default=None, help="OpenAI-compatible server for the LLM, key from $OPENAI_API_KEY "
         "($REASONIR_DEMO_LLM_URL)"
     )
+    add_llm_timeout_arg(p)
     p.add_argument("--device", default=None, help="default: cpu (offline), cuda when available (reasonir)")
     p.add_argument("--max-length", type=int, default=None, help="tokens embedded per passage (offline: 128)")
     p.add_argument("--examples", type=int, default=None, help="MMLU questions shown through the pipeline (max 3; "
@@ -129,7 +130,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         args.limit = SMOKE["limit"] if args.limit is None else args.limit
         args.examples = SMOKE["examples"] if args.examples is None else args.examples
     config = resolve_config(
-        args.profile, encoder=args.encoder, llm=args.llm, llm_url=args.llm_url, device=args.device,
+        args.profile, encoder=args.encoder, llm=args.llm, llm_url=args.llm_url, llm_timeout=args.llm_timeout,
+        device=args.device,
         max_length=args.max_length, k=args.k, candidates=args.candidates, rewrite_tokens=args.rewrite_tokens,
         reader_tokens=args.reader_tokens, eval_questions=0 if args.index_only else args.limit,
         conditions=conditions, passages=args.passages,

@@ -9,6 +9,7 @@ from typing import Any
 
 from reasonir_rag.cli.common import (
     add_encoder_args,
+    add_llm_timeout_arg,
     add_store_args,
     check_local_path,
     connection,
@@ -44,6 +45,7 @@ def register(subparsers: Any) -> None:
         p.add_argument("--rewriter", help="LLM spec for the query rewriter (default: the reader)")
         p.add_argument("--reranker", help="LLM spec for the reranker (default: the reader)")
         p.add_argument("--base-url", help="OpenAI-compatible server URL (else $OPENAI_BASE_URL)")
+        add_llm_timeout_arg(p)
         p.add_argument("--conditions", default=",".join(ALL_CONDITIONS),
                        help=f"comma-separated, from {', '.join(ALL_CONDITIONS)}")
         p.add_argument("--subjects", help="comma-separated subjects (MMLU) or domains (GPQA)")
@@ -81,7 +83,7 @@ def _llm(spec: str | None, fallback: Any, args: argparse.Namespace) -> Any:
 
     if spec is None:
         return fallback
-    return load_llm(spec, base_url=args.base_url, device=args.device)
+    return load_llm(spec, base_url=args.base_url, device=args.device, timeout=args.llm_timeout)
 
 
 def _retriever(args: argparse.Namespace, protocol: Any) -> tuple[Any, dict[str, Any]]:

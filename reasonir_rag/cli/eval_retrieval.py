@@ -20,6 +20,8 @@ _VERSIONS = ("numpy", "torch", "transformers", "sentence-transformers", "bm25s",
 
 def register(kinds: Any) -> None:
     """The ``retrieval`` subcommand of ``eval``."""
+    from reasonir_rag.cli.common import add_llm_timeout_arg
+
     p = kinds.add_parser("retrieval", help="nDCG@10, recall@10/100 and MRR on a BEIR or BRIGHT collection")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--beir", help="BEIR folder (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv)")
@@ -50,6 +52,7 @@ def register(kinds: Any) -> None:
     p.add_argument("--llm", help="the rewriter's LLM: openai:MODEL (with --base-url) or hf:PATH_OR_ID")
     p.add_argument("--base-url", help="OpenAI-compatible server URL (else $OPENAI_BASE_URL)")
     p.add_argument("--tokenizer", help="local tokenizer of a served --llm (exact token counts and cuts)")
+    add_llm_timeout_arg(p)
     p.add_argument("--out", help="folder for report.json/.md/.png, run.<system>.trec, per_query.jsonl, the journal")
     p.add_argument("--journal", help="resumable journal of the rewrites (default OUT/journal.sqlite)")
     p.add_argument("--json", action="store_true", help="print the scores as JSON")
@@ -165,7 +168,8 @@ def _scaling(args: argparse.Namespace, collection: Any, systems: dict[str, Any],
     from reasonir_rag.eval.scaling import evaluate_scaling, rewrite_at_budgets, scaling_pairs
     from reasonir_rag.llm import load_llm
 
-    llm = load_llm(args.llm, base_url=args.base_url, device=args.device, tokenizer=args.tokenizer) if args.llm else None
+    llm = load_llm(args.llm, base_url=args.base_url, device=args.device, tokenizer=args.tokenizer,
+                   timeout=args.llm_timeout) if args.llm else None
     journal = Journal(args.journal or Path(args.out) / "journal.sqlite")
     try:
         queries = rewrite_at_budgets(collection, budgets, llm=llm, journal=journal,

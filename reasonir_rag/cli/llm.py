@@ -66,17 +66,21 @@ def register(subparsers: Any) -> None:
 
 
 def _llm_args(p: argparse.ArgumentParser, default: str | None) -> None:
+    from reasonir_rag.cli.common import add_llm_timeout_arg
+
     p.add_argument("--llm", default=default, required=default is None,
                    help="openai:MODEL (a served model; OPENAI_BASE_URL / --base-url) or hf:PATH_OR_ID (local)")
     p.add_argument("--base-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
     p.add_argument("--tokenizer", help="local tokenizer of a served model (exact token counts and chat templates)")
     p.add_argument("--device", help="device for hf: models (default: cuda when available)")
+    add_llm_timeout_arg(p)
 
 
 def _load(args: argparse.Namespace) -> Any:
     from reasonir_rag.llm import load_llm
 
-    return load_llm(args.llm, base_url=args.base_url, device=args.device, tokenizer=args.tokenizer)
+    return load_llm(args.llm, base_url=args.base_url, device=args.device, tokenizer=args.tokenizer,
+                    timeout=args.llm_timeout)
 
 
 def run_rewrite(args: argparse.Namespace, stdin=None, stdout=None) -> int:

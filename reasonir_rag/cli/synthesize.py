@@ -8,6 +8,7 @@ from typing import Any
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
+    from reasonir_rag.cli.common import add_llm_timeout_arg
     from reasonir_rag.encoding.instructions import BRIGHT_TASKS
     from reasonir_rag.synth.seeds import EDU_CLASSIFIER
 
@@ -20,6 +21,7 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("corpus", nargs="+", help="files or folders (.jsonl, .jsonl.gz, .txt, .md)")
     p.add_argument("--llm", required=True, help="openai:MODEL (with --base-url) or hf:PATH_OR_ID")
     p.add_argument("--base-url", help="OpenAI-compatible server URL (else $OPENAI_BASE_URL)")
+    add_llm_timeout_arg(p)
     p.add_argument("--out", required=True, help="output folder (BRIGHT layout, manifest, journal)")
     p.add_argument("--task", required=True, choices=BRIGHT_TASKS, metavar="TASK",
                    help="names the files and picks the query instruction eval retrieval applies: the BRIGHT task "
@@ -65,7 +67,7 @@ def cmd_synthesize(args: argparse.Namespace) -> int:
         filters=FilterSettings(max_copy_overlap=args.copy_threshold, max_duplicate_similarity=args.duplicate_threshold),
         bm25_negatives=not args.no_bm25_negatives, llm_negatives=args.llm_negatives,
         show_progress=not args.no_progress)
-    llm = load_llm(args.llm, base_url=args.base_url, device=args.device)
+    llm = load_llm(args.llm, base_url=args.base_url, device=args.device, timeout=args.llm_timeout)
     result = synthesize(args.corpus, llm, args.out, settings, journal=args.journal)
     counts = result.manifest["counts"]
     print(f"{result.examples} queries kept from {counts['seeds']} seeds ({result.documents} documents) in "

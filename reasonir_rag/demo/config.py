@@ -38,6 +38,7 @@ class DemoConfig:
     encoder: str  # "minilm", "reasonir" or a model id / folder
     llm: str | None  # a model id / folder, the served model name with llm_url; None: SmolLM2 (offline kit)
     llm_url: str | None = None
+    llm_timeout: float | None = None  # read timeout of the served LLM's requests (None: the backend's 120 s)
     stand_ins: bool = False  # True when small models stand in for the paper's
     max_length: int | None = None  # tokens embedded per passage (None: the encoder's own limit)
     device: str | None = None

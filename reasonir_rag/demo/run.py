@@ -137,7 +137,8 @@ def load_demo_llm(config: DemoConfig) -> Any:
     if config.llm_url:
         if config.llm is None:
             raise InvalidInputError("--llm-url needs --llm, the served model name")
-        return OpenAICompatibleLLM(config.llm, base_url=config.llm_url)
+        timeouts: dict[str, Any] = {} if config.llm_timeout is None else {"timeout": config.llm_timeout}
+        return OpenAICompatibleLLM(config.llm, base_url=config.llm_url, **timeouts)
     if config.llm is None:
         from reasonir_rag.offline import smollm2_folder
 

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any
 
@@ -18,11 +19,16 @@ __all__ = ["LLM", "LLMError", "Message", "OpenAICompatibleLLM", "Prompt", "Trans
 
 
 def load_llm(spec: str, *, base_url: str | None = None, api_key: str | None = None, device: str | None = None,
-             dtype: Any = None, tokenizer: Any = None) -> LLM:
+             dtype: Any = None, tokenizer: Any = None, timeout: float | None = None) -> LLM:
     """A backend from a short spec: ``openai:MODEL`` (a served model), ``hf:PATH_OR_ID`` (local transformers).
 
     A bare name goes to the server when ``base_url`` (or ``OPENAI_BASE_URL``) is set, else to transformers.
+    ``timeout``: seconds a served model's request may take to answer (the read timeout; default
+    :class:`OpenAICompatibleLLM`'s 120 s; the connect timeout stays its own, 5 s); a local model has none.
     """
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
+                                or not math.isfinite(timeout) or timeout <= 0):
+        raise InvalidInputError(f"the LLM timeout must be a positive number of seconds, got {timeout!r}")
     if not spec or not isinstance(spec, str):
         raise InvalidInputError("an LLM spec is needed, e.g. 'openai:Qwen/Qwen2.5-7B-Instruct' or 'hf:PATH_OR_HUB_ID'")
     kind, sep, name = spec.partition(":")
@@ -31,5 +37,6 @@ def load_llm(spec: str, *, base_url: str | None = None, api_key: str | None = No
     if not name:
         raise InvalidInputError(f"LLM spec {spec!r} names no model")
     if kind == "openai":
-        return OpenAICompatibleLLM(name, base_url=base_url, api_key=api_key, tokenizer=tokenizer)
+        timeouts: dict[str, Any] = {} if timeout is None else {"timeout": float(timeout)}
+        return OpenAICompatibleLLM(name, base_url=base_url, api_key=api_key, tokenizer=tokenizer, **timeouts)
     return TransformersLLM(name, device=device, dtype=dtype)
