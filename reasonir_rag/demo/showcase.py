@@ -37,13 +37,10 @@ class ShowcaseItem:
 def _journaled(journal: Any, kind: str, keys: list[str], items: list[Any],
                compute: Callable[[list[Any]], list[Any]]) -> list[Any]:
     """Values for ``keys``: from the journal where recorded, else computed in one batch and recorded."""
-    found = journal.get_many(keys)
-    todo = [i for i, key in enumerate(keys) if key not in found]
-    if todo:
-        for i, value in zip(todo, compute([items[i] for i in todo]), strict=True):
-            journal.put(keys[i], value, kind=kind)
-            found[keys[i]] = value
-    return [found[key] for key in keys]
+    from reasonir_rag.eval.journal import fill
+
+    done = fill(journal, keys, items, compute, batch=max(len(keys), 1), kind=kind)
+    return [done.values[key] for key in keys]
 
 
 class _ShowcaseStages:

@@ -12,12 +12,15 @@ Values are JSON: what is stored is exactly what a report can be rebuilt from.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -147,3 +150,47 @@ class Journal:
 
     def __repr__(self) -> str:
         return f"Journal({str(self.path)!r})"
+
+
+@dataclass
+class Filled:
+    """What :func:`fill` did: the value of every key it could (journaled or new), how many of each, and the
+    failures it did not record (``unavailable``: one was transient, so it stopped after that batch)."""
+
+    values: dict[str, Any]
+    new: int = 0
+    journaled: int = 0
+    failures: list[str] = field(default_factory=list)
+    unavailable: bool = False
+
+
+def fill(journal: Journal, keys: Sequence[str], items: Sequence[Any], compute: Callable[[list[Any]], list[Any]], *,
+         batch: int, kind: str = "", metas: Sequence[Any] | None = None,
+         progress: Callable[[int], AbstractContextManager[Any]] | None = None) -> Filled:
+    """The batch-then-save loop: the values journaled under ``keys`` are read back; the other ``items`` go to
+    ``compute`` ``batch`` at a time (one value or exception back per item), and each value is committed (with
+    its ``metas`` entry) as its batch returns, so a killed run loses at most the batch in flight. An exception is
+    not recorded (a rerun retries it); a transient one (``.transient``: the backend is down, its own retries
+    spent) stops the loop after its batch, since the rest would fail the same way. ``progress(n)``, when there
+    are ``n`` items to compute, opens a bar that is updated after each batch."""
+    found = journal.get_many(keys)
+    todo = [i for i, key in enumerate(keys) if key not in found]
+    done = Filled(found, journaled=len(keys) - len(todo))
+    if not todo:
+        return done
+    with progress(len(todo)) if progress is not None else contextlib.nullcontext() as bar:
+        for start in range(0, len(todo), batch):
+            chunk = todo[start : start + batch]
+            for i, value in zip(chunk, compute([items[i] for i in chunk]), strict=True):
+                if isinstance(value, BaseException):
+                    done.failures.append(f"{type(value).__name__}: {value}")
+                    done.unavailable = done.unavailable or bool(getattr(value, "transient", False))
+                    continue
+                journal.put(keys[i], value, kind=kind, meta=metas[i] if metas is not None else None)
+                found[keys[i]] = value
+                done.new += 1
+            if bar is not None:
+                bar.update(len(chunk))
+            if done.unavailable:
+                break
+    return done

@@ -19,7 +19,7 @@ from reasonir_rag._common.progress import progress
 from reasonir_rag.errors import InvalidInputError, LLMError
 from reasonir_rag.eval.datasets import Dataset, Question
 from reasonir_rag.eval.extract import extract_choice, extract_reasonir_gpqa, extract_reasonir_mmlu
-from reasonir_rag.eval.journal import Journal
+from reasonir_rag.eval.journal import Journal, fill
 from reasonir_rag.eval.prompts import build_messages, prompt_hash, retrieval_query, spec_for
 from reasonir_rag.eval.protocol import EvalProtocol, protocol_for
 from reasonir_rag.eval.report import ConditionResult, QuestionOutcome, build_report, run_record
@@ -353,32 +353,17 @@ class RAGEvaluator:
         messages), and counted in :attr:`calls`. Failed items are not recorded; the run stops after the others,
         or right after the batch where the backend reports a transient failure (server down: its retries are
         spent, so the remaining calls would only fail the same way)."""
-        found = self.journal.get_many(keys)
-        todo = [i for i, key in enumerate(keys) if key not in found]
-        counts = self.calls.setdefault(stage.split(" ")[0], {"new": 0, "journaled": 0})
-        counts["journaled"] += len(keys) - len(todo)
-        failures: list[str] = []
-        unavailable = False
-        if todo:
-            with progress(total=len(todo), desc=stage, unit="question", show=self.settings.show_progress) as bar:
-                for start in range(0, len(todo), batch):
-                    chunk = todo[start : start + batch]
-                    for i, value in zip(chunk, compute([items[i] for i in chunk]), strict=True):
-                        if isinstance(value, BaseException):
-                            failures.append(f"{type(value).__name__}: {value}")
-                            unavailable = unavailable or bool(getattr(value, "transient", False))
-                        else:
-                            self.journal.put(keys[i], value, kind=stage.split(" ")[0],
-                                             meta=metas[i] if metas is not None else None)
-                            found[keys[i]] = value
-                            counts["new"] += 1
-                    bar.update(len(chunk))
-                    if unavailable:
-                        break
-        if failures:
-            saved = sum(key in found for key in keys)
-            stopped = " (stopped early: the backend is unavailable)" if unavailable else ""
-            raise LLMError(f"{len(failures)} of {len(todo)} {stage} calls failed{stopped}; {saved} of {len(keys)} "
-                           f"are saved in {self.journal.path}; rerun to resume: {failures[0]}",
-                           transient=unavailable)
-        return [found[key] for key in keys]
+        kind = stage.split(" ")[0]
+        done = fill(self.journal, keys, items, compute, batch=batch, kind=kind, metas=metas,
+                    progress=lambda todo: progress(total=todo, desc=stage, unit="question",
+                                                   show=self.settings.show_progress))
+        counts = self.calls.setdefault(kind, {"new": 0, "journaled": 0})
+        counts["new"] += done.new
+        counts["journaled"] += done.journaled
+        if done.failures:
+            saved = sum(key in done.values for key in keys)
+            stopped = " (stopped early: the backend is unavailable)" if done.unavailable else ""
+            raise LLMError(f"{len(done.failures)} of {len(keys) - done.journaled} {stage} calls failed{stopped}; "
+                           f"{saved} of {len(keys)} are saved in {self.journal.path}; rerun to resume: "
+                           f"{done.failures[0]}", transient=done.unavailable)
+        return [done.values[key] for key in keys]

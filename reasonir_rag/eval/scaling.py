@@ -23,7 +23,7 @@ from reasonir_rag._common.tokens import estimate_tokens
 from reasonir_rag.errors import InvalidInputError, LLMError
 from reasonir_rag.eval.ir_data import IRCollection
 from reasonir_rag.eval.ir_metrics import DEFAULT_METRICS
-from reasonir_rag.eval.journal import Journal
+from reasonir_rag.eval.journal import Journal, fill
 from reasonir_rag.eval.retrieval import QueryEncoder, RetrievalResult, SearchIndex, evaluate_retrieval
 from reasonir_rag.eval.retrieval_report import compare
 from reasonir_rag.protocols import LLM
@@ -79,25 +79,23 @@ def rewrite_at_budgets(
         decoding = {"style": rewriter.style, "max_tokens": budget, "temperature": rewriter.temperature,
                     "top_p": rewriter.top_p, "seed": rewriter.seed, "keep_original": rewriter.keep_original,
                     "max_length": rewriter.max_length}
-        keys = {q: Journal.key("rewrite", model=llm.model_name, prompt=rewriter.prompt(collection.queries[q]),
-                               query=collection.queries[q], settings=decoding) for q in qids}
-        found = journal.get_many(keys.values())
-        todo = [q for q in qids if keys[q] not in found]
-        failures = []
-        if todo:
+        keys = [Journal.key("rewrite", model=llm.model_name, prompt=rewriter.prompt(collection.queries[q]),
+                            query=collection.queries[q], settings=decoding) for q in qids]
+
+        def rewrite(todo: list[str], rewriter: QueryRewriter = rewriter, budget: int = budget) -> list[Any]:
             logger.info("rewriting %d of %d queries at budget %d", len(todo), len(qids), budget)
-            rewrites = rewriter.rewrite_queries([collection.queries[q] for q in todo])
-            for q, r in zip(todo, rewrites, strict=True):
-                if r.error is not None:  # the fallback would be journaled as if the LLM had answered
-                    failures.append(f"{q}: {r.error}")
-                    continue
-                value = {"text": r.text, "generated": r.generated, "truncated": r.truncated}
-                journal.put(keys[q], value, kind="rewrite", meta={"budget": budget, "query_id": q})
-                found[keys[q]] = value
-        if failures:
-            raise LLMError(f"{len(failures)} of {len(todo)} rewrites at budget {budget} failed; the others are saved "
-                           f"in {journal.path}; rerun to resume: {failures[0]}", transient=True)
-        out[budget] = {q: found[keys[q]]["text"] for q in qids}
+            return [LLMError(f"{q}: {r.error}") if r.error is not None  # a fallback is no answer: not journaled
+                    else {"text": r.text, "generated": r.generated, "truncated": r.truncated}
+                    for q, r in zip(todo, rewriter.rewrite_queries([collection.queries[q] for q in todo]),
+                                    strict=True)]
+
+        done = fill(journal, keys, qids, rewrite, batch=max(len(qids), 1), kind="rewrite",
+                    metas=[{"budget": budget, "query_id": q} for q in qids])
+        if done.failures:
+            raise LLMError(f"{len(done.failures)} of {len(qids) - done.journaled} rewrites at budget {budget} failed; "
+                           f"the others are saved in {journal.path}; rerun to resume: {done.failures[0]}",
+                           transient=True)
+        out[budget] = {q: done.values[key]["text"] for q, key in zip(qids, keys, strict=True)}
     return out
 
 

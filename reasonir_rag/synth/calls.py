@@ -15,6 +15,7 @@ recorded as a failed attempt; a transient one (server down, retries spent) stops
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from collections.abc import Callable, Sequence
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reasonir_rag.errors import LLMError
-from reasonir_rag.eval.journal import Journal, journal_key
+from reasonir_rag.eval.journal import Journal, fill, journal_key
 from reasonir_rag.llm.base import is_continuation
 from reasonir_rag.protocols import LLM
 from reasonir_rag.types import Message
@@ -120,14 +121,15 @@ def run_calls(
             started = {} if attempt == 0 else {"reply_start": settings.retry_reply_start}
             keys = [journal_key(kind, model=llm.model_name, prompt=prompt, input=sha256(requests[i].text),
                                 attempt=attempt, **started, **sampling) for i in pending]
-            found = journal.get_many(keys)
-            counts.from_journal += len(found)
-            todo = [(i, key) for i, key in zip(pending, keys, strict=True) if key not in found]
-            for start in range(0, len(todo), settings.concurrency):
-                batch = todo[start : start + settings.concurrency]
-                replies = llm.generate([requests[i].for_attempt(attempt, settings) for i, _ in batch],
-                                       return_exceptions=True, **sampling)
-                _record(journal, kind, batch, replies, found, counts)
+            done = fill(journal, keys, [requests[i].for_attempt(attempt, settings) for i in pending],
+                        functools.partial(_generate, llm, sampling, counts), batch=settings.concurrency, kind=kind)
+            counts.made += done.new
+            counts.from_journal += done.journaled
+            if done.unavailable:
+                raise LLMError(f"the LLM is unavailable ({done.failures[0]}); {counts.made + counts.from_journal} "
+                               f"replies are saved in {journal.path}: rerun the same command to resume",
+                               transient=True)
+            found = done.values
             still = []
             for i, key in zip(pending, keys, strict=True):
                 entry, outcome, value = found[key], outcomes[i], None
@@ -138,8 +140,8 @@ def run_calls(
                     value = parse_reply(parse, requests[i].for_attempt(attempt, settings), entry["reply"])
                     if value is not None:
                         outcome.values.append(value)
-                done = value is not None and (accept is None or accept(i, value))
-                if not done and attempt + 1 < settings.attempts:
+                taken = value is not None and (accept is None or accept(i, value))
+                if not taken and attempt + 1 < settings.attempts:
                     still.append(i)
                 else:
                     bar.update(1)
@@ -147,21 +149,17 @@ def run_calls(
     return outcomes
 
 
-def _record(journal: Journal, kind: str, batch: list[tuple[int, str]], replies: list[Any],
-            found: dict[str, Any], counts: CallCounts) -> None:
-    transient: list[str] = []
-    for (_, key), reply in zip(batch, replies, strict=True):
-        if isinstance(reply, BaseException):
-            if getattr(reply, "transient", False):
-                transient.append(f"{type(reply).__name__}: {reply}")
-                continue
-            entry: dict[str, Any] = {"error": f"{type(reply).__name__}: {reply}"}
+def _generate(llm: LLM, sampling: dict[str, Any], counts: CallCounts, batch: list[list[Message]]) -> list[Any]:
+    """One batch of calls, as the journal records them: each reply's text, or a deterministic failure (the
+    server refused the request: the same call would fail again); a transient failure stays an exception (not
+    recorded: the rerun sends it)."""
+    out: list[Any] = []
+    for reply in llm.generate(batch, return_exceptions=True, **sampling):
+        if isinstance(reply, BaseException) and getattr(reply, "transient", False):
+            out.append(reply)
+        elif isinstance(reply, BaseException):
             counts.failed += 1
+            out.append({"error": f"{type(reply).__name__}: {reply}"})
         else:
-            entry = {"reply": str(reply)}
-        journal.put(key, entry, kind=kind)
-        found[key] = entry
-        counts.made += 1
-    if transient:
-        raise LLMError(f"the LLM is unavailable ({transient[0]}); {counts.made + counts.from_journal} replies are "
-                       f"saved in {journal.path}: rerun the same command to resume", transient=True)
+            out.append({"reply": str(reply)})
+    return out

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from reasonir_rag.eval.journal import Journal, journal_key
+from reasonir_rag.errors import LLMError
+from reasonir_rag.eval.journal import Journal, fill, journal_key
 
 REPO = Path(__file__).resolve().parents[2]
 WORKER = Path(__file__).with_name("journal_worker.py")
@@ -127,3 +128,41 @@ def test_sigkill_mid_run_then_resume_repeats_and_loses_nothing(tmp_path):
         values = {m["item"]: v for _, m, v in journal.items(kind="reader")}
     assert sorted(values) == list(range(n))
     assert all(v == {"item": i, "answer": f"the answer is ({'ABCD'[i % 4]})"} for i, v in values.items())
+
+
+def test_fill_commits_each_batch_and_stops_after_a_transient_failure(tmp_path):
+    """The one batch-then-save loop (the evaluator's stages, the synthesizer's calls, the scaling rewrites)."""
+    with Journal(tmp_path / "j.sqlite") as journal:
+        keys = [journal_key("t", i=i) for i in range(7)]
+        journal.put(keys[0], {"v": 0}, kind="t")
+        seen: list[list[int]] = []
+        opened: list[int] = []
+
+        def compute(batch):
+            seen.append(batch)
+            assert all(keys[i] in journal for i in range(1, batch[0]) if i != 2)  # earlier batches: committed
+            return [ValueError("refused") if i == 2 else LLMError("down", transient=True) if i == 5 else {"v": i}
+                    for i in batch]
+
+        class Bar:
+            def __init__(self, total):
+                opened.append(total)
+
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc):
+                return False
+
+            def update(self, n):
+                opened.append(-n)
+
+        done = fill(journal, keys, list(range(7)), compute, batch=2, kind="t", progress=Bar)
+        assert seen == [[1, 2], [3, 4], [5, 6]]  # stopped after the batch with the transient failure
+        assert opened == [6, -2, -2, -2]
+        assert done.journaled == 1 and done.new == 4 and done.unavailable
+        assert done.failures == ["ValueError: refused", "LLMError: down"]
+        assert sorted(v["v"] for v in done.values.values()) == [0, 1, 3, 4, 6]
+        assert keys[2] not in journal and keys[5] not in journal  # failures are not recorded: a rerun retries
+        again = fill(journal, keys, list(range(7)), lambda b: [{"v": i} for i in b], batch=10)
+        assert again.journaled == 5 and again.new == 2 and not again.failures
