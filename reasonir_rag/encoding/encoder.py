@@ -38,6 +38,7 @@ from reasonir_rag.encoding.config import (
 from reasonir_rag.encoding.inputs import PrefixedEncoderMixin, validate_texts
 from reasonir_rag.encoding.runner import BatchRunner
 from reasonir_rag.errors import InvalidInputError
+from reasonir_rag.offline import minilm_folder
 
 logger = logging.getLogger(__name__)
 
@@ -112,7 +113,7 @@ class ReasonIREncoder(PrefixedEncoderMixin):
         """
         preset, name, bundled = resolve_name(name_or_path, preset)
         if bundled:
-            folder = _backbones.minilm_folder()
+            folder = minilm_folder()
         else:
             folder = _backbones.resolve_local(name, revision=revision, use_safetensors=use_safetensors)
         targets = list(devices) if devices else [pick_device(device)]

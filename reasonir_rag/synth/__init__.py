@@ -5,11 +5,11 @@
 
 from __future__ import annotations
 
+from reasonir_rag.offline import build_standin_edu_classifier  # the offline kit's, under its public name
 from reasonir_rag.synth.calls import CallSettings
 from reasonir_rag.synth.filters import FilterSettings, QueryFilter, copy_overlap
 from reasonir_rag.synth.parse import parse_negative, parse_queries
 from reasonir_rag.synth.run import SynthesisResult, SynthesisSettings, synthesize
-from reasonir_rag.synth.seeds import build_standin_edu_classifier
 
 __all__ = ["CallSettings", "FilterSettings", "QueryFilter", "SynthesisResult", "SynthesisSettings",
            "build_standin_edu_classifier", "copy_overlap", "parse_negative", "parse_queries", "synthesize"]

@@ -4,9 +4,10 @@ The recipe ranks its passages with ``HuggingFaceTB/fineweb-edu-classifier`` (a s
 output, about 0-5, is the educational value) and keeps the top N scoring at least 1. :class:`EduClassifier`
 loads that model, or any folder of the same kind, with ``AutoModelForSequenceClassification`` (safetensors, no
 remote code). Where it cannot be loaded (offline, no cache), :func:`load_selector` logs why and falls back to
-:class:`LengthSelector` (longest passages first, a floor of words); the manifest records which one ran.
-:func:`build_standin_edu_classifier` writes the offline stand-in: a tiny random BERT regressor with MiniLM's real
-(BERT uncased) tokenizer, loaded through the same code path; its scores are meaningless (mechanics only).
+:class:`LengthSelector` (longest passages first, a floor of words); the manifest records which one ran. The
+offline stand-in (:func:`reasonir_rag.offline.build_standin_edu_classifier`: a tiny random BERT regressor with
+MiniLM's real tokenizer) loads through the same code path and is named as a stand-in; its scores are
+meaningless (mechanics only).
 """
 
 from __future__ import annotations
@@ -22,13 +23,13 @@ from reasonir_rag._deps import require
 from reasonir_rag.errors import InvalidInputError, ReasonIRError
 from reasonir_rag.index.chunking import chunk_documents
 from reasonir_rag.index.loaders import LoadReport, load_documents
+from reasonir_rag.offline import STANDIN_MARKER
 from reasonir_rag.synth.filters import words
 from reasonir_rag.types import Document
 
 logger = logging.getLogger(__name__)
 
 EDU_CLASSIFIER = "HuggingFaceTB/fineweb-edu-classifier"
-STANDIN_NAME = "offline stand-in for HuggingFaceTB/fineweb-edu-classifier (tiny random BERT regressor)"
 
 
 @dataclass
@@ -105,9 +106,10 @@ class EduClassifier:
         self.tokenizer = transformers.AutoTokenizer.from_pretrained(self.name)
         self.model = transformers.AutoModelForSequenceClassification.from_pretrained(
             self.name, use_safetensors=True, trust_remote_code=False).to(self.device).eval()
-        if Path(self.name).is_dir() and (Path(self.name) / "STANDIN").exists():
+        marker = Path(self.name) / STANDIN_MARKER
+        if marker.is_file():  # the offline kit's stand-in names itself
             self.kind = "stand-in"
-            self.name = f"{STANDIN_NAME} at {self.name}"
+            self.name = f"{marker.read_text(encoding='utf-8').strip()} at {self.name}"
 
     def scores(self, texts: Sequence[str]) -> list[float]:
         out: list[float] = []
@@ -140,34 +142,6 @@ def select_seeds(passages: Sequence[Document], selector: SeedSelector, n: int) -
     scores = selector.scores([p.text for p in passages])
     ranked = sorted(range(len(passages)), key=lambda i: -scores[i])  # stable: ties keep corpus order
     return [(passages[i], scores[i]) for i in ranked if scores[i] >= selector.min_score][:n]
-
-
-def build_standin_edu_classifier(out: str | os.PathLike[str], *, seed: int = 0) -> Path:
-    """Save the offline stand-in classifier (random weights, MiniLM's real tokenizer) to ``out``.
-
-    It sits where the hub model would and loads through the same ``from_pretrained`` path; a ``STANDIN`` file
-    marks it so the manifest names it as a stand-in. Its bias is set so that every passage scores about 1.5:
-    random weights rank arbitrarily, and the recipe's ``>= 1`` floor then keeps the top N.
-    """
-    torch = require("torch")
-    transformers = require("transformers")
-    from reasonir_rag.encoding.backbones import minilm_folder
-
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    tokenizer = transformers.AutoTokenizer.from_pretrained(str(minilm_folder()))
-    torch.manual_seed(seed)
-    config = transformers.BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-                                     num_attention_heads=2, intermediate_size=64, max_position_embeddings=512,
-                                     num_labels=1, problem_type="regression")
-    model = transformers.BertForSequenceClassification(config).eval()
-    with torch.no_grad():
-        model.classifier.bias.fill_(1.5)
-        model.classifier.weight.mul_(0.5)
-    model.save_pretrained(out, safe_serialization=True)
-    tokenizer.save_pretrained(out)
-    (out / "STANDIN").write_text(STANDIN_NAME + "\n", encoding="utf-8")
-    return out
 
 
 def describe_selector(selector: Any, fallback_reason: str | None) -> dict[str, Any]:

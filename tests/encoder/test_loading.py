@@ -125,7 +125,7 @@ def test_unknown_preset():
 def test_minilm_matches_sentence_transformers(minilm_encoder):
     from sentence_transformers import SentenceTransformer
 
-    from reasonir_rag.encoding.backbones import minilm_folder
+    from reasonir_rag.offline import minilm_folder
 
     reference = SentenceTransformer(str(minilm_folder()), device="cpu")
     texts = [*TEXTS, "Short.", "A much longer passage about thermodynamics and entropy. " * 60]

@@ -22,7 +22,7 @@ def openstax_corpus(tmp_path_factory, repo_data) -> Path:
 
 @pytest.fixture(scope="session")
 def standin_classifier(tmp_path_factory) -> Path:
-    from reasonir_rag.synth import build_standin_edu_classifier
+    from reasonir_rag.offline import build_standin_edu_classifier
 
     return build_standin_edu_classifier(tmp_path_factory.mktemp("edu-standin"))
 
