@@ -3,58 +3,15 @@ an LLM; the 5 s connect timeout stays separate."""
 
 from __future__ import annotations
 
-import http.server
-import json
-import threading
-import time
-
 import pytest
 
 from reasonir_rag.cli.main import build_parser, main
 from reasonir_rag.errors import InvalidInputError, LLMError
 from reasonir_rag.llm import load_llm
 from tests.llm.helpers import completion_body
+from tests.servers import FaultServer, Reply
 
 URL = "http://127.0.0.1:9/v1"
-
-
-class SlowServer:
-    """Answers every completion after ``delay`` seconds."""
-
-    def __init__(self, delay: float):
-        self.requests = 0
-        outer = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self):
-                self.rfile.read(int(self.headers.get("content-length", 0)))
-                outer.requests += 1
-                time.sleep(delay)
-                data = json.dumps(completion_body("late")).encode()
-                try:
-                    self.send_response(200)
-                    self.send_header("content-type", "application/json")
-                    self.send_header("content-length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                except OSError:  # the client gave up
-                    pass
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-
-    def __enter__(self) -> SlowServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 def test_load_llm_passes_the_read_timeout_and_keeps_the_connect_timeout():
@@ -71,7 +28,7 @@ def test_load_llm_refuses_a_timeout_that_is_not_a_positive_number(bad):
 
 
 def test_the_read_timeout_is_what_a_slow_answer_meets():
-    with SlowServer(delay=1.5) as server:
+    with FaultServer([Reply(200, completion_body("late"), delay=1.5)]) as server:
         quick = load_llm("openai:m", base_url=server.base_url, api_key="k", timeout=0.3)
         quick._http.client.max_retries = 0  # one attempt: the timeout, not the retries, is under test
         with pytest.raises(LLMError):
