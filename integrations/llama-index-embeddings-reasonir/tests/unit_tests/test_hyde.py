@@ -74,3 +74,15 @@ def test_only_what_a_hyde_transform_wrote_is_a_passage(tiny_encoder):
         hyde.note_hyde_output(None, QueryBundle("q", custom_embedding_strs=[f"passage {i}"]))
     assert not hyde.is_hyde_passage("a hypothetical passage") and hyde.is_hyde_passage(f"passage {hyde.REMEMBERED - 1}")
     assert hyde.install() is hyde.install()  # one watcher per process
+
+
+async def test_the_async_query_embedding_keeps_the_hyde_rule(tiny_encoder):
+    """``aget_query_embedding`` (what LlamaIndex's async retrievers call) embeds a noted HyDE passage with the
+    document prefix, as the sync path does, and any other query with the query prefix."""
+    emb = ReasonIREmbedding(encoder=tiny_encoder, task="biology")
+    passage = "A hypothetical passage: the Gram stain's crystal violet stays in thick peptidoglycan walls."
+    hyde.note_hyde_output(QueryBundle(GRAM_QUESTION), QueryBundle(GRAM_QUESTION, custom_embedding_strs=[passage]))
+    np.testing.assert_allclose(await emb.aget_query_embedding(passage), tiny_encoder.encode_documents([passage])[0],
+                               atol=1e-5)
+    np.testing.assert_allclose(await emb.aget_query_embedding(GRAM_QUESTION),
+                               tiny_encoder.encode_queries([GRAM_QUESTION], task="biology")[0], atol=1e-5)
